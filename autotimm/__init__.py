@@ -1,0 +1,21 @@
+__version__ = "0.1.0"
+
+# Public names, imported on first use so that `import autotimm` stays light (no torch, no backend).
+_LAZY = {
+    "LoggerConfig": "autotimm.config", "LoggingConfig": "autotimm.config", "MetricConfig": "autotimm.config",
+    "LoggerManager": "autotimm.loggers",
+    "list_backends": "autotimm.backends", "get_backend": "autotimm.backends",
+    "plot_confusion_matrix": "autotimm.plots",
+    "ImageDataModule": "autotimm.data",
+    "ImageClassifier": "autotimm.model",
+    "AutoTrainer": "autotimm.trainer",
+}
+__all__ = list(_LAZY)
+
+def __getattr__(name):
+    if name in _LAZY:
+        import importlib
+        return getattr(importlib.import_module(_LAZY[name]), name)
+    raise AttributeError(f"module 'autotimm' has no attribute {name!r}")
+
+def __dir__(): return sorted(list(globals()) + __all__)

@@ -1,0 +1,5 @@
+import sys
+
+from autotimm.cli import main
+
+sys.exit(main())

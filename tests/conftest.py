@@ -1,0 +1,79 @@
+"""Shared fixtures: a clean working folder per test, W&B offline, a real MLflow server, small image data."""
+import os
+import socket
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+os.environ["WANDB_MODE"] = "offline"  # no network: W&B writes offline runs
+os.environ["WANDB_SILENT"] = "true"
+os.environ.pop("MLFLOW_TRACKING_URI", None)
+
+
+@pytest.fixture(autouse=True)
+def workdir(tmp_path, monkeypatch):
+    "Run each test in its own empty folder; finish any W&B run it left open."
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.delenv("MLFLOW_TRACKING_URI", raising=False)  # mlflow.set_tracking_uri sets it process-wide
+    yield tmp_path
+    wandb = sys.modules.get("wandb")  # None while a test hides it
+    if wandb is not None and wandb.run is not None: wandb.finish()
+
+
+def free_port():
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+@pytest.fixture(scope="module")
+def mlflow_server(tmp_path_factory):
+    "A real `mlflow server` on 127.0.0.1 with a sqlite store; stopped after the module's tests."
+    root = tmp_path_factory.mktemp("mlflow_server")
+    port = free_port()
+    env = {**os.environ, "MLFLOW_SERVER_ENABLE_JOB_EXECUTION": "false"}
+    mlflow = Path(sys.executable).parent / "mlflow"
+    proc = subprocess.Popen(
+        [str(mlflow), "server", "--backend-store-uri", f"sqlite:///{root}/mlflow.db",
+         "--artifacts-destination", str(root / "artifacts"), "--host", "127.0.0.1", "--port", str(port), "--workers", "1"],
+        stdout=open(root / "server.log", "wb"), stderr=subprocess.STDOUT, env=env, start_new_session=True)
+    uri = f"http://127.0.0.1:{port}"
+    import urllib.request
+    deadline = time.time() + 90
+    while True:
+        try:
+            urllib.request.urlopen(f"{uri}/health", timeout=2); break
+        except Exception:
+            if proc.poll() is not None or time.time() > deadline:
+                proc.kill()
+                raise RuntimeError("mlflow server did not start:\n" + (root / "server.log").read_text()[-3000:])
+            time.sleep(0.5)
+    yield uri
+    os.killpg(proc.pid, 15)
+    try: proc.wait(timeout=20)
+    except subprocess.TimeoutExpired:
+        os.killpg(proc.pid, 9); proc.wait()
+
+
+def make_image_folders(root, classes=("cat", "dog", "fox"), n=12, splits=("train", "val", "test"), size=20, seed=0):
+    "Write PNG image folders `root/<split>/<class>/<i>.png`, each class with its own colour."
+    from PIL import Image
+    rng = np.random.default_rng(seed)
+    for split in splits:
+        for c, name in enumerate(classes):
+            d = Path(root) / split / name
+            d.mkdir(parents=True, exist_ok=True)
+            for i in range(n):
+                img = rng.integers(0, 60, (size, size, 3), dtype=np.uint8)
+                img[..., c % 3] += 150
+                Image.fromarray(img).save(d / f"{i}.png")
+    return Path(root)
+
+
+@pytest.fixture
+def image_folders(workdir):
+    return make_image_folders(workdir / "data")

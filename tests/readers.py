@@ -1,0 +1,104 @@
+"""Read what each backend wrote, with each backend's own reader, as a user would find it."""
+import glob
+import struct
+from pathlib import Path
+
+import pandas as pd
+
+
+def tensorboard_run(log_dir):
+    "TensorBoard's own `EventAccumulator` over every event file of a run folder."
+    from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
+    acc = EventAccumulator(str(log_dir), size_guidance={"scalars": 0, "images": 0, "tensors": 0})
+    acc.Reload()
+    return acc
+
+
+def tensorboard_scalars(log_dir):
+    "`{tag: [(step, value), ...]}` from TensorBoard's reader."
+    acc = tensorboard_run(log_dir)
+    return {t: [(e.step, e.value) for e in acc.Scalars(t)] for t in acc.Tags()["scalars"]}
+
+
+def csv_metrics(log_dir):
+    "metrics.csv of a CSVLogger run, read with pandas."
+    return pd.read_csv(Path(log_dir) / "metrics.csv")
+
+
+def csv_scalars(log_dir):
+    "`{key: [(step, value), ...]}` from metrics.csv."
+    df = csv_metrics(log_dir)
+    return {c: [(int(s), float(v)) for s, v in zip(df["step"], df[c]) if pd.notna(v)]
+            for c in df.columns if c not in ("epoch", "step")}
+
+
+def mlflow_scalars(client, run_id):
+    "`{key: [(step, value), ...]}` from an MLflow run through `MlflowClient`."
+    run = client.get_run(run_id)
+    return {k: sorted((m.step, m.value) for m in client.get_metric_history(run_id, k)) for k in run.data.metrics}
+
+
+def mlflow_artifacts(client, run_id, path=None):
+    "Every artifact file path of an MLflow run."
+    out = []
+    for f in client.list_artifacts(run_id, path):
+        out += mlflow_artifacts(client, run_id, f.path) if f.is_dir else [f.path]
+    return out
+
+
+def _wandb_records(path):
+    "The protobuf records of a `.wandb` file (W&B's leveldb-style log: 32 KiB blocks, 7-byte headers)."
+    from wandb.proto import wandb_internal_pb2 as pb
+    data = Path(path).read_bytes()
+    assert data[:4] == b":W&B", "not a W&B run file"
+    pos, block, buf = 7, 32768, b""
+    while pos + 7 <= len(data):
+        left = block - pos % block
+        if left < 7: pos += left; continue
+        _, length, kind = struct.unpack("<IHB", data[pos:pos + 7])
+        if length == 0 and kind == 0: pos += left; continue
+        chunk, pos = data[pos + 7:pos + 7 + length], pos + 7 + length
+        if kind == 1: raw = chunk
+        elif kind == 2: buf = chunk; continue
+        elif kind == 3: buf += chunk; continue
+        else: raw, buf = buf + chunk, b""
+        rec = pb.Record(); rec.ParseFromString(raw)
+        yield rec
+
+
+class WandbRun:
+    "An offline W&B run folder: history rows, config and media files, read from its `.wandb` file."
+    def __init__(self, run_dir):
+        import json
+        self.dir = Path(run_dir)
+        self.history, self.config = [], {}
+        for rec in _wandb_records(next(self.dir.glob("*.wandb"))):
+            kind = rec.WhichOneof("record_type")
+            if kind == "history":
+                row = {}
+                for item in rec.history.item:
+                    key = item.key or "/".join(item.nested_key)
+                    row[key] = json.loads(item.value_json)
+                self.history.append(row)
+            elif kind == "config":
+                for item in rec.config.update:
+                    self.config[item.key or "/".join(item.nested_key)] = json.loads(item.value_json)
+
+    def scalars(self):
+        "`{key: [(trainer/global_step, value), ...]}` for numeric keys."
+        out = {}
+        for row in self.history:
+            for k, v in row.items():
+                if isinstance(v, (int, float)) and not k.startswith("_") and k not in ("trainer/global_step", "epoch"):
+                    out.setdefault(k, []).append((row.get("trainer/global_step"), v))
+        return out
+
+    def images(self, key):
+        "Media files logged under image `key`, in order."
+        return [self.dir / "files" / f for row in self.history for k, v in row.items()
+                if k.startswith(key + "/filenames") or (k == key + "/filenames") for f in v]
+
+    @staticmethod
+    def find(save_dir):
+        runs = sorted(glob.glob(f"{save_dir}/wandb/offline-run-*"))
+        return [WandbRun(r) for r in runs]

@@ -1,0 +1,101 @@
+"""The registry, LoggerConfig's checks against the real Lightning loggers, LoggerManager, missing packages."""
+import inspect
+import sys
+
+import pytest
+from pytorch_lightning.loggers import CSVLogger, Logger, MLFlowLogger, TensorBoardLogger, WandbLogger
+
+from autotimm import AutoTrainer, LoggerConfig, LoggerManager
+from autotimm.backends import get_backend, list_backends
+
+LIGHTNING = {"tensorboard": TensorBoardLogger, "csv": CSVLogger, "wandb": WandbLogger, "mlflow": MLFlowLogger}
+SEED_PARAMS = {  # the seed's per-backend params
+    "tensorboard": {"save_dir", "name", "version", "log_graph", "default_hp_metric"},
+    "wandb": {"project", "name", "tags", "notes", "group", "job_type", "save_dir", "offline"},
+    "mlflow": {"experiment_name", "tracking_uri", "run_name", "tags", "save_dir"},
+    "csv": {"save_dir", "name", "version", "flush_logs_every_n_steps"},
+}
+
+
+def _init_params(cls):
+    return {n for n, p in inspect.signature(cls.__init__).parameters.items()
+            if n != "self" and p.kind not in (p.VAR_KEYWORD, p.VAR_POSITIONAL)}
+
+
+@pytest.mark.parametrize("name", list_backends())
+def test_accepted_params_are_the_seeds_plus_lightnings(name):
+    accepted = set(get_backend(name).params)
+    lightning = _init_params(LIGHTNING[name])
+    assert SEED_PARAMS[name] <= accepted and lightning <= accepted
+    extra = set()  # what the Lightning logger forwards through **kwargs
+    if name == "wandb":
+        import wandb
+        extra = set(inspect.signature(wandb.init).parameters)
+    if name == "tensorboard":
+        from torch.utils.tensorboard import SummaryWriter
+        extra = _init_params(SummaryWriter) - {"log_dir"}
+    assert accepted <= SEED_PARAMS[name] | lightning | extra, accepted - (SEED_PARAMS[name] | lightning | extra)
+
+
+@pytest.mark.parametrize("name,params", [
+    ("tensorboard", {"save_dir": "logs"}), ("csv", {"save_dir": "logs"}),
+    ("wandb", {"project": "p", "offline": True}), ("mlflow", {"experiment_name": "e"})])
+def test_manager_builds_the_real_lightning_loggers(name, params):
+    m = LoggerManager(configs=[LoggerConfig(backend=name.upper(), params=params)])
+    assert type(m.loggers[0]) is LIGHTNING[name] and isinstance(m[0], Logger)
+    assert m.get_logger_by_backend(name) is m.loggers[0] and m.configs[0].backend == name
+    assert [l for l in m] == m.loggers and len(m) == 1
+
+
+def test_manager_lookup_and_errors():
+    m = LoggerManager(configs=[LoggerConfig("csv", {"save_dir": "a"}), LoggerConfig("csv", {"save_dir": "b"})])
+    assert m.get_logger_by_backend("csv") is m[0] and m.get_logger_by_backend("tensorboard") is None
+    with pytest.raises(ValueError, match="configs is empty"): LoggerManager(configs=[])
+    with pytest.raises(TypeError, match="must be a LoggerConfig"): LoggerManager(configs=[{"backend": "csv"}])
+    with pytest.raises(ValueError, match="Unknown logger backend 'tb'"): m.get_logger_by_backend("tb")
+
+
+def test_mlflow_local_store_is_sqlite_under_save_dir(workdir):
+    m = LoggerManager([LoggerConfig("mlflow", {"experiment_name": "exp1"})])
+    lg = m[0]
+    lg.log_metrics({"x": 1.0}, step=0)  # creates the run: no file-store refusal from MLflow 3
+    assert (workdir / "mlruns" / "mlflow.db").exists()
+    from mlflow.tracking import MlflowClient
+    client = MlflowClient(f"sqlite:///{workdir}/mlruns/mlflow.db")
+    assert client.get_metric_history(lg.run_id, "x")[0].value == 1.0
+
+
+@pytest.mark.parametrize("package,backend,params", [
+    ("wandb", "wandb", {"project": "p"}), ("mlflow", "mlflow", {"experiment_name": "e"}),
+    ("tensorboard", "tensorboard", {"save_dir": "logs"})])
+def test_missing_package_says_what_to_install(monkeypatch, package, backend, params):
+    monkeypatch.setitem(sys.modules, package, None)  # hide the installed package
+    cfg = LoggerConfig(backend, params)  # configs validate without the package
+    with pytest.raises(ModuleNotFoundError, match=rf"pip install 'autotimm\[{backend}\]'"):
+        LoggerManager([cfg])
+
+
+def test_trainer_logger_argument_kinds(workdir):
+    cfgs = [LoggerConfig("csv", {"save_dir": "logs"}), LoggerConfig("tensorboard", {"save_dir": "logs"})]
+    kw = dict(max_epochs=1, enable_progress_bar=False)
+    assert [type(l) for l in AutoTrainer(logger=cfgs, **kw).loggers] == [CSVLogger, TensorBoardLogger]
+    m = LoggerManager(cfgs)
+    t = AutoTrainer(logger=m, **kw)
+    assert t.loggers == m.loggers and t.logger_manager is m
+    own = CSVLogger("logs")
+    assert AutoTrainer(logger=own, **kw).loggers == [own]
+    assert AutoTrainer(logger=[own], **kw).loggers == [own]
+    assert AutoTrainer(logger=False, **kw).loggers == []
+    with pytest.raises(TypeError, match="logger must be"): AutoTrainer(logger="tensorboard", **kw)
+    with pytest.raises(TypeError, match="mixes"): AutoTrainer(logger=[cfgs[0], own], **kw)
+    with pytest.raises(TypeError, match="logger must be"): AutoTrainer(logger={"backend": "csv"}, **kw)
+
+
+def test_mlflow_where_a_run_goes(workdir, monkeypatch):
+    "tracking_uri > save_dir > MLFLOW_TRACKING_URI > ./mlruns; MLflow's own global URI does not leak into a later run."
+    uri = lambda params: LoggerManager([LoggerConfig("mlflow", {"experiment_name": "e", **params})])[0]._tracking_uri
+    assert uri({}) == f"sqlite:///{workdir}/mlruns/mlflow.db"
+    monkeypatch.setenv("MLFLOW_TRACKING_URI", "http://127.0.0.1:5999")
+    assert uri({}) == "http://127.0.0.1:5999"
+    assert uri({"save_dir": "a"}) == f"sqlite:///{workdir}/a/mlflow.db"
+    assert uri({"save_dir": "a", "tracking_uri": "http://127.0.0.1:1"}) == "http://127.0.0.1:1"

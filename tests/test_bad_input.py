@@ -1,0 +1,86 @@
+"""Bad input fails with a message naming the field and the fix, before any training starts and before anything is written."""
+import os
+
+import pytest
+
+from autotimm import (AutoTrainer, ImageClassifier, ImageDataModule, LoggerConfig, LoggerManager, LoggingConfig,
+                      MetricConfig)
+
+CASES = [  # (id, callable, exception type, text the message must contain)
+    ("unknown backend", lambda: LoggerConfig("tensorbord", {"save_dir": "logs"}), ValueError, "Did you mean 'tensorboard'?"),
+    ("backend not a string", lambda: LoggerConfig(None, {"save_dir": "logs"}), ValueError, "backend must be one of"),
+    ("params not a dict", lambda: LoggerConfig("csv", "logs"), TypeError, "params must be a dict"),
+    ("tensorboard without save_dir", lambda: LoggerConfig("tensorboard", {"name": "x"}), ValueError, "missing required param(s) 'save_dir'"),
+    ("csv without save_dir", lambda: LoggerConfig("csv", {}), ValueError, "'save_dir'"),
+    ("wandb without project", lambda: LoggerConfig("wandb", {"name": "run"}), ValueError, "'project'"),
+    ("mlflow without experiment_name", lambda: LoggerConfig("mlflow", {"tracking_uri": "http://127.0.0.1:1"}), ValueError, "'experiment_name'"),
+    ("unknown param", lambda: LoggerConfig("tensorboard", {"save_dir": "logs", "log_grpah": True}), ValueError, "Did you mean 'log_graph'?"),
+    ("wrong param type", lambda: LoggerConfig("tensorboard", {"save_dir": 3}), TypeError, "params['save_dir'] must be a path"),
+    ("offline not bool", lambda: LoggerConfig("wandb", {"project": "p", "offline": "false"}), TypeError, "params['offline'] must be True or False"),
+    ("flush interval 0", lambda: LoggerConfig("csv", {"save_dir": "l", "flush_logs_every_n_steps": 0}), ValueError, "must be >= 1"),
+    ("mlflow file: uri", lambda: LoggerConfig("mlflow", {"experiment_name": "e", "tracking_uri": "file:./mlruns"}), ValueError, "Leave tracking_uri out"),
+    ("empty manager", lambda: LoggerManager(configs=[]), ValueError, "configs is empty"),
+    ("manager of dicts", lambda: LoggerManager(configs=[{"backend": "csv"}]), TypeError, "must be a LoggerConfig"),
+    ("trainer logger string", lambda: AutoTrainer(logger="csv"), TypeError, "Did you mean [LoggerConfig(backend=...)]?"),
+    ("trainer max_epochs 0", lambda: AutoTrainer(max_epochs=0, logger=False), ValueError, "max_epochs must be a positive int"),
+    ("trainer checkpoint_mode", lambda: AutoTrainer(logger=False, checkpoint_monitor="val/loss", checkpoint_mode="minimum"), ValueError, "'min', 'max'"),
+    ("LoggingConfig not bool", lambda: LoggingConfig(log_gradient_norm=1), TypeError, "log_gradient_norm must be True or False"),
+    ("metric stage misspelt", lambda: MetricConfig(name="acc", metric_class="Accuracy", stages=["validation"]), ValueError, "Valid stages: train, val, test"),
+    ("metric backend misspelt", lambda: MetricConfig(name="acc", backend="torchmetric", metric_class="Accuracy"), ValueError, "Did you mean 'torchmetrics'?"),
+    ("metric without class", lambda: MetricConfig(name="acc"), ValueError, "metric_class is required"),
+    ("metric class misspelt", lambda: ImageClassifier(backbone="test_resnet", pretrained=False,
+        metrics=[MetricConfig(name="acc", metric_class="Acuracy", params={"task": "multiclass"})]), ValueError, "Did you mean 'Accuracy'"),
+    ("metric params wrong", lambda: ImageClassifier(backbone="test_resnet", pretrained=False,
+        metrics=[MetricConfig(name="acc", metric_class="Accuracy", params={"task": "multiclas"})]), ValueError, "MetricConfig('acc'): Accuracy("),
+    ("unknown backbone", lambda: ImageClassifier(backbone="resnet5O", pretrained=False), ValueError, "Close matches: resnet50"),
+    ("num_classes 1", lambda: ImageClassifier(backbone="test_resnet", num_classes=1, pretrained=False), ValueError, "num_classes must be an int >= 2"),
+    ("negative lr", lambda: ImageClassifier(backbone="test_resnet", lr=-1, pretrained=False), ValueError, "lr must be a positive number"),
+    ("optimizer misspelt", lambda: ImageClassifier(backbone="test_resnet", optimizer="adamw8", pretrained=False), ValueError, "optimizer must be one of"),
+    ("metrics not MetricConfig", lambda: ImageClassifier(backbone="test_resnet", metrics=["accuracy"], pretrained=False), TypeError, "metrics must be a list of MetricConfig"),
+    ("dataset misspelt", lambda: ImageDataModule(dataset_name="cifar-10"), ValueError, "Did you mean 'CIFAR10'?"),
+    ("batch_size 0", lambda: ImageDataModule(dataset_name="digits", batch_size=0), ValueError, "batch_size must be a positive int"),
+    ("val_split 1.5", lambda: ImageDataModule(dataset_name="digits", val_split=1.5), ValueError, "val_split must be a fraction"),
+]
+
+
+@pytest.mark.parametrize("make,exc,text", [c[1:] for c in CASES], ids=[c[0] for c in CASES])
+def test_bad_input_fails_clearly_and_writes_nothing(workdir, make, exc, text):
+    with pytest.raises(exc) as e:
+        make()
+    assert text in str(e.value), str(e.value)
+    assert os.listdir(workdir) == [], os.listdir(workdir)
+
+
+def _fit(workdir, model, data, **kw):
+    "Fit with CSV logging; return whether a single training batch ran."
+    ran = []
+    from pytorch_lightning import Callback
+    class Spy(Callback):
+        def on_train_batch_start(self, *a): ran.append(1)
+    trainer = AutoTrainer(max_epochs=1, logger=[LoggerConfig("csv", {"save_dir": "logs"})], callbacks=[Spy()],
+                          enable_progress_bar=False, **kw)
+    return trainer, ran
+
+
+@pytest.mark.parametrize("case", ["monitor never logged", "num_classes vs data", "missing data_dir",
+                                  "class folder without images", "no train folder"])
+def test_fit_time_input_errors_come_before_training(workdir, image_folders, case):
+    model = ImageClassifier(backbone="test_resnet", num_classes=3, pretrained=False,
+                            metrics=[MetricConfig(name="accuracy", metric_class="Accuracy", params={"task": "multiclass"})])
+    data, kw = ImageDataModule(data_dir="data", image_size=16, batch_size=8), {}
+    if case == "monitor never logged": kw, text = {"checkpoint_monitor": "val/acc"}, "Did you mean 'val/accuracy'? Logged keys: train/loss, val/loss"
+    if case == "num_classes vs data":
+        model = ImageClassifier(backbone="test_resnet", num_classes=10, pretrained=False)
+        text = "num_classes=10 but the data has 3 classes"
+    if case == "missing data_dir": data, text = ImageDataModule(data_dir="nope"), "data_dir nope does not exist"
+    if case == "class folder without images":
+        (image_folders / "train" / "empty").mkdir()
+        text = "class folder data/train/empty holds no images"
+    if case == "no train folder":
+        (image_folders / "train").rename(image_folders / "training")
+        text = "no train folder at data/train"
+    trainer, ran = _fit(workdir, model, data, **kw)
+    with pytest.raises((ValueError, FileNotFoundError)) as e:
+        trainer.fit(model, datamodule=data)
+    assert text in str(e.value), str(e.value)
+    assert ran == [] and not (workdir / "logs").exists()
