@@ -9,6 +9,9 @@ _LAZY = {
     "ImageDataModule": "autotimm.data",
     "ImageClassifier": "autotimm.model",
     "AutoTrainer": "autotimm.trainer",
+    "LoggerForm": "autotimm.form",
+    "show_confusion_matrix": "autotimm.confusion", "ConfusionMatrixViewer": "autotimm.confusion",
+    "find_runs": "autotimm.runs",
 }
 __all__ = list(_LAZY)
 
@@ -19,3 +22,8 @@ def __getattr__(name):
     raise AttributeError(f"module 'autotimm' has no attribute {name!r}")
 
 def __dir__(): return sorted(list(globals()) + __all__)
+
+def load_ipython_extension(ipython):
+    "`%load_ext autotimm`: register the `%autotimm` magics."
+    from autotimm.magics import load_ipython_extension as load
+    load(ipython)

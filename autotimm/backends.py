@@ -16,7 +16,7 @@ from typing import Any, Callable
 
 # %% auto #0
 __all__ = ['Backend', 'register_backend', 'list_backends', 'closest', 'get_backend', 'backend_of', 'require', 'log_image',
-           'mlflow_local_uri']
+           'log_file', 'mlflow_local_uri']
 
 # %% ../nbs/00_backends.ipynb #9f5da4c6
 @dataclass(frozen=True)
@@ -30,6 +30,7 @@ class Backend:
     extra:str|None        # pip extra that installs `package`
     build:Callable        # params dict -> Lightning logger
     log_image:Callable    # (logger, key, png bytes, step, name) -> where it went (str) or None
+    log_file:Callable     # (logger, key, name, ext, bytes) -> where the file went (str)
 
     def owns(self, logger)->bool:
         "Whether `logger` is an instance of this backend's Lightning logger class (or a subclass)."
@@ -91,6 +92,21 @@ def log_image(loggers, key:str, png:bytes, step:int, name:str)->dict:
         if b is not None: out[b.name] = b.log_image(logger, key, png, step, name)
     return out
 
+def log_file(loggers, key:str, name:str, ext:str, data:bytes)->dict:
+    "Store one file with every logger whose backend is registered; return `{backend: location}`."
+    out = {}
+    for logger in loggers:
+        b = backend_of(logger)
+        if b is not None: out[b.name] = b.log_file(logger, key, name, ext, data)
+    return out
+
+def _file_in_run_dir(run_dir, key, name, ext, data)->str:
+    "Write `data` as `run_dir/{key}_{name}.{ext}`."
+    path = Path(run_dir)/f"{_slug(key)}_{name}.{ext}"
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_bytes(data)
+    return str(path)
+
 # %% ../nbs/00_backends.ipynb #66ba0d89
 def _build_tensorboard(params:dict):
     require("tensorboard", "tensorboard")
@@ -102,27 +118,27 @@ def _image_tensorboard(logger, key, png, step, name):
     logger.experiment.flush()
     return logger.log_dir
 
+def _file_tensorboard(logger, key, name, ext, data): return _file_in_run_dir(logger.log_dir, key, name, ext, data)
+
 register_backend(Backend(
     name="tensorboard", logger_class="TensorBoardLogger", required=("save_dir",),
     params=("save_dir", "name", "version", "log_graph", "default_hp_metric", "prefix", "sub_dir",
             "comment", "purge_step", "max_queue", "flush_secs", "filename_suffix"),
-    package="tensorboard", extra="tensorboard", build=_build_tensorboard, log_image=_image_tensorboard))
+    package="tensorboard", extra="tensorboard", build=_build_tensorboard, log_image=_image_tensorboard,
+    log_file=_file_tensorboard))
 
 # %% ../nbs/00_backends.ipynb #5b14bb4c
 def _build_csv(params:dict):
     from pytorch_lightning.loggers import CSVLogger
     return CSVLogger(**params)
 
-def _image_csv(logger, key, png, step, name):
-    path = Path(logger.log_dir)/f"{_slug(key)}_{name}.png"
-    path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_bytes(png)
-    return str(path)
+def _file_csv(logger, key, name, ext, data): return _file_in_run_dir(logger.log_dir, key, name, ext, data)
+def _image_csv(logger, key, png, step, name): return _file_csv(logger, key, name, "png", png)
 
 register_backend(Backend(
     name="csv", logger_class="CSVLogger", required=("save_dir",),
     params=("save_dir", "name", "version", "prefix", "flush_logs_every_n_steps"),
-    package=None, extra=None, build=_build_csv, log_image=_image_csv))
+    package=None, extra=None, build=_build_csv, log_image=_image_csv, log_file=_file_csv))
 
 # %% ../nbs/00_backends.ipynb #8df1c2de
 def _build_wandb(params:dict):
@@ -130,14 +146,23 @@ def _build_wandb(params:dict):
     from pytorch_lightning.loggers import WandbLogger
     params = dict(params)
     if params.pop("offline", False): params.setdefault("mode", "offline")
-    save_dir = params.setdefault("save_dir", ".")
-    Path(save_dir).mkdir(parents=True, exist_ok=True)
+    # absolute: W&B's service process is shared by the whole Python process and keeps the cwd it started in
+    save_dir = Path(params.get("save_dir") or ".").resolve()
+    save_dir.mkdir(parents=True, exist_ok=True)
+    params["save_dir"] = str(save_dir)
     return WandbLogger(**params)
 
 def _image_wandb(logger, key, png, step, name):
     from PIL import Image
     logger.log_image(key=key, images=[Image.open(io.BytesIO(png))], step=step, caption=[name])
     return getattr(logger.experiment, "dir", None)
+
+def _file_wandb(logger, key, name, ext, data):
+    "Write into the run's files folder, which W&B keeps with the run (and uploads when it syncs)."
+    path = Path(logger.experiment.dir)/_slug(key)/f"{name}.{ext}"
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_bytes(data)
+    return str(path)
 
 register_backend(Backend(
     name="wandb", logger_class="WandbLogger", required=("project",),
@@ -146,7 +171,7 @@ register_backend(Backend(
             "entity", "config", "config_exclude_keys", "config_include_keys", "allow_val_change", "mode",
             "force", "reinit", "resume", "resume_from", "fork_from", "save_code", "tensorboard",
             "sync_tensorboard", "monitor_gym", "settings"),
-    package="wandb", extra="wandb", build=_build_wandb, log_image=_image_wandb))
+    package="wandb", extra="wandb", build=_build_wandb, log_image=_image_wandb, log_file=_file_wandb))
 
 # %% ../nbs/00_backends.ipynb #84506f94
 def mlflow_local_uri(save_dir="mlruns")->str:
@@ -167,15 +192,17 @@ def _build_mlflow(params:dict):
         params.setdefault("artifact_location", str(Path(save_dir).resolve()/"artifacts"))
     return MLFlowLogger(**params)
 
-def _image_mlflow(logger, key, png, step, name):
+def _file_mlflow(logger, key, name, ext, data):
     with tempfile.TemporaryDirectory() as d:
-        path = Path(d)/f"{name}.png"
-        path.write_bytes(png)
+        path = Path(d)/f"{name}.{ext}"
+        path.write_bytes(data)
         logger.experiment.log_artifact(logger.run_id, str(path), artifact_path=_slug(key))
-    return f"run {logger.run_id}: {_slug(key)}/{name}.png"
+    return f"run {logger.run_id}: {_slug(key)}/{name}.{ext}"
+
+def _image_mlflow(logger, key, png, step, name): return _file_mlflow(logger, key, name, "png", png)
 
 register_backend(Backend(
     name="mlflow", logger_class="MLFlowLogger", required=("experiment_name",),
     params=("experiment_name", "tracking_uri", "run_name", "tags", "save_dir", "log_model", "prefix",
             "artifact_location", "run_id", "synchronous"),
-    package="mlflow", extra="mlflow", build=_build_mlflow, log_image=_image_mlflow))
+    package="mlflow", extra="mlflow", build=_build_mlflow, log_image=_image_mlflow, log_file=_file_mlflow))

@@ -5,13 +5,14 @@
 # %% ../nbs/05_callbacks.ipynb #8d4f9103
 from __future__ import annotations
 
+import json
 import math
 
 import torch
 from pytorch_lightning import Callback
 from pytorch_lightning.utilities import rank_zero_only
 
-from .backends import log_image
+from .backends import log_file, log_image
 from .plots import confusion_matrix_png
 
 # %% auto #0
@@ -62,7 +63,7 @@ class ConfusionMatrixLogger(Callback):
         from torchmetrics.classification import MulticlassConfusionMatrix
         self.key, self.class_names = key, class_names
         self.metric = MulticlassConfusionMatrix(num_classes=num_classes)
-        self.last_counts, self.last_locations, self._n = None, {}, 0
+        self.last_counts, self.last_png, self.last_locations, self._n = None, None, {}, 0
 
     def setup(self, trainer, pl_module, stage):
         self.metric = self.metric.to(pl_module.device)
@@ -83,6 +84,10 @@ class ConfusionMatrixLogger(Callback):
     @rank_zero_only
     def _log(self, trainer, counts):
         labels = self.class_names or getattr(trainer.datamodule, "class_names", None)
-        png = confusion_matrix_png(counts, labels, title=f"Confusion matrix, epoch {trainer.current_epoch}")
-        self.last_locations = log_image(trainer.loggers, self.key, png, step=trainer.global_step,
-                                        name=f"epoch_{trainer.current_epoch:03d}")
+        epoch, name = trainer.current_epoch, f"epoch_{trainer.current_epoch:03d}"
+        png = confusion_matrix_png(counts, labels, title=f"Confusion matrix, epoch {epoch}")
+        self.last_png = png
+        self.last_locations = log_image(trainer.loggers, self.key, png, step=trainer.global_step, name=name)
+        record = {"key": self.key, "epoch": epoch, "step": trainer.global_step,
+                  "labels": list(labels) if labels is not None else None, "counts": counts.tolist()}
+        log_file(trainer.loggers, self.key, name, "json", json.dumps(record).encode())

@@ -62,7 +62,7 @@ def demo(out:str="autotimm_demo",     # folder every backend writes under
     test = trainer.test(model, datamodule=data, ckpt_path="best", verbose=False)[0]
     seconds = time.perf_counter() - t0
     tb, csv, mlf, wb = (manager.get_logger_by_backend(b) for b in ("tensorboard", "csv", "mlflow", "wandb"))
-    wandb_dir = Path(wb.experiment.dir).parent
+    wandb_dir = Path(os.path.relpath(Path(wb.experiment.dir).parent))  # W&B reports absolute paths
     manager.close()
     summary = {
         "seconds": seconds, "epochs": epochs, "backbone": backbone, "device": str(model.device),

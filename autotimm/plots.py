@@ -12,9 +12,13 @@ from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.figure import Figure
 
 # %% auto #0
-__all__ = ['plot_confusion_matrix', 'figure_to_png', 'confusion_matrix_png']
+__all__ = ['PlotFigure', 'plot_confusion_matrix', 'figure_to_png', 'confusion_matrix_png']
 
 # %% ../nbs/03_plots.ipynb #09459b69
+class PlotFigure(Figure):
+    "A matplotlib `Figure` that shows itself as PNG in a notebook without pyplot."
+    def _repr_png_(self): return figure_to_png(self)
+
 def _as_counts(cm)->np.ndarray:
     "A (C, C) integer numpy array from a tensor, array or nested list."
     if hasattr(cm, "detach"): cm = cm.detach().cpu().numpy()
@@ -27,6 +31,7 @@ def plot_confusion_matrix(
     cm,                        # (C, C) counts, rows = true class, columns = predicted class
     labels:list=None,          # class names; indices when None
     title:str="Confusion matrix",  # title prefix; the overall accuracy is appended
+    normalize:bool=True,       # colour and label by fraction of the true class; False: by raw counts
     max_text_classes:int=30,   # above this many classes, cells carry no text
 )->Figure:                     # counts and row % per cell, accuracy in the title
     "Render a confusion matrix as a matplotlib figure."
@@ -38,11 +43,13 @@ def plot_confusion_matrix(
     total = int(cm.sum())
     acc = np.trace(cm) / total if total else 0.0
     size = min(max(4.0, 0.55 * n + 2.0), 24.0)
-    fig = Figure(figsize=(size + 1.2, size))
+    fig = PlotFigure(figsize=(size + 1.2, size))
     FigureCanvasAgg(fig)
     ax = fig.add_subplot()
-    im = ax.imshow(norm, cmap="Blues", vmin=0.0, vmax=1.0, interpolation="nearest")
-    fig.colorbar(im, ax=ax, fraction=0.046, pad=0.04, label="fraction of true class")
+    shade = norm if normalize else cm / max(cm.max(), 1)
+    im = ax.imshow(norm if normalize else cm, cmap="Blues", vmin=0.0, vmax=1.0 if normalize else max(cm.max(), 1),
+                   interpolation="nearest")
+    fig.colorbar(im, ax=ax, fraction=0.046, pad=0.04, label="fraction of true class" if normalize else "count")
     ax.set_title(f"{title} — accuracy {acc:.1%} ({np.trace(cm)}/{total})")
     ax.set_xlabel("Predicted"); ax.set_ylabel("True")
     if n <= max_text_classes:
@@ -53,8 +60,8 @@ def plot_confusion_matrix(
             for j in range(n):
                 if cm[i, j] == 0:  # empty cells stay quiet so the errors stand out
                     ax.text(j, i, "0", ha="center", va="center", fontsize=fs, color="0.6"); continue
-                ax.text(j, i, f"{cm[i, j]}\n{norm[i, j]:.1%}", ha="center", va="center", fontsize=fs,
-                        color="white" if norm[i, j] > 0.5 else "black")
+                text = f"{cm[i, j]}\n{norm[i, j]:.1%}" if normalize else f"{cm[i, j]}"
+                ax.text(j, i, text, ha="center", va="center", fontsize=fs, color="white" if shade[i, j] > 0.5 else "black")
     fig.tight_layout()
     return fig
 
@@ -64,6 +71,6 @@ def figure_to_png(fig:Figure, dpi:int=100)->bytes:
     fig.savefig(buf, format="png", dpi=dpi)
     return buf.getvalue()
 
-def confusion_matrix_png(cm, labels:list=None, title:str="Confusion matrix", dpi:int=100)->bytes:
+def confusion_matrix_png(cm, labels:list=None, title:str="Confusion matrix", normalize:bool=True, dpi:int=100)->bytes:
     "Render `cm` once to PNG bytes (the form every backend receives)."
-    return figure_to_png(plot_confusion_matrix(cm, labels, title), dpi=dpi)
+    return figure_to_png(plot_confusion_matrix(cm, labels, title, normalize=normalize), dpi=dpi)

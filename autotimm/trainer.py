@@ -15,6 +15,7 @@ from pytorch_lightning.loggers import Logger
 from .backends import closest
 from .callbacks import ShortRunLogging
 from .config import LoggerConfig
+from .data import in_notebook
 from .loggers import LoggerManager
 
 # %% auto #0
@@ -26,6 +27,7 @@ _LOGGER_TYPES = "a list of LoggerConfig, a LoggerManager, a Lightning Logger or 
 def resolve_loggers(logger)->tuple:
     "`(loggers for pl.Trainer, LoggerManager or None)` from what `AutoTrainer(logger=...)` accepts."
     if logger is None or isinstance(logger, bool): return (True if logger is None else logger), None
+    if hasattr(logger, "to_configs"): logger = logger.to_configs()  # a LoggerForm
     if isinstance(logger, LoggerManager): return logger.loggers, logger
     if isinstance(logger, (LoggerConfig, Logger)): logger = [logger]
     if isinstance(logger, (list, tuple)) and logger:
@@ -60,6 +62,7 @@ class AutoTrainer(pl.Trainer):
                  checkpoint_monitor:str=None,    # key to checkpoint on, e.g. 'val/accuracy'
                  checkpoint_mode:str=None,       # 'min' or 'max'; from the key when None
                  callbacks:list=None,            # extra Lightning callbacks
+                 live:bool=None,                 # live view in the notebook; None: on in a Jupyter kernel, off elsewhere
                  **trainer_kwargs,               # anything `pytorch_lightning.Trainer` takes
                 ):
         if not isinstance(max_epochs, int) or isinstance(max_epochs, bool) or max_epochs < -1 or max_epochs == 0:
@@ -74,6 +77,11 @@ class AutoTrainer(pl.Trainer):
             if checkpoint_mode not in (None, "min", "max"):
                 raise ValueError(f"AutoTrainer: checkpoint_mode must be 'min', 'max' or None, got {checkpoint_mode!r}")
             callbacks.append(make_checkpoint(checkpoint_monitor, checkpoint_mode))
+        if live is None: live = in_notebook()
+        if live:
+            from autotimm.live import LiveView  # the notebook layer, imported only when a live view is wanted
+            callbacks.append(LiveView())
+            trainer_kwargs.setdefault("enable_progress_bar", False)  # the live view shows progress in place
         self.checkpoint_monitor = checkpoint_monitor
         trainer_kwargs.setdefault("accelerator", "auto")
         super().__init__(max_epochs=max_epochs, logger=loggers, callbacks=callbacks, **trainer_kwargs)

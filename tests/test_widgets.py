@@ -1,0 +1,130 @@
+"""The logger form, the confusion-matrix viewer and the live view, driven without a browser."""
+import json
+
+import pytest
+
+from autotimm import (AutoTrainer, ConfusionMatrixViewer, ImageClassifier, ImageDataModule, LoggerConfig, LoggerForm,
+                      LoggerManager, LoggingConfig, show_confusion_matrix)
+from autotimm.live import LiveView
+
+
+def field(form, backend, name): return form.sections[backend].fields[name][1]
+
+
+def test_form_builds_the_configs_a_user_filled_in():
+    form = LoggerForm()
+    form.sections["tensorboard"].enabled.value = True
+    field(form, "tensorboard", "save_dir").value = "logs/tb"
+    field(form, "tensorboard", "default_hp_metric").value = False
+    form.sections["mlflow"].enabled.value = True
+    field(form, "mlflow", "experiment_name").value = "exp1"
+    field(form, "mlflow", "tracking_uri").value = "http://127.0.0.1:5000"
+    field(form, "mlflow", "tags").value = "env=dev, team=vision"
+    form.button.click()
+    assert form.configs == [
+        LoggerConfig("mlflow", {"experiment_name": "exp1", "tracking_uri": "http://127.0.0.1:5000",
+                                "tags": {"env": "dev", "team": "vision"}, "save_dir": "mlruns"}),
+        LoggerConfig("tensorboard", {"save_dir": "logs/tb", "name": "lightning_logs", "log_graph": False,
+                                     "default_hp_metric": False}),
+    ]
+    code = form.code_area.value
+    assert form.code_area.layout.display is None and "LoggerConfig(backend='tensorboard'" in code
+    ns = {}
+    exec(code, ns)  # the code shown is the same configs
+    assert ns["loggers"] == form.configs
+
+
+def test_invalid_fields_show_the_message_beside_the_field_and_build_nothing():
+    form = LoggerForm()
+    form.sections["wandb"].enabled.value = True
+    assert "missing required param(s) &#x27;project&#x27;" in form.sections["wandb"].errors["project"].value
+    field(form, "wandb", "project").value = "p"
+    assert form.sections["wandb"].errors["project"].value == ""
+    form.sections["csv"].enabled.value = True
+    field(form, "csv", "save_dir").value = ""
+    assert "save_dir" in form.sections["csv"].errors["save_dir"].value
+    form.button.click()
+    assert form.configs is None and "missing required param" in form.status.value
+    assert form.code_area.layout.display == "none"
+    with pytest.raises(ValueError, match="'save_dir'"): form.to_configs()
+
+
+def test_form_with_nothing_enabled_builds_nothing():
+    form = LoggerForm()
+    form.button.click()
+    assert form.configs is None and "no backend is enabled" in form.status.value
+
+
+def test_form_prefill_manager_and_trainer(workdir):
+    cfgs = [LoggerConfig("csv", {"save_dir": "logs", "name": "n", "flush_logs_every_n_steps": 5}),
+            LoggerConfig("wandb", {"project": "p", "tags": ["a", "b"], "offline": True})]
+    form = LoggerForm(configs=cfgs)
+    assert form.to_configs() == [cfgs[0], LoggerConfig("wandb", {"project": "p", "tags": ["a", "b"], "save_dir": ".", "offline": True})]
+    assert [type(l).__name__ for l in form.to_manager()] == ["CSVLogger", "WandbLogger"]
+    t = AutoTrainer(max_epochs=1, logger=form, enable_progress_bar=False)
+    assert [type(l).__name__ for l in t.loggers] == ["CSVLogger", "WandbLogger"]
+
+
+@pytest.fixture
+def trained(workdir):
+    model = ImageClassifier(backbone="test_resnet", num_classes=10, pretrained=False,
+                            logging_config=LoggingConfig(log_confusion_matrix=True))
+    live = LiveView(min_interval=0.0, show=False)
+    trainer = AutoTrainer(max_epochs=2, logger=[LoggerConfig("csv", {"save_dir": "logs"}), LoggerConfig("tensorboard", {"save_dir": "tb"})],
+                          callbacks=[live], enable_progress_bar=False, limit_train_batches=5)
+    trainer.fit(model, datamodule=ImageDataModule(dataset_name="digits", image_size=16, batch_size=32))
+    return trainer, live
+
+
+def test_counts_are_stored_per_epoch_and_rerendered(trained):
+    trainer, _ = trained
+    run = trainer.logger.log_dir
+    records = [json.loads(open(f"{run}/val_confusion_matrix_epoch_{e:03d}.json").read()) for e in (0, 1)]
+    assert [r["epoch"] for r in records] == [0, 1] and records[0]["labels"] == [str(i) for i in range(10)]
+    n_val = len(trainer.datamodule.val_ds)
+    assert all(sum(map(sum, r["counts"])) == n_val for r in records)
+    acc = sum(records[1]["counts"][i][i] for i in range(10)) / n_val
+    fig = show_confusion_matrix(trainer)  # from the trainer's loggers
+    assert f"accuracy {acc:.1%}" in fig.axes[0].get_title()
+    assert show_confusion_matrix(run, epoch=0, normalize=False).axes[0].texts[0].get_text() == str(records[0]["counts"][0][0])
+    assert "tb" in str(trainer.loggers[1].log_dir)  # TensorBoard keeps the counts too
+    import glob
+    assert len(glob.glob(f"{trainer.loggers[1].log_dir}/val_confusion_matrix_epoch_*.json")) == 2
+
+
+def test_viewer_slider_redraws(trained):
+    trainer, _ = trained
+    v = ConfusionMatrixViewer(trainer.logger.log_dir)
+    assert v.slider.options == (0, 1) and v.slider.value == 1
+    last = v.image.value
+    v.slider.value = 0
+    assert v.image.value != last
+    v.normalize.value = False
+    assert v.image.value[:4] == b"\x89PNG"
+
+
+def test_live_view_keeps_history_and_measures_its_cost(trained):
+    trainer, live = trained
+    assert [e for e, _ in live.history["val/loss"]] == [0, 1]
+    assert len(live.cost_s) == 2 and all(0 < c < 5 for c in live.cost_s)
+    assert live._pictures["curves"][:4] == b"\x89PNG" and live._pictures["cm"][:4] == b"\x89PNG"
+
+
+def test_live_view_updates_one_display_in_place(monkeypatch, workdir):
+    import autotimm.live as live_mod
+    shown, updates = [], []
+    class Handle:
+        def update(self, obj): updates.append(obj)
+    monkeypatch.setattr(live_mod, "display", lambda obj, display_id=False: shown.append(obj) or Handle())
+    live = LiveView(min_interval=0.0)
+    trainer = AutoTrainer(max_epochs=2, logger=False, callbacks=[live], enable_progress_bar=False, limit_train_batches=3)
+    trainer.fit(ImageClassifier(backbone="test_resnet", num_classes=10, pretrained=False),
+                datamodule=ImageDataModule(dataset_name="digits", image_size=16, batch_size=32))
+    assert len(shown) == 1 and len(updates) == 2 * 3 + 2  # one output, updated per batch and per epoch
+    assert "epoch 2/2" in updates[-1].data and "data:image/png;base64" in updates[-1].data
+
+
+def test_live_is_off_outside_a_kernel_and_switchable():
+    names = lambda t: [type(c).__name__ for c in t.callbacks]
+    assert "LiveView" not in names(AutoTrainer(logger=False))
+    assert "LiveView" in names(AutoTrainer(logger=False, live=True))
