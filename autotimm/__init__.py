@@ -11,7 +11,7 @@ _LAZY = {
     "AutoTrainer": "autotimm.trainer",
     "LoggerForm": "autotimm.form",
     "show_confusion_matrix": "autotimm.confusion", "ConfusionMatrixViewer": "autotimm.confusion",
-    "find_runs": "autotimm.runs",
+    "find_runs": "autotimm.runs", "load_run": "autotimm.runs", "compare_runs": "autotimm.runs", "Run": "autotimm.runs",
 }
 __all__ = list(_LAZY)
 

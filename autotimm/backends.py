@@ -31,6 +31,7 @@ class Backend:
     build:Callable        # params dict -> Lightning logger
     log_image:Callable    # (logger, key, png bytes, step, name) -> where it went (str) or None
     log_file:Callable     # (logger, key, name, ext, bytes) -> where the file went (str)
+    run_name_param:str    # the param that names the run (TB/CSV version folder, MLflow run name, W&B run name)
 
     def owns(self, logger)->bool:
         "Whether `logger` is an instance of this backend's Lightning logger class (or a subclass)."
@@ -111,7 +112,8 @@ def _file_in_run_dir(run_dir, key, name, ext, data)->str:
 def _build_tensorboard(params:dict):
     require("tensorboard", "tensorboard")
     from pytorch_lightning.loggers import TensorBoardLogger
-    return TensorBoardLogger(**params)
+    # autotimm writes the HParams summaries itself, with the run's val keys as metric columns (see RunManifest)
+    return TensorBoardLogger(**{"default_hp_metric": False, **params})
 
 def _image_tensorboard(logger, key, png, step, name):
     logger.experiment.add_image(key, _png_array(png), global_step=step, dataformats="HWC")
@@ -125,7 +127,7 @@ register_backend(Backend(
     params=("save_dir", "name", "version", "log_graph", "default_hp_metric", "prefix", "sub_dir",
             "comment", "purge_step", "max_queue", "flush_secs", "filename_suffix"),
     package="tensorboard", extra="tensorboard", build=_build_tensorboard, log_image=_image_tensorboard,
-    log_file=_file_tensorboard))
+    log_file=_file_tensorboard, run_name_param="version"))
 
 # %% ../nbs/00_backends.ipynb #5b14bb4c
 def _build_csv(params:dict):
@@ -138,7 +140,7 @@ def _image_csv(logger, key, png, step, name): return _file_csv(logger, key, name
 register_backend(Backend(
     name="csv", logger_class="CSVLogger", required=("save_dir",),
     params=("save_dir", "name", "version", "prefix", "flush_logs_every_n_steps"),
-    package=None, extra=None, build=_build_csv, log_image=_image_csv, log_file=_file_csv))
+    package=None, extra=None, build=_build_csv, log_image=_image_csv, log_file=_file_csv, run_name_param="version"))
 
 # %% ../nbs/00_backends.ipynb #8df1c2de
 def _build_wandb(params:dict):
@@ -171,7 +173,7 @@ register_backend(Backend(
             "entity", "config", "config_exclude_keys", "config_include_keys", "allow_val_change", "mode",
             "force", "reinit", "resume", "resume_from", "fork_from", "save_code", "tensorboard",
             "sync_tensorboard", "monitor_gym", "settings"),
-    package="wandb", extra="wandb", build=_build_wandb, log_image=_image_wandb, log_file=_file_wandb))
+    package="wandb", extra="wandb", build=_build_wandb, log_image=_image_wandb, log_file=_file_wandb, run_name_param="name"))
 
 # %% ../nbs/00_backends.ipynb #84506f94
 def mlflow_local_uri(save_dir="mlruns")->str:
@@ -205,4 +207,4 @@ register_backend(Backend(
     name="mlflow", logger_class="MLFlowLogger", required=("experiment_name",),
     params=("experiment_name", "tracking_uri", "run_name", "tags", "save_dir", "log_model", "prefix",
             "artifact_location", "run_id", "synchronous"),
-    package="mlflow", extra="mlflow", build=_build_mlflow, log_image=_image_mlflow, log_file=_file_mlflow))
+    package="mlflow", extra="mlflow", build=_build_mlflow, log_image=_image_mlflow, log_file=_file_mlflow, run_name_param="run_name"))

@@ -80,10 +80,15 @@ class LoggingConfig:
     log_gradient_norm:bool = False     # `train/grad_norm`: total L2 norm of the gradients, before clipping
     log_weight_norm:bool = False       # `train/weight_norm`: total L2 norm of the weights
     log_confusion_matrix:bool = False  # `val/confusion_matrix` image after each validation epoch
+    log_system_metrics:bool = False    # `system/...`: CPU, RAM, GPU, samples/s, steps/s, epoch time
+    system_metrics_interval:float = 10.0  # seconds between two system samples (taken off the training thread)
 
     def __post_init__(self):
         for f in fields(self):
-            _check_type("LoggingConfig", f.name, getattr(self, f.name), (bool,), "True or False")
+            if f.name.startswith("log_"): _check_type("LoggingConfig", f.name, getattr(self, f.name), (bool,), "True or False")
+        v = self.system_metrics_interval
+        if not isinstance(v, (int, float)) or isinstance(v, bool) or not v > 0:
+            raise ValueError(f"LoggingConfig: system_metrics_interval must be a positive number of seconds, got {v!r}")
 
 # %% ../nbs/01_config.ipynb #f96a8fc1
 STAGES = ("train", "val", "test")

@@ -5,17 +5,38 @@
 # %% ../nbs/02_loggers.ipynb #588d0351
 from __future__ import annotations
 
+import re
+import time
+from pathlib import Path
+
 from .backends import get_backend
 from .config import LoggerConfig
 
 # %% auto #0
-__all__ = ['LoggerManager']
+__all__ = ['next_version', 'default_run_name', 'LoggerManager']
 
 # %% ../nbs/02_loggers.ipynb #ec318ed7
+def next_version(configs:list)->int:
+    "The next `version_N` number free in the TensorBoard and CSV folders of `configs`."
+    taken = [-1]
+    for c in configs:
+        if c.backend not in ("tensorboard", "csv"): continue
+        root = Path(c.params["save_dir"])/(c.params.get("name", "lightning_logs") or "")
+        if root.is_dir():
+            taken += [int(m.group(1)) for p in root.iterdir() if (m := re.fullmatch(r"version_(\d+)", p.name))]
+    return max(taken) + 1
+
+def default_run_name(configs:list)->str:
+    "The run name scheme: `version_N` when a TensorBoard or CSV backend is present, else `run-YYYYmmdd-HHMMSS`."
+    if any(c.backend in ("tensorboard", "csv") for c in configs): return f"version_{next_version(configs)}"
+    return time.strftime("run-%Y%m%d-%H%M%S")
+
+# %% ../nbs/02_loggers.ipynb #ba453153
 class LoggerManager:
     "Build and hold one Lightning logger per `LoggerConfig`."
     def __init__(self,
-                 configs:list,  # `LoggerConfig`s, at least one
+                 configs:list,        # `LoggerConfig`s, at least one
+                 run_name:str=None,   # the run's name in every backend; `default_run_name` when None
                 ):
         if isinstance(configs, LoggerConfig): configs = [configs]
         if not isinstance(configs, (list, tuple)):
@@ -26,8 +47,17 @@ class LoggerManager:
         bad = [type(c).__name__ for c in configs if not isinstance(c, LoggerConfig)]
         if bad:
             raise TypeError(f"LoggerManager: every item of configs must be a LoggerConfig, got {', '.join(bad)}")
+        if run_name is not None and (not isinstance(run_name, str) or not run_name.strip() or "/" in run_name):
+            raise ValueError(f"LoggerManager: run_name must be a non-empty string without '/', got {run_name!r}")
         self._configs = list(configs)
-        self._loggers = [get_backend(c.backend).build(dict(c.params)) for c in self._configs]
+        self.run_name = run_name or default_run_name(self._configs)
+        self._loggers = [self._build(c) for c in self._configs]
+
+    def _build(self, cfg:LoggerConfig):
+        spec = get_backend(cfg.backend)
+        params = dict(cfg.params)
+        if params.get(spec.run_name_param) is None: params[spec.run_name_param] = self.run_name
+        return spec.build(params)
 
     @property
     def loggers(self)->list:
