@@ -77,12 +77,6 @@ def require(package:str, backend:str, extra:str|None=None):
                                   name=package) from e
 
 # %% ../nbs/00_backends.ipynb #1166ab98
-def _png_array(png:bytes):
-    "Decode PNG bytes into an (H, W, 3) uint8 array."
-    import numpy as np
-    from PIL import Image
-    return np.asarray(Image.open(io.BytesIO(png)).convert("RGB"))
-
 def _slug(key:str)->str: return key.replace("/", "_")
 
 def log_image(loggers, key:str, png:bytes, step:int, name:str)->dict:
@@ -116,7 +110,12 @@ def _build_tensorboard(params:dict):
     return TensorBoardLogger(**{"default_hp_metric": False, **params})
 
 def _image_tensorboard(logger, key, png, step, name):
-    logger.experiment.add_image(key, _png_array(png), global_step=step, dataformats="HWC")
+    "An image summary holding the PNG bytes as they are (no decode, no re-encode)."
+    from tensorboard.compat.proto.summary_pb2 import Summary
+    from PIL import Image
+    w, h = Image.open(io.BytesIO(png)).size  # reads the header only
+    image = Summary.Image(height=h, width=w, colorspace=4, encoded_image_string=png)
+    logger.experiment._get_file_writer().add_summary(Summary(value=[Summary.Value(tag=key, image=image)]), step)
     logger.experiment.flush()
     return logger.log_dir
 
@@ -155,8 +154,11 @@ def _build_wandb(params:dict):
     return WandbLogger(**params)
 
 def _image_wandb(logger, key, png, step, name):
-    from PIL import Image
-    logger.log_image(key=key, images=[Image.open(io.BytesIO(png))], step=step, caption=[name])
+    "A `wandb.Image` made from the PNG file as it is (W&B copies the file, no re-encode)."
+    with tempfile.TemporaryDirectory() as d:
+        path = Path(d)/f"{name}.png"
+        path.write_bytes(png)
+        logger.log_image(key=key, images=[str(path)], step=step, caption=[name])
     return getattr(logger.experiment, "dir", None)
 
 def _file_wandb(logger, key, name, ext, data):
@@ -192,6 +194,8 @@ def _build_mlflow(params:dict):
         Path(save_dir).mkdir(parents=True, exist_ok=True)
         params["tracking_uri"] = mlflow_local_uri(save_dir)
         params.setdefault("artifact_location", str(Path(save_dir).resolve()/"artifacts"))
+    # MLflow's async logging: writes queue in the background and are flushed when the run is terminated
+    params.setdefault("synchronous", False)
     return MLFlowLogger(**params)
 
 def _file_mlflow(logger, key, name, ext, data):

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import json
 import math
+from concurrent.futures import ThreadPoolExecutor
 
 import torch
 from pytorch_lightning import Callback
@@ -16,7 +17,7 @@ from .backends import log_file, log_image
 from .plots import confusion_matrix_png
 
 # %% auto #0
-__all__ = ['ShortRunLogging', 'LearningRateLogger', 'NormLogger', 'ConfusionMatrixLogger']
+__all__ = ['ShortRunLogging', 'will_log', 'LearningRateLogger', 'NormLogger', 'ConfusionMatrixLogger']
 
 # %% ../nbs/05_callbacks.ipynb #842191ff
 class ShortRunLogging(Callback):
@@ -28,22 +29,29 @@ class ShortRunLogging(Callback):
             trainer.log_every_n_steps = min(trainer.log_every_n_steps, int(n))
 
 # %% ../nbs/05_callbacks.ipynb #8f4d259f
+def will_log(trainer)->bool:
+    "Whether Lightning writes the step keys logged during the current training step."
+    n = trainer.log_every_n_steps
+    return n > 0 and ((trainer.global_step + 1) % n == 0 or trainer.should_stop)
+
+# %% ../nbs/05_callbacks.ipynb #dda9ace7
 class LearningRateLogger(Callback):
     "Log `train/lr` (and `train/lr/pg{i}` per param group when several) every logged step."
     def on_train_batch_start(self, trainer, pl_module, batch, batch_idx):
-        if not trainer.optimizers: return
+        if not trainer.optimizers or not will_log(trainer): return
         groups = trainer.optimizers[0].param_groups
         pl_module.log("train/lr", float(groups[0]["lr"]), on_step=True, on_epoch=False, batch_size=1)
         if len(groups) > 1:
             for i, g in enumerate(groups):
                 pl_module.log(f"train/lr/pg{i}", float(g["lr"]), on_step=True, on_epoch=False, batch_size=1)
 
-# %% ../nbs/05_callbacks.ipynb #dda9ace7
+# %% ../nbs/05_callbacks.ipynb #fb69236f
 class NormLogger(Callback):
     "Log `train/grad_norm` (before clipping) and/or `train/weight_norm`."
     def __init__(self, grad:bool=True, weight:bool=False): self.grad, self.weight = grad, weight
 
     def on_before_optimizer_step(self, trainer, pl_module, optimizer):
+        if not will_log(trainer): return
         if self.grad:
             grads = [p.grad for p in pl_module.parameters() if p.grad is not None]
             if grads:
@@ -52,7 +60,7 @@ class NormLogger(Callback):
             weights = [p.detach() for p in pl_module.parameters()]
             pl_module.log("train/weight_norm", torch.nn.utils.get_total_norm(weights, 2.0), on_step=True, on_epoch=False, batch_size=1)
 
-# %% ../nbs/05_callbacks.ipynb #fb69236f
+# %% ../nbs/05_callbacks.ipynb #6884df2b
 class ConfusionMatrixLogger(Callback):
     "Log the validation confusion matrix as an image to every backend after each validation epoch."
     def __init__(self,
@@ -64,6 +72,7 @@ class ConfusionMatrixLogger(Callback):
         self.key, self.class_names = key, class_names
         self.metric = MulticlassConfusionMatrix(num_classes=num_classes)
         self.last_counts, self.last_png, self.last_locations, self._n = None, None, {}, 0
+        self._pool, self._pending = None, []
 
     def setup(self, trainer, pl_module, stage):
         self.metric = self.metric.to(pl_module.device)
@@ -84,10 +93,36 @@ class ConfusionMatrixLogger(Callback):
     @rank_zero_only
     def _log(self, trainer, counts):
         labels = self.class_names or getattr(trainer.datamodule, "class_names", None)
-        epoch, name = trainer.current_epoch, f"epoch_{trainer.current_epoch:03d}"
+        labels = list(labels) if labels is not None else None
+        if self._pool is None: self._pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="autotimm-confusion-matrix")
+        self._pending.append(self._pool.submit(self._render_and_send, list(trainer.loggers), counts, labels,
+                                               trainer.global_step, trainer.current_epoch))
+        self._collect(block=False)
+
+    def _render_and_send(self, loggers, counts, labels, step, epoch):
+        "Render once, send the PNG and the raw counts to every logger (on the background thread)."
+        name = f"epoch_{epoch:03d}"
         png = confusion_matrix_png(counts, labels, title=f"Confusion matrix, epoch {epoch}")
         self.last_png = png
-        self.last_locations = log_image(trainer.loggers, self.key, png, step=trainer.global_step, name=name)
-        record = {"key": self.key, "epoch": epoch, "step": trainer.global_step,
-                  "labels": list(labels) if labels is not None else None, "counts": counts.tolist()}
-        log_file(trainer.loggers, self.key, name, "json", json.dumps(record).encode())
+        locations = log_image(loggers, self.key, png, step=step, name=name)
+        record = {"key": self.key, "epoch": epoch, "step": step, "labels": labels, "counts": counts.tolist()}
+        log_file(loggers, self.key, name, "json", json.dumps(record).encode())
+        return locations
+
+    def _collect(self, block:bool):
+        "Take the finished deliveries (all of them when `block`); raise a background error here."
+        for f in list(self._pending):
+            if block or f.done():
+                self._pending.remove(f)
+                self.last_locations = f.result()
+
+    def wait(self):
+        "Wait until every confusion matrix so far is rendered and delivered."
+        self._collect(block=True)
+
+    def on_fit_end(self, trainer, pl_module): self.wait()
+
+    def teardown(self, trainer, pl_module, stage):
+        try: self.wait()
+        finally:
+            if self._pool is not None: self._pool.shutdown(wait=True); self._pool = None

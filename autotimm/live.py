@@ -79,7 +79,9 @@ class LiveView(Callback):
         t = time.perf_counter()
         for k, v in trainer.callback_metrics.items():
             if v.numel() == 1: self.history.setdefault(k, []).append((trainer.current_epoch, float(v)))
-        cm = next((cb.last_png for cb in trainer.callbacks if type(cb).__name__ == "ConfusionMatrixLogger"), None)
+        cm_logger = next((cb for cb in trainer.callbacks if type(cb).__name__ == "ConfusionMatrixLogger"), None)
+        if cm_logger is not None: cm_logger.wait()  # this epoch's picture, and no drawing on two threads at once
+        cm = cm_logger.last_png if cm_logger is not None else None
         self._pictures = {"curves": curves_png(self.history), "cm": cm}
         self._update(trainer, **self._pictures)
         self.cost_s.append(self._epoch_cost + time.perf_counter() - t)

@@ -8,11 +8,6 @@ from __future__ import annotations
 import shlex
 
 from IPython.core.magic import Magics, line_magic, magics_class
-from IPython.display import display
-
-from .confusion import show_confusion_matrix
-from .form import LoggerForm
-from .runs import find_runs
 
 # %% auto #0
 __all__ = ['USAGE', 'run_magic', 'AutotimmMagics', 'load_ipython_extension']
@@ -30,12 +25,17 @@ def run_magic(line:str):
     "What `%autotimm line` returns (and displays)."
     args = shlex.split(line)
     cmd, rest = (args[0].lower(), args[1:]) if args else ("help", [])
-    if cmd == "loggers": return LoggerForm()
+    if cmd == "loggers":
+        from autotimm.form import LoggerForm
+        return LoggerForm()
     if cmd == "runs":
+        from autotimm.runs import find_runs
         runs = find_runs(rest[0] if rest else ".")
         if runs.empty: print(f"no runs found under {rest[0] if rest else '.'}")
         return runs
-    if cmd == "cm": return show_confusion_matrix(rest[0] if rest else ".")
+    if cmd == "cm":
+        from autotimm.confusion import show_confusion_matrix
+        return show_confusion_matrix(rest[0] if rest else ".")
     if cmd not in ("help", "?", "-h", "--help"): print(f"unknown command {cmd!r}\n")
     print(USAGE)
 

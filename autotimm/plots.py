@@ -12,7 +12,7 @@ from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.figure import Figure
 
 # %% auto #0
-__all__ = ['PlotFigure', 'plot_confusion_matrix', 'figure_to_png', 'confusion_matrix_png']
+__all__ = ['PlotFigure', 'top_confusions', 'plot_confusion_matrix', 'figure_to_png', 'confusion_matrix_png']
 
 # %% ../nbs/03_plots.ipynb #09459b69
 class PlotFigure(Figure):
@@ -27,12 +27,23 @@ def _as_counts(cm)->np.ndarray:
         raise ValueError(f"confusion matrix must be square (C, C), got shape {cm.shape}")
     return cm.astype(np.int64)
 
+def top_confusions(cm:np.ndarray, labels:list, k:int=15)->list:
+    "The `k` largest off-diagonal cells as `(true, predicted, count, fraction of the true class)`."
+    off = cm.copy(); np.fill_diagonal(off, 0)
+    rows = cm.sum(axis=1)
+    idx = np.argsort(off, axis=None)[::-1][:k]
+    out = []
+    for i, j in zip(*np.unravel_index(idx, cm.shape)):
+        if off[i, j] == 0: break
+        out.append((labels[i], labels[j], int(off[i, j]), off[i, j] / rows[i] if rows[i] else 0.0))
+    return out
+
 def plot_confusion_matrix(
     cm,                        # (C, C) counts, rows = true class, columns = predicted class
     labels:list=None,          # class names; indices when None
     title:str="Confusion matrix",  # title prefix; the overall accuracy is appended
     normalize:bool=True,       # colour and label by fraction of the true class; False: by raw counts
-    max_text_classes:int=30,   # above this many classes, cells carry no text
+    max_text_classes:int=30,   # above this many classes: a heatmap without cell text, and the top confused pairs
 )->Figure:                     # counts and row % per cell, accuracy in the title
     "Render a confusion matrix as a matplotlib figure."
     cm = _as_counts(cm)
@@ -40,37 +51,42 @@ def plot_confusion_matrix(
     labels = [str(l) for l in labels] if labels is not None else [str(i) for i in range(n)]
     rows = cm.sum(axis=1, keepdims=True)
     norm = np.divide(cm, rows, out=np.zeros(cm.shape, dtype=float), where=rows > 0)
+    shade = norm if normalize else cm / max(cm.max(), 1)
     total = int(cm.sum())
     acc = np.trace(cm) / total if total else 0.0
-    size = min(max(4.0, 0.55 * n + 2.0), 24.0)
-    fig = PlotFigure(figsize=(size + 1.2, size))
+    small = n <= max_text_classes
+    size = max(4.0, 0.55 * n + 2.0) if small else 8.0
+    fig = PlotFigure(figsize=(size if small else size + 5.0, size))
     FigureCanvasAgg(fig)
-    ax = fig.add_subplot()
-    shade = norm if normalize else cm / max(cm.max(), 1)
-    im = ax.imshow(norm if normalize else cm, cmap="Blues", vmin=0.0, vmax=1.0 if normalize else max(cm.max(), 1),
-                   interpolation="nearest")
-    fig.colorbar(im, ax=ax, fraction=0.046, pad=0.04, label="fraction of true class" if normalize else "count")
-    ax.set_title(f"{title} — accuracy {acc:.1%} ({np.trace(cm)}/{total})")
-    ax.set_xlabel("Predicted"); ax.set_ylabel("True")
-    if n <= max_text_classes:
-        ax.set_xticks(range(n), labels, rotation=45, ha="right", rotation_mode="anchor")
-        ax.set_yticks(range(n), labels)
-        fs = max(5, min(10, 120 // max(n, 1)))
+    ax = fig.add_axes([0.16, 0.14, 0.8, 0.78] if small else [0.08, 0.08, 0.55, 0.84])
+    ax.imshow(shade, cmap="Blues", vmin=0.0, vmax=1.0, interpolation="nearest" if small else "antialiased", aspect="auto")
+    ax.set_title(f"{title} — accuracy {acc:.1%} ({np.trace(cm)}/{total})", fontsize=10)
+    what = "fraction of the true class" if normalize else "count"
+    ax.set_xlabel(f"Predicted (colour: {what})"); ax.set_ylabel("True")
+    if small:
+        ax.set_xticks(range(n), labels, rotation=45, ha="right", rotation_mode="anchor", fontsize=8)
+        ax.set_yticks(range(n), labels, fontsize=8)
+        fs = max(5, min(8, 90 // max(n, 1)))
         for i in range(n):
             for j in range(n):
                 if cm[i, j] == 0:  # empty cells stay quiet so the errors stand out
                     ax.text(j, i, "0", ha="center", va="center", fontsize=fs, color="0.6"); continue
-                text = f"{cm[i, j]}\n{norm[i, j]:.1%}" if normalize else f"{cm[i, j]}"
+                text = f"{cm[i, j]} · {norm[i, j]:.0%}" if normalize else f"{cm[i, j]}"
                 ax.text(j, i, text, ha="center", va="center", fontsize=fs, color="white" if shade[i, j] > 0.5 else "black")
-    fig.tight_layout()
+    else:
+        if n <= 60: ax.set_yticks(range(n), labels, fontsize=5)
+        pairs = top_confusions(cm, labels)
+        lines = ["Top confused pairs", "true → predicted: count (% of true)", ""] + [
+            f"{t[:18]} → {p[:18]}: {c} ({f:.0%})" for t, p, c, f in pairs]
+        fig.text(0.67, 0.92, "\n".join(lines), va="top", ha="left", fontsize=8, family="monospace")
     return fig
 
-def figure_to_png(fig:Figure, dpi:int=100)->bytes:
+def figure_to_png(fig:Figure, dpi:int=80)->bytes:
     "PNG bytes of `fig`, drawn with the Agg canvas."
     buf = io.BytesIO()
     fig.savefig(buf, format="png", dpi=dpi)
     return buf.getvalue()
 
-def confusion_matrix_png(cm, labels:list=None, title:str="Confusion matrix", normalize:bool=True, dpi:int=100)->bytes:
+def confusion_matrix_png(cm, labels:list=None, title:str="Confusion matrix", normalize:bool=True, dpi:int=80)->bytes:
     "Render `cm` once to PNG bytes (the form every backend receives)."
     return figure_to_png(plot_confusion_matrix(cm, labels, title, normalize=normalize), dpi=dpi)

@@ -76,8 +76,8 @@ class SystemMetricsMonitor(Callback):
     def on_train_epoch_start(self, trainer, pl_module): self._epoch_t0 = time.perf_counter()
 
     def on_train_epoch_end(self, trainer, pl_module):
-        if trainer.is_global_zero and self._thread is not None:
-            self._forward(trainer, {"system/epoch_time_s": time.perf_counter() - self._epoch_t0})
+        # with the epoch's other keys, in the same write to each logger
+        pl_module.log("system/epoch_time_s", time.perf_counter() - self._epoch_t0, on_step=False, on_epoch=True, batch_size=1)
 
     def _shutdown(self, trainer, final:bool):
         if self._thread is None: return

@@ -59,6 +59,7 @@ def test_mlflow_local_store_is_sqlite_under_save_dir(workdir):
     m = LoggerManager([LoggerConfig("mlflow", {"experiment_name": "exp1"})])
     lg = m[0]
     lg.log_metrics({"x": 1.0}, step=0)  # creates the run: no file-store refusal from MLflow 3
+    lg.finalize("success")  # ends the run, which flushes MLflow's async queue
     assert (workdir / "mlruns" / "mlflow.db").exists()
     from mlflow.tracking import MlflowClient
     client = MlflowClient(f"sqlite:///{workdir}/mlruns/mlflow.db")

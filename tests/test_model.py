@@ -50,3 +50,14 @@ def test_expected_keys_follow_the_configs():
     m = ImageClassifier(backbone="test_resnet", pretrained=False,
                         logging_config=LoggingConfig(log_learning_rate=False, log_weight_norm=True))
     assert m.expected_keys() == ["train/loss", "val/loss", "train/weight_norm"]
+
+
+def test_norms_are_computed_only_on_the_steps_lightning_writes(workdir, monkeypatch):
+    calls = []
+    real = torch.nn.utils.get_total_norm
+    monkeypatch.setattr(torch.nn.utils, "get_total_norm", lambda *a, **k: calls.append(1) or real(*a, **k))
+    model = ImageClassifier(backbone="test_resnet", num_classes=10, pretrained=False,
+                            logging_config=LoggingConfig(log_gradient_norm=True, log_weight_norm=True))
+    got = _fit(model, log_every_n_steps=3)  # 6 steps: written at steps 3 and 6
+    assert len(got["train/grad_norm"]) == 2 and len(got["train/weight_norm"]) == 2 and len(got["train/lr"]) == 2
+    assert len(calls) == 4  # grad and weight norm, twice: nothing computed on the other 4 steps
