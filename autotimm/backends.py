@@ -13,6 +13,7 @@ import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Callable
+from urllib.parse import urlparse
 
 # %% auto #0
 __all__ = ['Backend', 'register_backend', 'list_backends', 'closest', 'get_backend', 'backend_of', 'require', 'log_image',
@@ -196,6 +197,14 @@ def _build_mlflow(params:dict):
         params.setdefault("artifact_location", str(Path(save_dir).resolve()/"artifacts"))
     # MLflow's async logging: writes queue in the background and are flushed when the run is terminated
     params.setdefault("synchronous", False)
+    uri = urlparse(params["tracking_uri"])
+    if uri.scheme in ("http", "https") and uri.password:
+        # credentials go where MLflow reads them, never in a URI that MLflow prints or autotimm logs
+        os.environ["MLFLOW_TRACKING_USERNAME"], os.environ["MLFLOW_TRACKING_PASSWORD"] = uri.username or "", uri.password
+        params["tracking_uri"] = uri._replace(netloc=uri.netloc.rsplit("@", 1)[1]).geturl()
+    if params.get("tags"):  # a tag named like a secret is stored masked
+        params["tags"] = {k: ("***" if any(w in k.lower() for w in ("key", "token", "password", "secret")) else v)
+                          for k, v in params["tags"].items()}
     return MLFlowLogger(**params)
 
 def _file_mlflow(logger, key, name, ext, data):

@@ -6,16 +6,30 @@
 from __future__ import annotations
 
 import os
+import re
 from dataclasses import dataclass, field, fields
 
 from .backends import closest, get_backend, list_backends
 
 # %% auto #0
-__all__ = ['STAGES', 'METRIC_BACKENDS', 'LoggerConfig', 'LoggingConfig', 'MetricConfig']
+__all__ = ['STAGES', 'METRIC_BACKENDS', 'mask_secrets', 'LoggerConfig', 'LoggingConfig', 'MetricConfig']
 
-# %% ../nbs/01_config.ipynb #2d49fb9d
+# %% ../nbs/01_config.ipynb #f358e564
 _SECRET_WORDS = ("key", "token", "password", "secret")
+_URI_PASSWORD = re.compile(r"(?P<head>[a-z][a-z0-9+.\-]*://[^:/@\s]*):[^@/\s]+@", re.I)
+_QUERY_SECRET = re.compile(r"(?P<head>[?&;](?:[a-z_\-]*(?:key|token|password|secret)[a-z_\-]*)=)[^&;\s]+", re.I)
 
+def mask_secrets(value):
+    "`value` with passwords in URIs and secret-looking query parameters replaced by `***` (non-strings unchanged)."
+    if not isinstance(value, str): return value
+    return _QUERY_SECRET.sub(r"\g<head>***", _URI_PASSWORD.sub(r"\g<head>:***@", value))
+
+def _mask_param(k, v):
+    if any(w in k.lower() for w in _SECRET_WORDS): return "***"
+    if isinstance(v, dict): return {kk: _mask_param(kk, vv) for kk, vv in v.items()}
+    return mask_secrets(v)
+
+# %% ../nbs/01_config.ipynb #c03ad087
 def _check_type(owner, name, value, types, what):
     "Raise `TypeError` unless `value` is an instance of `types`."
     if not isinstance(value, types) or (isinstance(value, bool) and bool not in _as_tuple(types)):
@@ -64,15 +78,15 @@ class LoggerConfig:
             raise ValueError(f"LoggerConfig({self.backend!r}): params['flush_logs_every_n_steps'] must be >= 1")
         uri = self.params.get("tracking_uri")
         if uri and uri.startswith("file:"):
-            raise ValueError(f"LoggerConfig('mlflow'): tracking_uri {uri!r} uses MLflow's file store, which MLflow 3 "
+            raise ValueError(f"LoggerConfig('mlflow'): tracking_uri {mask_secrets(uri)!r} uses MLflow's file store, which MLflow 3 "
                              "refuses. Leave tracking_uri out (runs go to a local sqlite store under save_dir) "
                              "or pass an http(s):// or sqlite:/// URI.")
 
     def __repr__(self):
-        shown = {k: ("***" if any(w in k.lower() for w in _SECRET_WORDS) else v) for k, v in self.params.items()}
+        shown = {k: _mask_param(k, v) for k, v in self.params.items()}
         return f"LoggerConfig(backend={self.backend!r}, params={shown!r})"
 
-# %% ../nbs/01_config.ipynb #6e3837c3
+# %% ../nbs/01_config.ipynb #f96a8fc1
 @dataclass
 class LoggingConfig:
     "Switches for the extra keys logged during training."
@@ -90,7 +104,7 @@ class LoggingConfig:
         if not isinstance(v, (int, float)) or isinstance(v, bool) or not v > 0:
             raise ValueError(f"LoggingConfig: system_metrics_interval must be a positive number of seconds, got {v!r}")
 
-# %% ../nbs/01_config.ipynb #f96a8fc1
+# %% ../nbs/01_config.ipynb #12b460f4
 STAGES = ("train", "val", "test")
 METRIC_BACKENDS = ("torchmetrics", "custom")
 

@@ -16,6 +16,7 @@ from pytorch_lightning import Callback
 from pytorch_lightning.utilities import rank_zero_only
 
 from .backends import backend_of, log_file
+from .config import mask_secrets
 
 # %% auto #0
 __all__ = ['git_commit', 'backend_ids', 'build_manifest', 'flatten', 'RunManifest']
@@ -41,7 +42,7 @@ def backend_ids(loggers)->dict:
         b = backend_of(lg)
         if b is None: continue
         if b.name in ("tensorboard", "csv"): out[b.name] = {"log_dir": os.path.abspath(lg.log_dir), "version": str(lg.version)}
-        elif b.name == "mlflow": out[b.name] = {"tracking_uri": lg._tracking_uri, "experiment_id": lg.experiment_id, "run_id": lg.run_id}
+        elif b.name == "mlflow": out[b.name] = {"tracking_uri": mask_secrets(lg._tracking_uri), "experiment_id": lg.experiment_id, "run_id": lg.run_id}
         elif b.name == "wandb": out[b.name] = {"project": lg.name, "run_id": lg.version, "dir": os.path.abspath(lg.experiment.dir)}
     return out
 

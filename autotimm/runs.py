@@ -191,7 +191,8 @@ def _load_mlflow(uri:str, run=None)->Run:
         try: local = client.download_artifacts(r.info.run_id, "val_confusion_matrix", tmp)
         except Exception: local = None
         cms = _counts_from_files(sorted(Path(local).glob("epoch_*.json"))) if local else {}
-    return Run("mlflow", r.info.run_name, f"{uri} run {r.info.run_id}", _tidy(points), hparams, cms)
+    from autotimm.config import mask_secrets
+    return Run("mlflow", r.info.run_name, f"{mask_secrets(uri)} run {r.info.run_id}", _tidy(points), hparams, cms)
 
 def _load_wandb(d:Path)->Run:
     w = read_wandb_run(d)

@@ -30,6 +30,10 @@ def free_port():
         return s.getsockname()[1]
 
 
+class ServerURI(str):
+    "A server's URI, with `.root`, the folder of its store."
+
+
 @pytest.fixture(scope="module")
 def mlflow_server(tmp_path_factory):
     "A real `mlflow server` on 127.0.0.1 with a sqlite store; stopped after the module's tests."
@@ -41,7 +45,8 @@ def mlflow_server(tmp_path_factory):
         [str(mlflow), "server", "--backend-store-uri", f"sqlite:///{root}/mlflow.db",
          "--artifacts-destination", str(root / "artifacts"), "--host", "127.0.0.1", "--port", str(port), "--workers", "1"],
         stdout=open(root / "server.log", "wb"), stderr=subprocess.STDOUT, env=env, start_new_session=True)
-    uri = f"http://127.0.0.1:{port}"
+    uri = ServerURI(f"http://127.0.0.1:{port}")
+    uri.root = root  # where the server keeps its store and artifacts
     import urllib.request
     deadline = time.time() + 90
     while True:

@@ -1,0 +1,43 @@
+"""A planted secret (a password in the MLflow tracking URI, an API token in a param) appears in no file any backend writes, nor in a repr or a printed summary."""
+import os
+from pathlib import Path
+
+from autotimm import AutoTrainer, ImageClassifier, ImageDataModule, LoggerConfig, LoggerManager, LoggingConfig, load_run
+
+SECRET = "Pl4nted-S3cret-9f2c"
+
+
+def _files_containing(root, needle):
+    hits = []
+    for dirpath, _, files in os.walk(root):
+        for f in files:
+            p = Path(dirpath) / f
+            try:
+                if needle.encode() in p.read_bytes(): hits.append(str(p))
+            except OSError: pass
+    return hits
+
+
+def test_planted_secret_is_never_written_or_shown(mlflow_server, workdir, capsys, monkeypatch):
+    for name in ("MLFLOW_TRACKING_USERNAME", "MLFLOW_TRACKING_PASSWORD"): monkeypatch.setenv(name, "")  # restored after
+    uri = mlflow_server.replace("http://", f"http://alice:{SECRET}@")  # the server ignores the credentials
+    cfgs = [LoggerConfig("mlflow", {"experiment_name": "secrets", "tracking_uri": uri, "tags": {"api_token": SECRET}}),
+            LoggerConfig("csv", {"save_dir": "logs"}), LoggerConfig("tensorboard", {"save_dir": "logs"}),
+            LoggerConfig("wandb", {"project": "secrets", "save_dir": "wb", "offline": True})]
+    for c in cfgs: assert SECRET not in repr(c)
+    manager = LoggerManager(cfgs)
+    print(manager, cfgs)
+    model = ImageClassifier(backbone="test_resnet", num_classes=10, pretrained=False,
+                            logging_config=LoggingConfig(log_confusion_matrix=True, log_system_metrics=True, system_metrics_interval=0.2))
+    trainer = AutoTrainer(max_epochs=1, logger=manager, enable_progress_bar=False, limit_train_batches=4)
+    trainer.fit(model, datamodule=ImageDataModule(dataset_name="digits", image_size=16, batch_size=32))
+    manager.close()
+    run = load_run(mlflow_server, run=manager.run_name)
+    print(run, run.location)
+    assert SECRET not in run.location
+    out = capsys.readouterr()
+    assert SECRET not in out.out + out.err
+    assert _files_containing(workdir, SECRET) == []  # TB, CSV, W&B offline files, checkpoints, manifests
+    assert _files_containing(mlflow_server.root, SECRET) == []  # the MLflow server's database and artifacts
+    assert run.hparams["backends/mlflow/tracking_uri"] == mlflow_server  # credentials moved out of the URI
+    assert os.environ["MLFLOW_TRACKING_PASSWORD"] == SECRET  # where MLflow reads them
