@@ -49,7 +49,7 @@ class LoggerManager:
             raise TypeError(f"LoggerManager: every item of configs must be a LoggerConfig, got {', '.join(bad)}")
         if run_name is not None and (not isinstance(run_name, str) or not run_name.strip() or "/" in run_name):
             raise ValueError(f"LoggerManager: run_name must be a non-empty string without '/', got {run_name!r}")
-        self._configs = list(configs)
+        self._configs, self._given_name, self.runs = list(configs), run_name, 0
         self.run_name = run_name or default_run_name(self._configs)
         self._loggers = [self._build(c) for c in self._configs]
 
@@ -79,6 +79,14 @@ class LoggerManager:
         for c, l in zip(self._configs, self._loggers):
             if c.backend == "wandb" and getattr(l, "_experiment", None) is not None:
                 l.experiment.finish()
+
+    def renew(self)->list:
+        "Close this run and build fresh loggers for a new one (a new version folder, MLflow run and W&B run)."
+        self.close()
+        self.runs += 1
+        self.run_name = f"{self._given_name}-{self.runs + 1}" if self._given_name else default_run_name(self._configs)
+        self._loggers = [self._build(c) for c in self._configs]
+        return self._loggers
 
     def __len__(self): return len(self._loggers)
     def __iter__(self): return iter(self._loggers)

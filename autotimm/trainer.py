@@ -6,6 +6,7 @@
 from __future__ import annotations
 
 import re
+import sys
 import warnings
 
 import pytorch_lightning as pl
@@ -99,8 +100,23 @@ class AutoTrainer(pl.Trainer):
         if hasattr(datamodule, "check"): datamodule.check()
         if hasattr(model, "check_data"): model.check_data(datamodule)
 
+    def _new_run(self):
+        "A fit after the first (a notebook re-run) starts a new run in every backend, never appending to the last."
+        m = self.logger_manager
+        if m is not None and getattr(m, "_fitted", False):
+            self.loggers = m.renew()
+            self.run_name = m.run_name
+            for cb in self.callbacks:
+                if isinstance(cb, RunManifest): cb.run_name = m.run_name
+        if m is not None: m._fitted = True
+        wandb = sys.modules.get("wandb")  # a W&B run left open by an earlier fit would be reused by a new WandbLogger
+        wandb_loggers = [l for l in self.loggers if type(l).__name__ == "WandbLogger"]
+        if wandb is not None and wandb.run is not None and wandb_loggers:
+            if not any(getattr(l, "_experiment", None) is wandb.run for l in wandb_loggers): wandb.run.finish()
+
     def fit(self, model, train_dataloaders=None, val_dataloaders=None, datamodule=None, ckpt_path=None, **kwargs):
-        "`preflight` (before any logger starts a run), then `pytorch_lightning.Trainer.fit`."
+        "`preflight` (before any logger starts a run), a new run when this is not the first fit, then `pytorch_lightning.Trainer.fit`."
         dm = datamodule if datamodule is not None else (train_dataloaders if isinstance(train_dataloaders, pl.LightningDataModule) else None)
         self.preflight(model, dm)
+        self._new_run()
         return super().fit(model, train_dataloaders, val_dataloaders, datamodule, ckpt_path, **kwargs)
