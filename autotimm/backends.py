@@ -80,21 +80,17 @@ def require(package:str, backend:str, extra:str|None=None):
 # %% ../nbs/00_backends.ipynb #1166ab98
 def _slug(key:str)->str: return key.replace("/", "_")
 
+def _each(loggers, method:str, *args)->dict:
+    "Call the backend `method` for every logger whose backend is registered; return `{backend: location}`."
+    return {b.name: getattr(b, method)(lg, *args) for lg in loggers if (b := backend_of(lg)) is not None}
+
 def log_image(loggers, key:str, png:bytes, step:int, name:str)->dict:
     "Send one PNG to every logger whose backend is registered; return `{backend: location}`."
-    out = {}
-    for logger in loggers:
-        b = backend_of(logger)
-        if b is not None: out[b.name] = b.log_image(logger, key, png, step, name)
-    return out
+    return _each(loggers, "log_image", key, png, step, name)
 
 def log_file(loggers, key:str, name:str, ext:str, data:bytes)->dict:
     "Store one file with every logger whose backend is registered; return `{backend: location}`."
-    out = {}
-    for logger in loggers:
-        b = backend_of(logger)
-        if b is not None: out[b.name] = b.log_file(logger, key, name, ext, data)
-    return out
+    return _each(loggers, "log_file", key, name, ext, data)
 
 def _file_in_run_dir(run_dir, key, name, ext, data)->str:
     "Write `data` as `run_dir/{key}_{name}.{ext}`."

@@ -24,11 +24,10 @@ for name in ("pytorch_lightning", "lightning_fabric", "mlflow", "alembic"):
     logging.getLogger(name).setLevel(logging.ERROR)
 
 import pytorch_lightning as pl
-import timm
 import torch
-import torch.nn.functional as F
 
 from autotimm import AutoTrainer, ImageClassifier, LoggerConfig, LoggerManager, LoggingConfig, MetricConfig
+from suite import Bare  # A, the same bare LightningModule as the CPU suite
 
 
 class Synthetic(pl.LightningDataModule):
@@ -46,19 +45,6 @@ class Synthetic(pl.LightningDataModule):
                                            pin_memory=torch.cuda.is_available(), persistent_workers=self.workers > 0)
     def train_dataloader(self): return self._loader(self.steps)
     def val_dataloader(self): return self._loader(2)
-
-
-class Bare(pl.LightningModule):
-    def __init__(self, model, n_classes):
-        super().__init__()
-        self.model = timm.create_model(model, pretrained=False, num_classes=n_classes)
-    def training_step(self, batch, i):
-        x, y = batch
-        return F.cross_entropy(self.model(x), y)
-    def validation_step(self, batch, i):
-        x, y = batch
-        F.cross_entropy(self.model(x), y)
-    def configure_optimizers(self): return torch.optim.AdamW(self.parameters(), lr=1e-3)
 
 
 class Throughput(pl.Callback):

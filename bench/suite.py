@@ -76,9 +76,9 @@ def data(args): return Digits(args.train_repeat, image_size=args.image_size, bat
 
 # ---------------------------------------------------------------- A: bare Lightning
 class Bare(pl.LightningModule):
-    def __init__(self):
+    def __init__(self, model=MODEL, n_classes=10):
         super().__init__()
-        self.model = timm.create_model(MODEL, pretrained=False, num_classes=10)
+        self.model = timm.create_model(model, pretrained=False, num_classes=n_classes)
     def training_step(self, batch, i):
         x, y = batch
         return F.cross_entropy(self.model(x), y)

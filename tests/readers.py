@@ -1,6 +1,5 @@
 """Read what each backend wrote, with each backend's own reader, as a user would find it."""
 import glob
-import struct
 from pathlib import Path
 
 import pandas as pd
@@ -46,43 +45,13 @@ def mlflow_artifacts(client, run_id, path=None):
     return out
 
 
-def _wandb_records(path):
-    "The protobuf records of a `.wandb` file (W&B's leveldb-style log: 32 KiB blocks, 7-byte headers)."
-    from wandb.proto import wandb_internal_pb2 as pb
-    data = Path(path).read_bytes()
-    assert data[:4] == b":W&B", "not a W&B run file"
-    pos, block, buf = 7, 32768, b""
-    while pos + 7 <= len(data):
-        left = block - pos % block
-        if left < 7: pos += left; continue
-        _, length, kind = struct.unpack("<IHB", data[pos:pos + 7])
-        if length == 0 and kind == 0: pos += left; continue
-        chunk, pos = data[pos + 7:pos + 7 + length], pos + 7 + length
-        if kind == 1: raw = chunk
-        elif kind == 2: buf = chunk; continue
-        elif kind == 3: buf += chunk; continue
-        else: raw, buf = buf + chunk, b""
-        rec = pb.Record(); rec.ParseFromString(raw)
-        yield rec
-
-
 class WandbRun:
     "An offline W&B run folder: history rows, config and media files, read from its `.wandb` file."
     def __init__(self, run_dir):
-        import json
+        from autotimm.runs import read_wandb_run  # W&B has no public reader for offline run files
         self.dir = Path(run_dir)
-        self.history, self.config = [], {}
-        for rec in _wandb_records(next(self.dir.glob("*.wandb"))):
-            kind = rec.WhichOneof("record_type")
-            if kind == "history":
-                row = {}
-                for item in rec.history.item:
-                    key = item.key or "/".join(item.nested_key)
-                    row[key] = json.loads(item.value_json)
-                self.history.append(row)
-            elif kind == "config":
-                for item in rec.config.update:
-                    self.config[item.key or "/".join(item.nested_key)] = json.loads(item.value_json)
+        run = read_wandb_run(self.dir)
+        self.history, self.config = run["history"], run["config"]
 
     def scalars(self):
         "`{key: [(trainer/global_step, value), ...]}` for numeric keys."
