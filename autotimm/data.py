@@ -17,7 +17,7 @@ from .backends import closest
 
 # %% auto #0
 __all__ = ['TORCHVISION_DATASETS', 'NUM_CLASSES', 'BUILTIN_DATASETS', 'IMAGE_EXTENSIONS', 'IMAGENET_MEAN', 'IMAGENET_STD',
-           'in_notebook', 'default_num_workers', 'DigitsDataset', 'load_digits_splits', 'ImageDataModule']
+           'in_notebook', 'default_num_workers', 'DigitsDataset', 'load_digits_splits', 'load_image', 'ImageDataModule']
 
 # %% ../nbs/04_data.ipynb #4fd1ef3f
 TORCHVISION_DATASETS = {"cifar10": "CIFAR10", "cifar100": "CIFAR100", "mnist": "MNIST", "fashionmnist": "FashionMNIST"}
@@ -71,12 +71,24 @@ def _check_image_folder(folder:Path, split:str)->list:
     classes = sorted(p.name for p in folder.iterdir() if p.is_dir())
     if not classes:
         raise ValueError(f"ImageDataModule: {folder} has no class sub-folders; expected {folder}/<class>/<image files>")
+    from PIL import Image
     for c in classes:
-        files = [p for p in (folder/c).rglob("*") if p.is_file()]
-        if not any(p.suffix.lower() in IMAGE_EXTENSIONS for p in files):
+        images = [p for p in (folder/c).rglob("*") if p.is_file() and p.suffix.lower() in IMAGE_EXTENSIONS]
+        if not images:
             raise ValueError(f"ImageDataModule: class folder {folder/c} holds no images ({', '.join(IMAGE_EXTENSIONS)}); "
                              "add images or remove the folder")
+        for p in images:  # the header only: cheap, and it catches files that are no image at all
+            try: Image.open(p).close()
+            except Exception as e:
+                raise ValueError(f"ImageDataModule: {p} is not a readable image ({type(e).__name__}); remove or replace it") from e
     return classes
+
+def load_image(path:str):
+    "Open an image as RGB; an unreadable file raises an error naming its path."
+    from torchvision.datasets.folder import default_loader
+    try: return default_loader(path)
+    except Exception as e:
+        raise RuntimeError(f"ImageDataModule: cannot read image {path} ({type(e).__name__}: {e}); remove or replace the file") from e
 
 # %% ../nbs/04_data.ipynb #c250b0fd
 class ImageDataModule(pl.LightningDataModule):
@@ -176,13 +188,13 @@ class ImageDataModule(pl.LightningDataModule):
         else:
             from torchvision.datasets import ImageFolder
             self.check()
-            full = ImageFolder(str(self.data_dir/"train"), transform=self._transform())
+            full = ImageFolder(str(self.data_dir/"train"), transform=self._transform(), loader=load_image)
             if (self.data_dir/"val").is_dir():
-                self.train_ds, self.val_ds = full, ImageFolder(str(self.data_dir/"val"), transform=self._transform())
+                self.train_ds, self.val_ds = full, ImageFolder(str(self.data_dir/"val"), transform=self._transform(), loader=load_image)
             else:
                 self.train_ds, self.val_ds = self._split(full)
             if (self.data_dir/"test").is_dir():
-                self.test_ds = ImageFolder(str(self.data_dir/"test"), transform=self._transform())
+                self.test_ds = ImageFolder(str(self.data_dir/"test"), transform=self._transform(), loader=load_image)
 
     def _loader(self, ds, shuffle:bool):
         w = self.num_workers

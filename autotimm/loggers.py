@@ -32,6 +32,18 @@ def default_run_name(configs:list)->str:
     return time.strftime("run-%Y%m%d-%H%M%S")
 
 # %% ../nbs/02_loggers.ipynb #ba453153
+def _check_writable(backend:str, save_dir):
+    "`PermissionError` naming `save_dir` when a folder cannot be created or written there."
+    path = Path(save_dir)
+    try:
+        path.mkdir(parents=True, exist_ok=True)
+        probe = path/".autotimm-write-test"
+        probe.write_bytes(b""); probe.unlink()
+    except OSError as e:
+        raise PermissionError(f"LoggerConfig({backend!r}): save_dir {str(save_dir)!r} is not writable ({type(e).__name__}: "
+                              f"{e.strerror or e}); choose a folder you can write to") from e
+
+# %% ../nbs/02_loggers.ipynb #01f445fd
 class LoggerManager:
     "Build and hold one Lightning logger per `LoggerConfig`."
     def __init__(self,
@@ -56,6 +68,7 @@ class LoggerManager:
     def _build(self, cfg:LoggerConfig):
         spec = get_backend(cfg.backend)
         params = dict(cfg.params)
+        if params.get("save_dir") and not params.get("tracking_uri"): _check_writable(cfg.backend, params["save_dir"])
         if params.get(spec.run_name_param) is None: params[spec.run_name_param] = self.run_name
         return spec.build(params)
 

@@ -6,8 +6,10 @@
 from __future__ import annotations
 
 import re
+import socket
 import sys
 import warnings
+from urllib.parse import urlparse
 
 import pytorch_lightning as pl
 from pytorch_lightning.callbacks import ModelCheckpoint
@@ -21,7 +23,7 @@ from .loggers import LoggerManager
 from .manifest import RunManifest
 
 # %% auto #0
-__all__ = ['resolve_loggers', 'monitor_mode', 'make_checkpoint', 'AutoTrainer']
+__all__ = ['resolve_loggers', 'monitor_mode', 'make_checkpoint', 'check_reachable', 'AutoTrainer']
 
 # %% ../nbs/09_trainer.ipynb #e63703f8
 _LOGGER_TYPES = "a list of LoggerConfig, a LoggerManager, a Lightning Logger or a list of them, True/None, or False"
@@ -56,6 +58,18 @@ def make_checkpoint(monitor:str, mode:str=None, **kwargs)->ModelCheckpoint:
                            auto_insert_metric_name=False, save_last=True, **kwargs)
 
 # %% ../nbs/09_trainer.ipynb #403a6e79
+def check_reachable(logger, timeout:float=3.0):
+    "`ConnectionError` naming the tracking URI when an MLflow logger's http(s) server does not answer."
+    uri = getattr(logger, "_tracking_uri", None) if type(logger).__name__ == "MLFlowLogger" else None
+    if not uri or not uri.startswith(("http://", "https://")): return
+    u = urlparse(uri)
+    try: socket.create_connection((u.hostname, u.port or (443 if u.scheme == "https" else 80)), timeout=timeout).close()
+    except OSError as e:
+        raise ConnectionError(f"LoggerConfig('mlflow'): tracking_uri {uri} is unreachable ({type(e).__name__}: {e.strerror or e}); "
+                              f"start the server (e.g. mlflow server --host {u.hostname} --port {u.port}) or leave "
+                              "tracking_uri out to log to a local store") from e
+
+# %% ../nbs/09_trainer.ipynb #d42277e2
 class AutoTrainer(pl.Trainer):
     "A `pytorch_lightning.Trainer` that builds loggers from configs and checkpoints on a monitored key."
     def __init__(self,
@@ -99,6 +113,7 @@ class AutoTrainer(pl.Trainer):
                              + (f" Did you mean {hint!r}?" if hint else "") + f" Logged keys: {', '.join(keys)}")
         if hasattr(datamodule, "check"): datamodule.check()
         if hasattr(model, "check_data"): model.check_data(datamodule)
+        for lg in self.loggers: check_reachable(lg)
 
     def _new_run(self):
         "A fit after the first (a notebook re-run) starts a new run in every backend, never appending to the last."

@@ -51,19 +51,20 @@ def test_bad_input_fails_clearly_and_writes_nothing(workdir, make, exc, text):
     assert os.listdir(workdir) == [], os.listdir(workdir)
 
 
-def _fit(workdir, model, data, **kw):
-    "Fit with CSV logging; return whether a single training batch ran."
+def _fit(workdir, model, data, extra=(), **kw):
+    "Fit with CSV logging (and `extra` configs); return whether a single training batch ran."
     ran = []
     from pytorch_lightning import Callback
     class Spy(Callback):
         def on_train_batch_start(self, *a): ran.append(1)
-    trainer = AutoTrainer(max_epochs=1, logger=[LoggerConfig("csv", {"save_dir": "logs"})], callbacks=[Spy()],
+    trainer = AutoTrainer(max_epochs=1, logger=[LoggerConfig("csv", {"save_dir": "logs"}), *extra], callbacks=[Spy()],
                           enable_progress_bar=False, **kw)
     return trainer, ran
 
 
 @pytest.mark.parametrize("case", ["monitor never logged", "num_classes vs data", "missing data_dir",
-                                  "class folder without images", "no train folder"])
+                                  "class folder without images", "no train folder", "a file that is no image",
+                                  "unreachable tracking URI"])
 def test_fit_time_input_errors_come_before_training(workdir, image_folders, case):
     model = ImageClassifier(backbone="test_resnet", num_classes=3, pretrained=False,
                             metrics=[MetricConfig(name="accuracy", metric_class="Accuracy", params={"task": "multiclass"})])
@@ -79,8 +80,32 @@ def test_fit_time_input_errors_come_before_training(workdir, image_folders, case
     if case == "no train folder":
         (image_folders / "train").rename(image_folders / "training")
         text = "no train folder at data/train"
-    trainer, ran = _fit(workdir, model, data, **kw)
-    with pytest.raises((ValueError, FileNotFoundError)) as e:
+    if case == "a file that is no image":
+        (image_folders / "train" / "dog" / "notes.png").write_text("not an image")
+        text = "data/train/dog/notes.png is not a readable image"
+    extra = []
+    if case == "unreachable tracking URI":
+        from conftest import free_port
+        port = free_port()  # nothing listens there
+        extra = [LoggerConfig("mlflow", {"experiment_name": "e", "tracking_uri": f"http://127.0.0.1:{port}"})]
+        text = f"tracking_uri http://127.0.0.1:{port} is unreachable"
+    trainer, ran = _fit(workdir, model, data, extra=extra, **kw)
+    with pytest.raises((ValueError, FileNotFoundError, ConnectionError)) as e:
         trainer.fit(model, datamodule=data)
     assert text in str(e.value), str(e.value)
-    assert ran == [] and not (workdir / "logs").exists()
+    assert ran == [] and not (workdir / "logs" / "lightning_logs").exists()  # no run folder: nothing was logged
+
+
+def test_unwritable_save_dir_fails_when_the_loggers_are_built(workdir):
+    (workdir / "afile").write_text("x")  # a folder cannot be made inside a file (root can write anywhere else)
+    with pytest.raises(PermissionError, match="save_dir 'afile/logs' is not writable"):
+        LoggerManager([LoggerConfig("csv", {"save_dir": "afile/logs"})])
+
+
+def test_corrupt_image_met_in_training_is_reported_with_its_path(workdir, image_folders):
+    good = (image_folders / "train" / "cat" / "0.png").read_bytes()
+    (image_folders / "train" / "cat" / "0.png").write_bytes(good[:60])  # the header survives, the data does not
+    model = ImageClassifier(backbone="test_resnet", num_classes=3, pretrained=False)
+    trainer, _ = _fit(workdir, model, ImageDataModule(data_dir="data", image_size=16, batch_size=8, num_workers=0))
+    with pytest.raises(RuntimeError, match="cannot read image data/train/cat/0.png"):
+        trainer.fit(model, datamodule=ImageDataModule(data_dir="data", image_size=16, batch_size=8, num_workers=0))
