@@ -92,12 +92,13 @@ def _wandb_records(path):
         yield rec
 
 def read_wandb_run(run_dir)->dict:
-    "An offline W&B run: `{'id', 'name', 'dir', 'history': [row dicts], 'config': {...}}`."
+    "An offline W&B run: `{'id', 'name', 'dir', 'history': [row dicts], 'config': {...}, 'exit_code'}`."
     run_dir = Path(run_dir)
-    out = {"id": None, "name": None, "dir": str(run_dir), "history": [], "config": {}}
+    out = {"id": None, "name": None, "dir": str(run_dir), "history": [], "config": {}, "exit_code": None}
     for rec in _wandb_records(next(run_dir.glob("*.wandb"))):
         kind = rec.WhichOneof("record_type")
         if kind == "run": out["id"], out["name"] = rec.run.run_id, rec.run.display_name
+        elif kind == "exit": out["exit_code"] = rec.exit.exit_code  # present once the run is finished
         elif kind == "history":
             row = {}
             for item in rec.history.item:

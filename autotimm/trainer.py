@@ -6,8 +6,10 @@
 from __future__ import annotations
 
 import re
+import signal
 import socket
 import sys
+import threading
 import warnings
 from urllib.parse import urlparse
 
@@ -134,4 +136,30 @@ class AutoTrainer(pl.Trainer):
         dm = datamodule if datamodule is not None else (train_dataloaders if isinstance(train_dataloaders, pl.LightningDataModule) else None)
         self.preflight(model, dm)
         self._new_run()
-        return super().fit(model, train_dataloaders, val_dataloaders, datamodule, ckpt_path, **kwargs)
+        main = threading.current_thread() is threading.main_thread()
+        handler = signal.getsignal(signal.SIGINT) if main else None
+        try:
+            return super().fit(model, train_dataloaders, val_dataloaders, datamodule, ckpt_path, **kwargs)
+        except SystemExit:
+            if not self.interrupted: raise
+            self._after_interrupt()
+            raise KeyboardInterrupt("training interrupted; every backend was closed (see the message above)") from None
+        finally:
+            if main and handler is not None: signal.signal(signal.SIGINT, handler)  # Lightning ignores Ctrl-C after one
+
+    def _after_interrupt(self):
+        "Mark the runs as interrupted where the backend knows that, and say where everything is."
+        lines = [f"\nautotimm: training interrupted at epoch {self.current_epoch}, step {self.global_step}. "
+                 "Everything logged so far is saved:"]
+        for lg in self.loggers:
+            kind = type(lg).__name__
+            if kind == "MLFlowLogger" and getattr(lg, "_initialized", False):
+                lg.experiment.set_terminated(lg.run_id, "KILLED")
+                lines.append(f"  mlflow       run {lg.run_id} (status KILLED)")
+            elif kind == "WandbLogger" and getattr(lg, "_experiment", None) is not None:
+                run_dir = lg.experiment.dir
+                lg.experiment.finish(exit_code=1)
+                lines.append(f"  wandb        {run_dir} (run finished)")
+            elif kind in ("CSVLogger", "TensorBoardLogger"):
+                lines.append(f"  {kind[:-6].lower():<12} {lg.log_dir}")
+        print("\n".join(lines))

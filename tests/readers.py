@@ -51,7 +51,7 @@ class WandbRun:
         from autotimm.runs import read_wandb_run  # W&B has no public reader for offline run files
         self.dir = Path(run_dir)
         run = read_wandb_run(self.dir)
-        self.history, self.config = run["history"], run["config"]
+        self.history, self.config, self.exit_code = run["history"], run["config"], run["exit_code"]
 
     def scalars(self):
         "`{key: [(trainer/global_step, value), ...]}` for numeric keys."
