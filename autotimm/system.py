@@ -33,7 +33,7 @@ class SystemMetricsMonitor(Callback):
     def __init__(self, interval:float=10.0): # seconds between samples
         self.interval, self._thread, self._stop, self._pending = interval, None, threading.Event(), None
         self._samples = self._steps = 0
-        self.logged = []  # every sample forwarded to the loggers
+        self.last = None  # the last sample forwarded to the loggers (nothing accumulates over a run)
 
     def _sample(self, proc, gpu, last):
         now = time.perf_counter()
@@ -63,7 +63,7 @@ class SystemMetricsMonitor(Callback):
     def _forward(self, trainer, sample):
         sample = {**sample, "epoch": trainer.current_epoch}
         for lg in trainer.loggers: lg.log_metrics(sample, step=trainer.global_step)
-        self.logged.append(sample)
+        self.last = sample
 
     def on_train_batch_end(self, trainer, pl_module, outputs, batch, batch_idx):
         x = batch[0] if isinstance(batch, (list, tuple)) else batch
