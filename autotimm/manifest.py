@@ -100,7 +100,7 @@ class RunManifest(Callback):
     def __init__(self, run_name:str=None): self.run_name, self.manifest = run_name, None
 
     def setup(self, trainer, pl_module, stage):
-        if stage != "fit": return
+        if stage != "fit" or not trainer.is_global_zero: return  # only rank zero logs (other ranks' loggers are stand-ins)
         self.manifest = build_manifest(trainer, pl_module, trainer.datamodule, self.run_name)
         if hasattr(pl_module, "save_hyperparameters"):  # merged into what Lightning logs once to every backend
             flat = {k: v for k, v in flatten(self.manifest).items() if v is not None and not k.startswith("model/architecture")}

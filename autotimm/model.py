@@ -147,7 +147,9 @@ class ImageClassifier(pl.LightningModule):
         logits = self(x)
         loss = F.cross_entropy(logits, y)
         on_step = stage == "train"
-        self.log(f"{stage}/loss", loss, on_step=on_step, on_epoch=not on_step, prog_bar=True, batch_size=len(y))
+        # epoch values are averaged over all processes (one reduction per epoch; metrics objects sync themselves)
+        self.log(f"{stage}/loss", loss, on_step=on_step, on_epoch=not on_step, prog_bar=True, batch_size=len(y),
+                 sync_dist=not on_step)
         for cfg in self.metric_configs:
             if stage not in cfg.stages: continue
             metric = self.metrics[f"{stage}_metrics"][cfg.name]
