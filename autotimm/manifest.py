@@ -9,7 +9,6 @@ import json
 import os
 import platform
 import subprocess
-import sys
 from importlib.metadata import PackageNotFoundError, version
 
 from pytorch_lightning import Callback

@@ -47,10 +47,15 @@ def mlflow_artifacts(client, run_id, path=None):
 
 class WandbRun:
     "An offline W&B run folder: history rows, config and media files, read from its `.wandb` file."
-    def __init__(self, run_dir):
+    def __init__(self, run_dir, wait:float=60.0):
+        import time
         from autotimm.runs import read_wandb_run  # W&B has no public reader for offline run files
         self.dir = Path(run_dir)
-        run = read_wandb_run(self.dir)
+        deadline = time.time() + wait
+        while True:  # W&B's service process may still be writing the file when finish() returns
+            run = read_wandb_run(self.dir)
+            if run["exit_code"] is not None or time.time() > deadline: break
+            time.sleep(0.5)
         self.history, self.config, self.exit_code = run["history"], run["config"], run["exit_code"]
 
     def scalars(self):

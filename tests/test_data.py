@@ -1,5 +1,4 @@
 """ImageDataModule on image folders, a torchvision dataset read from local files, and the built-in digits."""
-import gzip
 import struct
 
 import numpy as np

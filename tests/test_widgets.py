@@ -4,7 +4,7 @@ import json
 import pytest
 
 from autotimm import (AutoTrainer, ConfusionMatrixViewer, ImageClassifier, ImageDataModule, LoggerConfig, LoggerForm,
-                      LoggerManager, LoggingConfig, show_confusion_matrix)
+                      LoggingConfig, show_confusion_matrix)
 from autotimm.live import LiveView
 
 
