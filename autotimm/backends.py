@@ -82,7 +82,12 @@ def _slug(key:str)->str: return key.replace("/", "_")
 
 def _each(loggers, method:str, *args)->dict:
     "Call the backend `method` for every logger whose backend is registered; return `{backend: location}`."
-    return {b.name: getattr(b, method)(lg, *args) for lg in loggers if (b := backend_of(lg)) is not None}
+    out = {}
+    for lg in loggers:
+        delivery = getattr(lg, "_delivery", None)  # a guarded logger: failures are isolated and spooled (see `delivery`)
+        if delivery is not None: out[delivery.backend] = delivery.send(method, *args)
+        elif (b := backend_of(lg)) is not None: out[b.name] = getattr(b, method)(lg, *args)
+    return out
 
 def log_image(loggers, key:str, png:bytes, step:int, name:str)->dict:
     "Send one PNG to every logger whose backend is registered; return `{backend: location}`."
@@ -179,6 +184,9 @@ def mlflow_local_uri(save_dir="mlruns")->str:
     "The sqlite tracking URI autotimm uses for local MLflow runs under `save_dir`."
     return f"sqlite:///{Path(save_dir).resolve()/'mlflow.db'}"
 
+_MLFLOW_HTTP_DEFAULTS = {"MLFLOW_HTTP_REQUEST_MAX_RETRIES": "1", "MLFLOW_HTTP_REQUEST_BACKOFF_FACTOR": "1",
+                         "MLFLOW_HTTP_REQUEST_TIMEOUT": "20"}
+
 def _build_mlflow(params:dict):
     require("mlflow", "mlflow")
     from pytorch_lightning.loggers import MLFlowLogger
@@ -191,10 +199,14 @@ def _build_mlflow(params:dict):
         Path(save_dir).mkdir(parents=True, exist_ok=True)
         params["tracking_uri"] = mlflow_local_uri(save_dir)
         params.setdefault("artifact_location", str(Path(save_dir).resolve()/"artifacts"))
-    # MLflow's async logging: writes queue in the background and are flushed when the run is terminated
-    params.setdefault("synchronous", False)
     uri = urlparse(params["tracking_uri"])
-    if uri.scheme in ("http", "https") and uri.password:
+    remote = uri.scheme in ("http", "https")
+    # a local store: MLflow's async logging (writes queue in the background, flushed when the run ends).
+    # a server: each write is confirmed, so a failure reaches autotimm's delivery, which spools and replays it
+    params.setdefault("synchronous", remote)
+    if remote:  # fail fast and let autotimm retry (MLflow's defaults retry one call for minutes); yours win when set
+        for k, v in _MLFLOW_HTTP_DEFAULTS.items(): os.environ.setdefault(k, v)
+    if remote and uri.password:
         # credentials go where MLflow reads them, never in a URI that MLflow prints or autotimm logs
         os.environ["MLFLOW_TRACKING_USERNAME"], os.environ["MLFLOW_TRACKING_PASSWORD"] = uri.username or "", uri.password
         params["tracking_uri"] = uri._replace(netloc=uri.netloc.rsplit("@", 1)[1]).geturl()

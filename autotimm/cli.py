@@ -90,7 +90,7 @@ def print_summary(s:dict, file=None):
     p(f"\nLast confusion matrix: {s['confusion_matrix_png']}")
     p(f"Best checkpoint:       {s['best_checkpoint']}")
 
-# %% ../nbs/15_cli.ipynb #8b0b1c6a
+# %% ../nbs/15_cli.ipynb #c7ece874
 def main(argv:list=None):
     "The `autotimm` command line."
     ap = argparse.ArgumentParser(prog="autotimm", description="Train timm classifiers and log to every backend at once.")
@@ -102,9 +102,23 @@ def main(argv:list=None):
     d.add_argument("--image-size", type=int, default=32, help="image size in pixels (default: %(default)s)")
     d.add_argument("--batch-size", type=int, default=32, help="batch size (default: %(default)s)")
     d.add_argument("--no-progress", action="store_true", help="hide the progress bar")
+    r = sub.add_parser("replay", help="send the events a failed backend spooled (spool/<backend>.jsonl in a run's folder)")
+    r.add_argument("spool", nargs="+", help="spool file(s), e.g. logs/version_0/spool/mlflow.jsonl")
+    r.add_argument("--param", action="append", default=[], metavar="KEY=VALUE",
+                   help="override a param of the stored config, e.g. a tracking_uri whose password was masked")
     a = ap.parse_args(argv)
     if a.command == "demo":
         s = demo(out=a.out, epochs=a.epochs, backbone=a.backbone, image_size=a.image_size,
                  batch_size=a.batch_size, progress=not a.no_progress)
         print_summary(s)
+        return 0
+    if a.command == "replay":
+        _quiet()
+        from autotimm.loggers import replay
+        bad = [p for p in a.param if "=" not in p]
+        if bad: ap.error(f"--param takes KEY=VALUE, got {bad[0]!r}")
+        params = dict(p.split("=", 1) for p in a.param)
+        for path in a.spool:
+            done = replay(path, params=params)
+            print(f"{path}: {done['replayed']} events replayed to {done['backend']}, {done['pending']} still pending")
         return 0

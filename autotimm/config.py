@@ -52,12 +52,14 @@ class LoggerConfig:
     "One logging backend and the params for its Lightning logger, checked when constructed."
     backend:str                                # 'tensorboard', 'csv', 'wandb' or 'mlflow' (any case)
     params:dict = field(default_factory=dict)  # the backend's params; see the registry for the valid names
+    strict:bool = False                        # True: a failure of this backend stops training (default: spooled, replayed)
 
     def __post_init__(self):
         if not isinstance(self.backend, str) or not self.backend:
             raise ValueError(f"LoggerConfig: backend must be one of {', '.join(list_backends())}, got {self.backend!r}")
         spec = get_backend(self.backend)
         self.backend = spec.name
+        _check_type(f"LoggerConfig({self.backend!r})", "strict", self.strict, (bool,), "True or False")
         if not isinstance(self.params, dict):
             raise TypeError(f"LoggerConfig({self.backend!r}): params must be a dict such as "
                             f"{{{spec.required[0]!r}: ...}}, got {type(self.params).__name__}")
@@ -84,7 +86,7 @@ class LoggerConfig:
 
     def __repr__(self):
         shown = {k: _mask_param(k, v) for k, v in self.params.items()}
-        return f"LoggerConfig(backend={self.backend!r}, params={shown!r})"
+        return f"LoggerConfig(backend={self.backend!r}, params={shown!r}" + (", strict=True)" if self.strict else ")")
 
 # %% ../nbs/01_config.ipynb #f96a8fc1
 @dataclass

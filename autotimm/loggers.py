@@ -5,15 +5,19 @@
 # %% ../nbs/02_loggers.ipynb #588d0351
 from __future__ import annotations
 
+import csv
+import importlib
 import re
 import time
+import warnings
 from pathlib import Path
 
 from .backends import get_backend
-from .config import LoggerConfig
+from .config import LoggerConfig, _mask_param
+from .delivery import Spool, _apply, delivery_of, guard
 
 # %% auto #0
-__all__ = ['next_version', 'default_run_name', 'LoggerManager']
+__all__ = ['next_version', 'default_run_name', 'resume_params', 'reopen_csv', 'LoggerManager', 'replay']
 
 # %% ../nbs/02_loggers.ipynb #ec318ed7
 def next_version(configs:list)->int:
@@ -43,12 +47,52 @@ def _check_writable(backend:str, save_dir):
         raise PermissionError(f"LoggerConfig({backend!r}): save_dir {str(save_dir)!r} is not writable ({type(e).__name__}: "
                               f"{e.strerror or e}); choose a folder you can write to") from e
 
-# %% ../nbs/02_loggers.ipynb #01f445fd
+# %% ../nbs/02_loggers.ipynb #50962378
+def resume_params(backend:str, ids:dict, step:int=None)->dict:
+    "The params that make `backend`'s logger continue the run `ids` describes (from `backend_ids`)."
+    if backend in ("tensorboard", "csv"):
+        out = {"version": ids["version"]} if ids.get("version") is not None else {}
+        if backend == "tensorboard" and step is not None: out["purge_step"] = step + 1
+        return out
+    if backend == "mlflow": return {"run_id": ids["run_id"]} if ids.get("run_id") else {}
+    if backend == "wandb":
+        run_id = ids.get("run_id") or ids.get("id")
+        return {"id": run_id, "resume": "allow"} if run_id else {}
+    return {}
+
+def reopen_csv(logger, upto_step:int=None):
+    "Keep the existing `metrics.csv` of `logger`'s version folder (rows up to `upto_step`) and continue it."
+    path = Path(logger.log_dir)/"metrics.csv"
+    keys, rows = [], []
+    if path.exists():
+        with open(path, newline="") as f:
+            reader = csv.DictReader(f)
+            keys = list(reader.fieldnames or [])
+            rows = [r for r in reader if upto_step is None or not r.get("step") or float(r["step"]) <= upto_step]
+    with warnings.catch_warnings():
+        warnings.filterwarnings("ignore", message=r".*exists and is not empty.*")
+        writer = logger.experiment  # Lightning's writer deletes the folder's metrics.csv here
+    if keys:
+        with open(path, "w", newline="") as f:
+            out = csv.DictWriter(f, fieldnames=keys)
+            out.writeheader(); out.writerows(rows)
+        writer.metrics_keys = list(keys)  # so the next save appends under (or widens) the same header
+    return logger
+
+def _reopen_mlflow(logger):
+    "Mark a resumed MLflow run as running again; its params stay (MLflow cannot change a param's value)."
+    client = logger.experiment
+    delivery_of(logger).skip_params = set(client.get_run(logger.run_id).data.params)
+    client.update_run(logger.run_id, status="RUNNING")
+
+# %% ../nbs/02_loggers.ipynb #b60e88cf
 class LoggerManager:
     "Build and hold one Lightning logger per `LoggerConfig`."
     def __init__(self,
-                 configs:list,        # `LoggerConfig`s, at least one
-                 run_name:str=None,   # the run's name in every backend; `default_run_name` when None
+                 configs:list,                # `LoggerConfig`s, at least one
+                 run_name:str=None,           # the run's name in every backend; `default_run_name` when None
+                 strict:bool=None,            # True: any backend failure stops training; None: each config's `strict`
+                 retry_interval:float=30.0,   # seconds between two replays of a failed backend's spool
                 ):
         if isinstance(configs, LoggerConfig): configs = [configs]
         if not isinstance(configs, (list, tuple)):
@@ -61,16 +105,32 @@ class LoggerManager:
             raise TypeError(f"LoggerManager: every item of configs must be a LoggerConfig, got {', '.join(bad)}")
         if run_name is not None and (not isinstance(run_name, str) or not run_name.strip() or "/" in run_name):
             raise ValueError(f"LoggerManager: run_name must be a non-empty string without '/', got {run_name!r}")
+        if strict is not None and not isinstance(strict, bool):
+            raise TypeError(f"LoggerManager: strict must be True, False or None, got {strict!r}")
+        if isinstance(retry_interval, bool) or not isinstance(retry_interval, (int, float)) or not retry_interval > 0:
+            raise ValueError(f"LoggerManager: retry_interval must be a positive number of seconds, got {retry_interval!r}")
         self._configs, self._given_name, self.runs = list(configs), run_name, 0
+        self.strict, self.retry_interval = strict, float(retry_interval)
         self.run_name = run_name or default_run_name(self._configs)
         self._loggers = [self._build(c) for c in self._configs]
 
-    def _build(self, cfg:LoggerConfig):
+    def _build(self, cfg:LoggerConfig, extra:dict=None):
         spec = get_backend(cfg.backend)
         params = dict(cfg.params)
         if params.get("save_dir") and not params.get("tracking_uri"): _check_writable(cfg.backend, params["save_dir"])
         if params.get(spec.run_name_param) is None: params[spec.run_name_param] = self.run_name
-        return spec.build(params)
+        params.update(extra or {})
+        header = {"run_name": self.run_name, "params": {k: _mask_param(k, v) for k, v in params.items()}}
+        return guard(spec.build(params), spool_dir=lambda: self.run_folder(cfg),
+                     strict=cfg.strict if self.strict is None else self.strict,
+                     retry_interval=self.retry_interval, header=header)
+
+    def run_folder(self, cfg:LoggerConfig=None)->Path:
+        "The run's folder: the first TensorBoard/CSV version folder, else `<save_dir>/<run_name>` of `cfg`."
+        for c, lg in zip(self._configs, self._loggers):
+            if c.backend in ("tensorboard", "csv"): return Path(lg.log_dir)
+        save_dir = (cfg.params.get("save_dir") if cfg is not None else None) or "autotimm-runs"
+        return Path(save_dir)/self.run_name
 
     @property
     def loggers(self)->list:
@@ -87,11 +147,37 @@ class LoggerManager:
         name = get_backend(name).name
         return next((l for c, l in zip(self._configs, self._loggers) if c.backend == name), None)
 
+    def summary(self)->dict:
+        "`{backend: {'delivered', 'spooled', 'replayed', 'pending', 'lost'}}` of this run's loggers."
+        return {c.backend: delivery_of(l).counts() for c, l in zip(self._configs, self._loggers) if delivery_of(l)}
+
+    def flush(self)->dict:
+        "Try once more to replay every failed backend's spool now; return `summary()`."
+        for l in self._loggers:
+            d = delivery_of(l)
+            if d is not None and d.spool is not None and d.pending: d.replay()
+        return self.summary()
+
+    def report(self)->str:
+        "What happened to every event of this run, per backend (printed by `AutoTrainer` after `fit`)."
+        s = self.summary()
+        if all(c["spooled"] == 0 and c["lost"] == 0 for c in s.values()):
+            return "autotimm: every event delivered: " + ", ".join(f"{b} {c['delivered']}" for b, c in s.items())
+        cols = ("delivered", "spooled", "replayed", "pending", "lost")
+        lines = [f"autotimm: delivery report for run {self.run_name}", f"  {'backend':<12}" + "".join(f"{c:>10}" for c in cols)]
+        lines += [f"  {b:<12}" + "".join(f"{c[k]:>10}" for k in cols) for b, c in s.items()]
+        for cfg, l in zip(self._configs, self._loggers):
+            d = delivery_of(l)
+            if d is not None and d.pending:
+                lines.append(f"  {cfg.backend}: {d.pending} events wait in {d.spool.path}; once the backend answers, "
+                             f"send them with: autotimm replay {d.spool.path}")
+        return "\n".join(lines)
+
     def close(self):
         "Finish every backend's run (W&B run finished; the others are closed by the Trainer's `finalize`)."
         for c, l in zip(self._configs, self._loggers):
             if c.backend == "wandb" and getattr(l, "_experiment", None) is not None:
-                l.experiment.finish()
+                delivery_of(l).call("finishing its run", lambda: l.experiment.finish())
 
     def renew(self)->list:
         "Close this run and build fresh loggers for a new one (a new version folder, MLflow run and W&B run)."
@@ -101,7 +187,49 @@ class LoggerManager:
         self._loggers = [self._build(c) for c in self._configs]
         return self._loggers
 
+    def resume(self, ids:dict, step:int=None)->list:
+        "Rebuild the loggers to continue the run `ids` describes (as `RunManifest` stores it in a checkpoint)."
+        self.close()
+        self.run_name = ids.get("run_name") or self.run_name
+        backends = ids.get("backends", {})
+        self._loggers = [self._build(c, resume_params(c.backend, backends.get(c.backend, {}), step)) for c in self._configs]
+        for c, l in zip(self._configs, self._loggers):
+            if c.backend == "csv" and backends.get("csv"): reopen_csv(l, step)
+            if c.backend == "mlflow" and backends.get("mlflow", {}).get("run_id"):
+                delivery_of(l).call("reopening its run", _reopen_mlflow, l)
+        return self._loggers
+
     def __len__(self): return len(self._loggers)
     def __iter__(self): return iter(self._loggers)
     def __getitem__(self, i): return self._loggers[i]
     def __repr__(self): return f"LoggerManager({[c.backend for c in self._configs]})"
+
+# %% ../nbs/02_loggers.ipynb #b9d0553c
+def replay(path, params:dict=None)->dict:
+    "Send the events waiting in the spool file `path` to its backend now; `params` override the stored config."
+    importlib.import_module("autotimm.manifest")  # registers the actions RunManifest sends (TensorBoard HParams)
+    spool = Spool(path)
+    if not spool.path.exists(): raise FileNotFoundError(f"replay: no spool file at {str(path)!r}")
+    head = spool.header()
+    if "backend" not in head: raise ValueError(f"replay: {str(path)!r} is no autotimm spool (no header line)")
+    given = {**head.get("params", {}), **(params or {})}
+    masked = [k for k, v in given.items() if isinstance(v, str) and "***" in v]
+    if masked:
+        raise ValueError(f"replay: {', '.join(masked)} {'was' if len(masked) == 1 else 'were'} masked in the spool (a secret); "
+                         f"pass the real value: replay({str(path)!r}, params={{{masked[0]!r}: ...}})")
+    spec = get_backend(head["backend"])
+    built = {k: v for k, v in given.items() if k in spec.params}
+    built.update(resume_params(spec.name, head.get("ids", {})))
+    logger = spec.build(built)
+    if spec.name == "csv": reopen_csv(logger)
+    pending, sent = spool.pending(), 0
+    try:
+        for seq, kind, args in pending:
+            _apply(logger, kind, args)
+            sent, last = sent + 1, seq
+    finally:
+        if sent: spool.mark_replayed(last)
+    if spec.name != "mlflow" and not any(kind == "finalize" for _, kind, _ in pending):
+        _apply(logger, "finalize", ["success"])  # flush and close what the replay opened (an MLflow run keeps its status)
+    if spec.name == "wandb": logger.experiment.finish()
+    return {"backend": spec.name, "replayed": sent, "pending": len(spool.pending())}

@@ -15,6 +15,7 @@ from pytorch_lightning import Callback
 from pytorch_lightning.utilities import rank_zero_only
 
 from .backends import backend_of, log_file
+from .delivery import deliver, register_action
 from .config import mask_secrets
 
 # %% auto #0
@@ -42,7 +43,9 @@ def backend_ids(loggers)->dict:
         if b is None: continue
         if b.name in ("tensorboard", "csv"): out[b.name] = {"log_dir": os.path.abspath(lg.log_dir), "version": str(lg.version)}
         elif b.name == "mlflow": out[b.name] = {"tracking_uri": mask_secrets(lg._tracking_uri), "experiment_id": lg.experiment_id, "run_id": lg.run_id}
-        elif b.name == "wandb": out[b.name] = {"project": lg.name, "run_id": lg.version, "dir": os.path.abspath(lg.experiment.dir)}
+        elif b.name == "wandb":
+            exp = lg.experiment  # a stand-in (falsy) while W&B cannot start the run
+            out[b.name] = {"project": lg.name, "run_id": lg.version, "dir": os.path.abspath(exp.dir) if exp else None}
     return out
 
 def build_manifest(trainer, pl_module, datamodule=None, run_name:str=None)->dict:
@@ -85,6 +88,7 @@ def flatten(d:dict, prefix:str="")->dict:
     return out
 
 # %% ../nbs/07_manifest.ipynb #81de08ac
+@register_action("tensorboard_hparams")
 def _tensorboard_hparams(logger, params:dict, metric_keys:list):
     "Write TensorBoard's HParams summaries with `metric_keys` declared as metric columns (no metric values logged)."
     from torch.utils.tensorboard.summary import hparams
@@ -115,4 +119,8 @@ class RunManifest(Callback):
         params = {**getattr(pl_module, "hparams_initial", {}), **(getattr(dm, "hparams_initial", None) or {})}  # what Lightning logs
         for lg in trainer.loggers:
             b = backend_of(lg)
-            if b is not None and b.name == "tensorboard": _tensorboard_hparams(lg, params, metric_keys)
+            if b is not None and b.name == "tensorboard": deliver(lg, "tensorboard_hparams", params, metric_keys)
+
+    def on_save_checkpoint(self, trainer, pl_module, checkpoint):
+        "Store the run's identity in the checkpoint, so `fit(ckpt_path=...)` continues the same run everywhere."
+        if trainer.is_global_zero: checkpoint["autotimm"] = {"run_name": self.run_name, "backends": backend_ids(trainer.loggers)}

@@ -84,11 +84,14 @@ def _wandb_records(path):
         if left < 7: pos += left; continue
         _, length, kind = struct.unpack("<IHB", data[pos:pos + 7])
         if length == 0 and kind == 0: pos += left; continue
+        if pos + 7 + length > len(data): return  # the last record is still being written
         chunk, pos = data[pos + 7:pos + 7 + length], pos + 7 + length
         if kind == 2: buf = chunk; continue
         if kind == 3: buf += chunk; continue
         raw, buf = (chunk if kind == 1 else buf + chunk), b""
-        rec = pb.Record(); rec.ParseFromString(raw)
+        rec = pb.Record()
+        try: rec.ParseFromString(raw)
+        except Exception: return  # a record W&B's service is writing right now: what came before is the run so far
         yield rec
 
 def read_wandb_run(run_dir)->dict:

@@ -5,6 +5,7 @@
 # %% ../nbs/09_trainer.ipynb #f90ee064
 from __future__ import annotations
 
+import os
 import re
 import signal
 import socket
@@ -21,11 +22,13 @@ from .backends import closest
 from .callbacks import ShortRunLogging
 from .config import LoggerConfig
 from .data import in_notebook
+from .delivery import deliver, delivery_of, start
 from .loggers import LoggerManager
 from .manifest import RunManifest
 
 # %% auto #0
-__all__ = ['resolve_loggers', 'monitor_mode', 'make_checkpoint', 'check_reachable', 'AutoTrainer']
+__all__ = ['resolve_loggers', 'monitor_mode', 'make_checkpoint', 'make_last_checkpoint', 'check_reachable', 'run_ids',
+           'AutoTrainer']
 
 # %% ../nbs/09_trainer.ipynb #e63703f8
 _LOGGER_TYPES = "a list of LoggerConfig, a LoggerManager, a Lightning Logger or a list of them, True/None, or False"
@@ -57,7 +60,11 @@ def make_checkpoint(monitor:str, mode:str=None, **kwargs)->ModelCheckpoint:
     slug = re.sub(r"[^A-Za-z0-9_.-]", "_", monitor)
     return ModelCheckpoint(monitor=monitor, mode=mode or monitor_mode(monitor),
                            filename=f"epoch={{epoch:02d}}-{slug}={{{monitor}:.4f}}",
-                           auto_insert_metric_name=False, save_last=True, **kwargs)
+                           auto_insert_metric_name=False, **kwargs)
+
+def make_last_checkpoint()->ModelCheckpoint:
+    "A `ModelCheckpoint` that overwrites `last.ckpt` with the latest state at every save point."
+    return ModelCheckpoint(filename=ModelCheckpoint.CHECKPOINT_NAME_LAST, save_top_k=1, enable_version_counter=False)
 
 # %% ../nbs/09_trainer.ipynb #403a6e79
 def check_reachable(logger, timeout:float=3.0):
@@ -71,7 +78,16 @@ def check_reachable(logger, timeout:float=3.0):
                               f"start the server (e.g. mlflow server --host {u.hostname} --port {u.port}) or leave "
                               "tracking_uri out to log to a local store") from e
 
-# %% ../nbs/09_trainer.ipynb #d42277e2
+# %% ../nbs/09_trainer.ipynb #94e2c59a
+def run_ids(ckpt_path)->dict|None:
+    "The run identity stored in the checkpoint file `ckpt_path` (with its `step`), or None."
+    if not ckpt_path or not isinstance(ckpt_path, (str, os.PathLike)) or not os.path.isfile(ckpt_path): return None
+    import torch
+    ckpt = torch.load(ckpt_path, map_location="cpu", weights_only=False, mmap=True)
+    ids = ckpt.get("autotimm")
+    return {**ids, "step": ckpt.get("global_step")} if ids else None
+
+# %% ../nbs/09_trainer.ipynb #30c90838
 class AutoTrainer(pl.Trainer):
     "A `pytorch_lightning.Trainer` that builds loggers from configs and checkpoints on a monitored key."
     def __init__(self,
@@ -96,7 +112,7 @@ class AutoTrainer(pl.Trainer):
                 raise TypeError(f"AutoTrainer: checkpoint_monitor must be a metric key such as 'val/accuracy', got {checkpoint_monitor!r}")
             if checkpoint_mode not in (None, "min", "max"):
                 raise ValueError(f"AutoTrainer: checkpoint_mode must be 'min', 'max' or None, got {checkpoint_mode!r}")
-            callbacks.append(make_checkpoint(checkpoint_monitor, checkpoint_mode))
+            callbacks += [make_checkpoint(checkpoint_monitor, checkpoint_mode), make_last_checkpoint()]
         if live is None: live = in_notebook()
         if live:
             from autotimm.live import LiveView  # the notebook layer, imported only when a live view is wanted
@@ -105,6 +121,12 @@ class AutoTrainer(pl.Trainer):
         self.checkpoint_monitor = checkpoint_monitor
         trainer_kwargs.setdefault("accelerator", "auto")
         super().__init__(max_epochs=max_epochs, logger=loggers, callbacks=callbacks, **trainer_kwargs)
+
+    @property
+    def last_checkpoint(self)->str|None:
+        "Path of `last.ckpt` (the latest state, written at every epoch end), or None before one is written."
+        paths = [cb.best_model_path for cb in self.checkpoint_callbacks if cb.monitor is None and cb.best_model_path]
+        return paths[0] if paths else None
 
     def preflight(self, model, datamodule=None):
         "Checks that need no training: the monitored key is logged, the data exists and matches `num_classes`."
@@ -117,25 +139,27 @@ class AutoTrainer(pl.Trainer):
         if hasattr(model, "check_data"): model.check_data(datamodule)
         for lg in self.loggers: check_reachable(lg)
 
-    def _new_run(self):
-        "A fit after the first (a notebook re-run) starts a new run in every backend, never appending to the last."
+    def _new_run(self, resume:dict=None):
+        "A fit after the first (a notebook re-run) starts a new run in every backend; a resume continues the checkpoint's."
         m = self.logger_manager
-        if m is not None and getattr(m, "_fitted", False):
-            self.loggers = m.renew()
+        if m is not None and resume is not None: self.loggers = m.resume(resume, resume.get("step"))
+        elif m is not None and getattr(m, "_fitted", False): self.loggers = m.renew()
+        if m is not None:
             self.run_name = m.run_name
             for cb in self.callbacks:
                 if isinstance(cb, RunManifest): cb.run_name = m.run_name
-        if m is not None: m._fitted = True
+            m._fitted = True
         wandb = sys.modules.get("wandb")  # a W&B run left open by an earlier fit would be reused by a new WandbLogger
         wandb_loggers = [l for l in self.loggers if type(l).__name__ == "WandbLogger"]
         if wandb is not None and wandb.run is not None and wandb_loggers:
             if not any(getattr(l, "_experiment", None) is wandb.run for l in wandb_loggers): wandb.run.finish()
 
     def fit(self, model, train_dataloaders=None, val_dataloaders=None, datamodule=None, ckpt_path=None, **kwargs):
-        "`preflight` (before any logger starts a run), a new run when this is not the first fit, then `pytorch_lightning.Trainer.fit`."
+        "`preflight` (before any logger starts a run), a new run (or the checkpoint's, resumed), `pytorch_lightning.Trainer.fit`, the delivery report."
         dm = datamodule if datamodule is not None else (train_dataloaders if isinstance(train_dataloaders, pl.LightningDataModule) else None)
         self.preflight(model, dm)
-        self._new_run()
+        self._new_run(run_ids(ckpt_path))
+        if self.logger_manager is not None: self.loggers = start(self.logger_manager.loggers)  # a backend that cannot start is stood in for
         main = threading.current_thread() is threading.main_thread()
         handler = signal.getsignal(signal.SIGINT) if main else None
         try:
@@ -146,6 +170,7 @@ class AutoTrainer(pl.Trainer):
             raise KeyboardInterrupt("training interrupted; every backend was closed (see the message above)") from None
         finally:
             if main and handler is not None: signal.signal(signal.SIGINT, handler)  # Lightning ignores Ctrl-C after one
+            if self.logger_manager is not None and self.is_global_zero: print(self.logger_manager.report())
 
     def _after_interrupt(self):
         "Mark the runs as interrupted where the backend knows that, and say where everything is."
@@ -154,11 +179,12 @@ class AutoTrainer(pl.Trainer):
         for lg in self.loggers:
             kind = type(lg).__name__
             if kind == "MLFlowLogger" and getattr(lg, "_initialized", False):
-                lg.experiment.set_terminated(lg.run_id, "KILLED")
+                deliver(lg, "finalize", "KILLED")
                 lines.append(f"  mlflow       run {lg.run_id} (status KILLED)")
             elif kind == "WandbLogger" and getattr(lg, "_experiment", None) is not None:
                 run_dir = lg.experiment.dir
-                lg.experiment.finish(exit_code=1)
+                finish = lambda: lg.experiment.finish(exit_code=1)
+                delivery_of(lg).call("finishing its run", finish) if delivery_of(lg) else finish()
                 lines.append(f"  wandb        {run_dir} (run finished)")
             elif kind in ("CSVLogger", "TensorBoardLogger"):
                 lines.append(f"  {kind[:-6].lower():<12} {lg.log_dir}")

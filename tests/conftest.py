@@ -34,34 +34,46 @@ class ServerURI(str):
     "A server's URI, with `.root`, the folder of its store."
 
 
-@pytest.fixture(scope="module")
-def mlflow_server(tmp_path_factory):
-    "A real `mlflow server` on 127.0.0.1 with a sqlite store; stopped after the module's tests."
-    root = tmp_path_factory.mktemp("mlflow_server")
-    port = free_port()
+def start_mlflow_server(root, port):
+    "Start a real `mlflow server` on 127.0.0.1:`port` with its sqlite store and artifacts in `root`; wait until it answers."
+    import urllib.request
+    root = Path(root)
     env = {**os.environ, "MLFLOW_SERVER_ENABLE_JOB_EXECUTION": "false"}
     mlflow = Path(sys.executable).parent / "mlflow"
     proc = subprocess.Popen(
         [str(mlflow), "server", "--backend-store-uri", f"sqlite:///{root}/mlflow.db",
          "--artifacts-destination", str(root / "artifacts"), "--host", "127.0.0.1", "--port", str(port), "--workers", "1"],
-        stdout=open(root / "server.log", "wb"), stderr=subprocess.STDOUT, env=env, start_new_session=True)
-    uri = ServerURI(f"http://127.0.0.1:{port}")
-    uri.root = root  # where the server keeps its store and artifacts
-    import urllib.request
+        stdout=open(root / "server.log", "ab"), stderr=subprocess.STDOUT, env=env, start_new_session=True)
     deadline = time.time() + 90
     while True:
         try:
-            urllib.request.urlopen(f"{uri}/health", timeout=2); break
+            urllib.request.urlopen(f"http://127.0.0.1:{port}/health", timeout=2); return proc
         except Exception:
             if proc.poll() is not None or time.time() > deadline:
-                proc.kill()
+                stop_mlflow_server(proc, signal=9)
                 raise RuntimeError("mlflow server did not start:\n" + (root / "server.log").read_text()[-3000:])
             time.sleep(0.5)
-    yield uri
-    os.killpg(proc.pid, 15)
+
+
+def stop_mlflow_server(proc, signal=15):
+    "Stop the server's whole process group (`signal=9`: as if it crashed)."
+    try: os.killpg(proc.pid, signal)
+    except ProcessLookupError: pass
     try: proc.wait(timeout=20)
     except subprocess.TimeoutExpired:
         os.killpg(proc.pid, 9); proc.wait()
+
+
+@pytest.fixture(scope="module")
+def mlflow_server(tmp_path_factory):
+    "A real `mlflow server` on 127.0.0.1 with a sqlite store; stopped after the module's tests."
+    root = tmp_path_factory.mktemp("mlflow_server")
+    port = free_port()
+    proc = start_mlflow_server(root, port)
+    uri = ServerURI(f"http://127.0.0.1:{port}")
+    uri.root = root  # where the server keeps its store and artifacts
+    yield uri
+    stop_mlflow_server(proc)
 
 
 def make_image_folders(root, classes=("cat", "dog", "fox"), n=12, splits=("train", "val", "test"), size=20, seed=0):

@@ -41,3 +41,19 @@ def test_planted_secret_is_never_written_or_shown(mlflow_server, workdir, capsys
     assert _files_containing(mlflow_server.root, SECRET) == []  # the MLflow server's database and artifacts
     assert run.hparams["backends/mlflow/tracking_uri"] == mlflow_server  # credentials moved out of the URI
     assert os.environ["MLFLOW_TRACKING_PASSWORD"] == SECRET  # where MLflow reads them
+
+
+def test_a_spool_holds_no_secret_and_replay_asks_for_it(workdir, monkeypatch):
+    "When a backend fails, its spool (header with the config, events) is written masked; replay asks for the masked value."
+    import pytest
+    from autotimm.loggers import replay
+    for name in ("MLFLOW_TRACKING_USERNAME", "MLFLOW_TRACKING_PASSWORD"): monkeypatch.setenv(name, "")
+    uri = f"http://alice:{SECRET}@127.0.0.1:9"  # nothing contacts it until a log call
+    manager = LoggerManager([LoggerConfig("csv", {"save_dir": "logs"}),
+                             LoggerConfig("mlflow", {"experiment_name": "e", "tracking_uri": uri, "tags": {"api_token": SECRET}})])
+    d = manager.get_logger_by_backend("mlflow")._delivery
+    d._spool("log_hyperparams", [{"token": "***", "lr": 0.1}])  # as a failed call would
+    assert d.spool.path.parent == Path(manager[0].log_dir) / "spool"
+    assert _files_containing(workdir, SECRET) == []
+    with pytest.raises(ValueError, match="tracking_uri was masked in the spool"):
+        replay(d.spool.path)

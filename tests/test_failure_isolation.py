@@ -1,0 +1,194 @@
+"""A failing backend never stops training nor loses an event: a real MLflow server killed mid-run, a backend
+that raises on every call (a fake, only to raise), replay later from the command line, and strict=True."""
+import subprocess
+import sys
+import warnings
+from pathlib import Path
+
+import pytest
+from mlflow.tracking import MlflowClient
+from pytorch_lightning import Callback
+from pytorch_lightning.loggers import Logger
+
+from autotimm import AutoTrainer, ImageClassifier, ImageDataModule, LoggerConfig, LoggingConfig, MetricConfig
+from autotimm.backends import Backend, _REGISTRY, register_backend
+from autotimm.delivery import BackendError, BackendWarning
+from conftest import free_port, start_mlflow_server, stop_mlflow_server
+from readers import WandbRun, csv_scalars, mlflow_artifacts, mlflow_scalars, tensorboard_scalars
+
+EPOCHS = 4
+
+
+def model():
+    return ImageClassifier(backbone="test_resnet", num_classes=10, pretrained=False,
+                           metrics=[MetricConfig(name="accuracy", metric_class="Accuracy", params={"task": "multiclass"})],
+                           logging_config=LoggingConfig(log_gradient_norm=True, log_confusion_matrix=True))
+
+
+def data():
+    return ImageDataModule(dataset_name="digits", image_size=32, batch_size=32)
+
+
+def four_backends(tracking_uri):
+    return [LoggerConfig("tensorboard", {"save_dir": "logs"}), LoggerConfig("csv", {"save_dir": "logs"}),
+            LoggerConfig("wandb", {"project": "iso", "offline": True, "save_dir": "wandb"}),
+            LoggerConfig("mlflow", {"experiment_name": "iso", "tracking_uri": tracking_uri})]
+
+
+class ServerOutage(Callback):
+    "Kill the MLflow server (SIGKILL) when epoch `down` starts; start it again (same port, same store) at epoch `up`."
+    def __init__(self, proc, root, port, down=1, up=None):
+        self.proc, self.root, self.port, self.down, self.up = proc, root, port, down, up
+
+    def on_train_epoch_start(self, trainer, pl_module):
+        if trainer.current_epoch == self.down: stop_mlflow_server(self.proc, signal=9)
+        if trainer.current_epoch == self.up: self.proc = start_mlflow_server(self.root, self.port)
+
+
+def fit_through_outage(tmp_path, up, monkeypatch):
+    monkeypatch.setenv("MLFLOW_HTTP_REQUEST_MAX_RETRIES", "0")  # autotimm retries; MLflow's own retries only cost time
+    root, port = tmp_path / "server", free_port()
+    root.mkdir()
+    outage = ServerOutage(start_mlflow_server(root, port), root, port, up=up)
+    uri = f"http://127.0.0.1:{port}"
+    trainer = AutoTrainer(max_epochs=EPOCHS, enable_progress_bar=False, limit_train_batches=6, limit_val_batches=3,
+                          callbacks=[outage], logger=four_backends(uri))
+    for lg in trainer.logger_manager.loggers: lg._delivery.retry_interval = 1.0
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        trainer.fit(model(), datamodule=data())
+    return trainer, outage, uri, [w for w in caught if issubclass(w.category, BackendWarning)]
+
+
+def assert_mlflow_holds_the_csv(uri, run_id, csv_dir, epochs=EPOCHS):
+    client = MlflowClient(uri)
+    got, ref = mlflow_scalars(client, run_id), csv_scalars(csv_dir)
+    assert set(ref) <= set(got)
+    for key in ref: assert len(got[key]) == len(ref[key]) and got[key] == ref[key], key  # same points, same steps
+    arts = mlflow_artifacts(client, run_id)
+    assert {f"val_confusion_matrix/epoch_{e:03d}.png" for e in range(epochs)} <= set(arts)
+    return client.get_run(run_id)
+
+
+def test_mlflow_server_killed_and_restarted_mid_run(tmp_path, workdir, capsys, monkeypatch):
+    trainer, outage, uri, caught = fit_through_outage(tmp_path, up=3, monkeypatch=monkeypatch)
+    try:
+        assert trainer.current_epoch == EPOCHS  # training finished
+        tb, csv, wb, mlf = trainer.logger_manager.loggers
+        summary = trainer.logger_manager.summary()
+        assert summary["mlflow"]["spooled"] > 0 and summary["mlflow"]["replayed"] == summary["mlflow"]["spooled"]
+        assert summary["mlflow"]["pending"] == 0 and all(c["lost"] == 0 for c in summary.values())
+        assert all(summary[b]["spooled"] == 0 for b in ("tensorboard", "csv", "wandb"))  # the others never noticed
+        run = assert_mlflow_holds_the_csv(uri, mlf.run_id, csv.log_dir)
+        assert run.info.status == "FINISHED"
+        # the others are complete: TensorBoard and W&B hold every point the CSV holds
+        ref = csv_scalars(csv.log_dir)
+        tbs = tensorboard_scalars(tb.log_dir)
+        assert all(len(tbs[k]) == len(ref[k]) for k in ref)
+        trainer.logger_manager.close()  # finishes the W&B run
+        wrun = WandbRun(Path(wb.experiment.dir).parent)
+        assert wrun.exit_code == 0 and len([r for r in wrun.history if "val/loss" in r]) == EPOCHS
+        # one warning per kind of failure, not one per step; and one when it answers again
+        failed = [str(w.message) for w in caught if "failed on" in str(w.message)]
+        assert failed and len(failed) == len(set(m.split(" (")[0] for m in failed)), failed
+        assert any("answers again" in str(w.message) for w in caught)
+        out = capsys.readouterr().out
+        assert "delivery report" in out and "mlflow" in out
+        spool = Path(csv.log_dir) / "spool" / "mlflow.jsonl"
+        assert spool.exists()  # kept in the run's folder, with what was replayed marked
+    finally:
+        stop_mlflow_server(outage.proc)
+
+
+def test_server_back_only_after_the_run_then_autotimm_replay(tmp_path, workdir, capsys, monkeypatch):
+    trainer, outage, uri, caught = fit_through_outage(tmp_path, up=None, monkeypatch=monkeypatch)  # down until the end
+    tb, csv, wb, mlf = trainer.logger_manager.loggers
+    summary = trainer.logger_manager.summary()["mlflow"]
+    assert summary["pending"] > 0 and summary["lost"] == 0
+    spool = Path(csv.log_dir) / "spool" / "mlflow.jsonl"
+    out = capsys.readouterr().out
+    assert f"autotimm replay {spool}" in out  # the report says how to send them
+    outage.proc = start_mlflow_server(tmp_path / "server", uri.rsplit(":", 1)[1])
+    try:
+        done = subprocess.run([str(Path(sys.executable).parent / "autotimm"), "replay", str(spool)],
+                              capture_output=True, text=True, timeout=300)
+        assert done.returncode == 0, done.stderr[-3000:]
+        assert f"{summary['pending']} events replayed" in done.stdout
+        run = assert_mlflow_holds_the_csv(uri, mlf.run_id, csv.log_dir)
+        assert run.info.status == "FINISHED"  # the spooled finalize was replayed too
+        again = subprocess.run([str(Path(sys.executable).parent / "autotimm"), "replay", str(spool)],
+                               capture_output=True, text=True, timeout=300)
+        assert again.returncode == 0 and "0 events replayed" in again.stdout  # nothing is sent twice
+    finally:
+        stop_mlflow_server(outage.proc)
+
+
+class Exploding(Logger):
+    "A fake backend, only to raise: every call fails."
+    def __init__(self, **params): super().__init__(); self.params = params
+    @property
+    def name(self): return "exploding"
+    @property
+    def version(self): return 0
+    @property
+    def experiment(self): raise ConnectionError("backend exploded")
+    def log_metrics(self, metrics, step=None): raise ConnectionError("backend exploded")
+    def log_hyperparams(self, params, *args, **kwargs): raise ConnectionError("backend exploded")
+    def finalize(self, status): raise ConnectionError("backend exploded")
+
+
+@pytest.fixture
+def exploding_backend():
+    register_backend(Backend(name="exploding", logger_class="Exploding", required=(), params=("save_dir", "name"),
+                             package=None, extra=None, build=lambda p: Exploding(**p),
+                             log_image=lambda *a: (_ for _ in ()).throw(ConnectionError("backend exploded")),
+                             log_file=lambda *a: (_ for _ in ()).throw(ConnectionError("backend exploded")),
+                             run_name_param="name"))
+    yield
+    _REGISTRY.pop("exploding")
+
+
+def test_a_backend_raising_on_every_call(exploding_backend, workdir, capsys):
+    ref = AutoTrainer(max_epochs=2, enable_progress_bar=False, limit_train_batches=5, logger=[
+        LoggerConfig("csv", {"save_dir": "ref"})])
+    ref.fit(model(), datamodule=data())
+    configs = four_backends(None)[:3] + [LoggerConfig("mlflow", {"experiment_name": "iso", "save_dir": "mlruns"}),
+                                         LoggerConfig("exploding", {})]
+    trainer = AutoTrainer(max_epochs=2, enable_progress_bar=False, limit_train_batches=5, logger=configs)
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        trainer.fit(model(), datamodule=data())
+    assert trainer.current_epoch == 2
+    summary = trainer.logger_manager.summary()
+    bad = summary.pop("exploding")
+    assert bad["delivered"] == 0 and bad["spooled"] > 0 and bad["pending"] == bad["spooled"] and bad["lost"] == 0
+    assert all(c["spooled"] == 0 and c["lost"] == 0 and c["delivered"] > 0 for c in summary.values())
+    # the others are complete: each holds as many points per key as a run without the broken backend
+    tb, csv, wb, mlf, _ = trainer.logger_manager.loggers
+    want = {k: len(v) for k, v in csv_scalars(ref.loggers[0].log_dir).items()}
+    assert {k: len(v) for k, v in csv_scalars(csv.log_dir).items()} == want
+    assert {k: len(tensorboard_scalars(tb.log_dir)[k]) for k in want} == want
+    assert {k: len(v) for k, v in mlflow_scalars(mlf.experiment, mlf.run_id).items() if k in want} == want
+    wandb_dir = Path(wb.experiment.dir).parent
+    trainer.logger_manager.close()  # finishes the W&B run
+    assert WandbRun(wandb_dir).exit_code == 0
+    # warned once per kind of failure, never once per step
+    msgs = [str(w.message) for w in caught if issubclass(w.category, BackendWarning)]
+    assert 0 < len(msgs) <= 6 and all("exploding" in m for m in msgs), msgs
+    out = capsys.readouterr().out
+    line = next(l for l in out.splitlines() if l.strip().startswith("exploding "))
+    assert line.split()[1:] == ["0", str(bad["spooled"]), "0", str(bad["spooled"]), "0"]
+    assert (Path(csv.log_dir) / "spool" / "exploding.jsonl").exists()
+
+
+def test_strict_makes_a_failure_fatal_and_keeps_what_was_logged(exploding_backend, workdir):
+    configs = [LoggerConfig("csv", {"save_dir": "logs"}), LoggerConfig("exploding", {}, strict=True)]
+    trainer = AutoTrainer(max_epochs=1, enable_progress_bar=False, limit_train_batches=3, logger=configs)
+    with pytest.raises(BackendError, match="strict=True"):
+        trainer.fit(model(), datamodule=data())
+    assert trainer.global_step == 0  # it failed as the run started, before any training step
+    trainer = AutoTrainer(max_epochs=1, enable_progress_bar=False, limit_train_batches=3,
+                          logger=__import__("autotimm").LoggerManager([LoggerConfig("csv", {"save_dir": "logs"}),
+                                                                       LoggerConfig("exploding", {})], strict=True))
+    with pytest.raises(BackendError, match="exploding"):
+        trainer.fit(model(), datamodule=data())

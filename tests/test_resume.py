@@ -1,0 +1,77 @@
+"""`fit(..., ckpt_path=...)` continues the same run in every backend: the same TensorBoard/CSV version folder, the
+same MLflow run, the same W&B run id; steps go on from the checkpoint's and no point is dropped."""
+from pathlib import Path
+
+import torch
+from mlflow.tracking import MlflowClient
+
+from autotimm import AutoTrainer, ImageClassifier, ImageDataModule, LoggerConfig, LoggingConfig, MetricConfig
+from autotimm.backends import mlflow_local_uri
+from readers import WandbRun, csv_scalars, mlflow_scalars, tensorboard_scalars
+
+KW = dict(enable_progress_bar=False, limit_train_batches=5, limit_val_batches=3, checkpoint_monitor="val/accuracy")
+
+
+def model():
+    return ImageClassifier(backbone="test_resnet", num_classes=10, pretrained=False,
+                           metrics=[MetricConfig(name="accuracy", metric_class="Accuracy", params={"task": "multiclass"})],
+                           logging_config=LoggingConfig(log_gradient_norm=True, log_confusion_matrix=True))
+
+
+def data():
+    return ImageDataModule(dataset_name="digits", image_size=32, batch_size=32)
+
+
+CONFIGS = [LoggerConfig("tensorboard", {"save_dir": "logs"}), LoggerConfig("csv", {"save_dir": "logs"}),
+           LoggerConfig("wandb", {"project": "resume", "offline": True, "save_dir": "wandb"}),
+           LoggerConfig("mlflow", {"experiment_name": "resume", "save_dir": "mlruns"})]
+
+
+def increasing(points): return all(a[0] < b[0] for a, b in zip(points, points[1:]))
+
+
+def test_resume_from_a_checkpoint_continues_the_same_run_everywhere(workdir):
+    straight = AutoTrainer(max_epochs=4, logger=[LoggerConfig("csv", {"save_dir": "straight"})], **KW)
+    straight.fit(model(), datamodule=data())
+    want = {k: [s for s, _ in v] for k, v in csv_scalars(straight.loggers[0].log_dir).items()}
+
+    first = AutoTrainer(max_epochs=2, logger=CONFIGS, **KW)
+    first.fit(model(), datamodule=data())
+    tb1, csv1, wb1, mlf1 = first.logger_manager.loggers
+    ckpt, wandb_id, wandb_dir1 = first.last_checkpoint, wb1.version, Path(wb1.experiment.dir).parent
+    assert Path(ckpt).name == "last.ckpt"  # the latest state, whether or not the last epoch improved val/accuracy
+    assert torch.load(ckpt, map_location="cpu", weights_only=False)["global_step"] == 10
+    first.logger_manager.close()
+
+    second = AutoTrainer(max_epochs=4, logger=CONFIGS, **KW)  # a new trainer, as after a kernel restart
+    second.fit(model(), datamodule=data(), ckpt_path=ckpt)
+    tb, csv, wb, mlf = second.logger_manager.loggers
+    wandb_dir2 = Path(wb.experiment.dir).parent
+    second.logger_manager.close()
+
+    # the same run everywhere
+    assert second.run_name == first.run_name == "version_0"
+    assert (tb.log_dir, csv.log_dir) == (tb1.log_dir, csv1.log_dir)
+    assert sorted(p.name for p in Path("logs/lightning_logs").iterdir()) == ["version_0"]
+    assert mlf.run_id == mlf1.run_id and wb.version == wandb_id
+    client = MlflowClient(mlflow_local_uri("mlruns"))
+    runs = client.search_runs([mlf.experiment_id])
+    assert [r.info.run_id for r in runs] == [mlf.run_id] and runs[0].info.status == "FINISHED"
+    # every point of a straight 4-epoch run, at the same steps, increasing, in CSV, TensorBoard and MLflow
+    got = csv_scalars(csv.log_dir)
+    assert {k: [s for s, _ in v] for k, v in got.items()} == want
+    tbs = tensorboard_scalars(tb.log_dir)
+    assert {k: [s for s, _ in tbs[k]] for k in want} == want
+    mls = mlflow_scalars(client, mlf.run_id)
+    assert {k: mls[k] for k in want} == {k: got[k] for k in want}  # same points as the CSV
+    assert all(increasing(v) for v in got.values())
+    # W&B: the resumed part goes on from where the first stopped, under the same run id
+    h1, h2 = WandbRun(wandb_dir1).history, WandbRun(wandb_dir2).history
+    assert wandb_dir2.name.endswith(wandb_id) and wandb_dir1 != wandb_dir2
+    step = lambda h, key: [r["trainer/global_step"] for r in h if key in r]  # Lightning's step, as W&B stores it
+    assert len(step(h1, "val/loss")) == 2 and len(step(h2, "val/loss")) == 2
+    assert step(h1, "val/loss") + step(h2, "val/loss") == [s for s, _ in got["val/loss"]]
+    assert max(step(h1, "train/loss")) < min(step(h2, "train/loss"))
+    # the confusion matrices of all four epochs sit in the one version folder
+    assert sorted(p.name for p in Path(csv.log_dir).glob("val_confusion_matrix_epoch_*.png")) == [
+        f"val_confusion_matrix_epoch_{e:03d}.png" for e in range(4)]
