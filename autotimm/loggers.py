@@ -14,7 +14,7 @@ from pathlib import Path
 
 from .backends import get_backend
 from .config import LoggerConfig, _mask_param
-from .delivery import Spool, _apply, delivery_of, guard
+from .delivery import Spool, apply_event, delivery_of, guard
 
 # %% auto #0
 __all__ = ['next_version', 'default_run_name', 'resume_params', 'reopen_csv', 'LoggerManager', 'replay']
@@ -225,11 +225,11 @@ def replay(path, params:dict=None)->dict:
     pending, sent = spool.pending(), 0
     try:
         for seq, kind, args in pending:
-            _apply(logger, kind, args)
+            apply_event(logger, kind, args)
             sent, last = sent + 1, seq
     finally:
         if sent: spool.mark_replayed(last)
     if spec.name != "mlflow" and not any(kind == "finalize" for _, kind, _ in pending):
-        _apply(logger, "finalize", ["success"])  # flush and close what the replay opened (an MLflow run keeps its status)
+        apply_event(logger, "finalize", ["success"])  # flush and close what the replay opened (an MLflow run keeps its status)
     if spec.name == "wandb": logger.experiment.finish()
     return {"backend": spec.name, "replayed": sent, "pending": len(spool.pending())}

@@ -22,13 +22,13 @@ from .backends import closest
 from .callbacks import ShortRunLogging
 from .config import LoggerConfig
 from .data import in_notebook
-from .delivery import deliver, delivery_of, start
+from .delivery import Unavailable, plain_params, deliver, delivery_of
 from .loggers import LoggerManager
 from .manifest import RunManifest
 
 # %% auto #0
-__all__ = ['resolve_loggers', 'monitor_mode', 'make_checkpoint', 'make_last_checkpoint', 'check_reachable', 'run_ids',
-           'AutoTrainer']
+__all__ = ['resolve_loggers', 'monitor_mode', 'make_checkpoint', 'make_last_checkpoint', 'check_reachable', 'StandIn',
+           'start_loggers', 'run_ids', 'AutoTrainer']
 
 # %% ../nbs/09_trainer.ipynb #e63703f8
 _LOGGER_TYPES = "a list of LoggerConfig, a LoggerManager, a Lightning Logger or a list of them, True/None, or False"
@@ -79,6 +79,28 @@ def check_reachable(logger, timeout:float=3.0):
                               "tracking_uri out to log to a local store") from e
 
 # %% ../nbs/09_trainer.ipynb #94e2c59a
+class StandIn(Logger):
+    "Takes a backend's place in the trainer while its run cannot start: every event goes to its delivery."
+    def __init__(self, logger):
+        super().__init__()
+        self.real, self._delivery = logger, logger._delivery
+    @property
+    def name(self): return f"{self._delivery.backend} (starting)"
+    @property
+    def version(self): return self._delivery.backend
+    @property
+    def save_dir(self): return None
+    @property
+    def experiment(self): return Unavailable(self._delivery.backend, "its run could not be started yet")
+    def log_metrics(self, metrics, step=None): self._delivery.send("log_metrics", dict(metrics), step)
+    def log_hyperparams(self, params, *args, **kwargs): self._delivery.send("log_hyperparams", plain_params(params))
+    def finalize(self, status:str="success"): self._delivery.send("finalize", status)
+
+def start_loggers(loggers)->list:
+    "The loggers for a trainer: each guarded one whose run cannot start is replaced by its `StandIn`."
+    return [StandIn(l) if (d := delivery_of(l)) is not None and not d.start() else l for l in loggers]
+
+# %% ../nbs/09_trainer.ipynb #b0947c74
 def run_ids(ckpt_path)->dict|None:
     "The run identity stored in the checkpoint file `ckpt_path` (with its `step`), or None."
     if not ckpt_path or not isinstance(ckpt_path, (str, os.PathLike)) or not os.path.isfile(ckpt_path): return None
@@ -87,7 +109,7 @@ def run_ids(ckpt_path)->dict|None:
     ids = ckpt.get("autotimm")
     return {**ids, "step": ckpt.get("global_step")} if ids else None
 
-# %% ../nbs/09_trainer.ipynb #30c90838
+# %% ../nbs/09_trainer.ipynb #9d3356d7
 class AutoTrainer(pl.Trainer):
     "A `pytorch_lightning.Trainer` that builds loggers from configs and checkpoints on a monitored key."
     def __init__(self,
@@ -159,7 +181,7 @@ class AutoTrainer(pl.Trainer):
         dm = datamodule if datamodule is not None else (train_dataloaders if isinstance(train_dataloaders, pl.LightningDataModule) else None)
         self.preflight(model, dm)
         self._new_run(run_ids(ckpt_path))
-        if self.logger_manager is not None: self.loggers = start(self.logger_manager.loggers)  # a backend that cannot start is stood in for
+        if self.logger_manager is not None: self.loggers = start_loggers(self.logger_manager.loggers)  # a backend that cannot start is stood in for
         main = threading.current_thread() is threading.main_thread()
         handler = signal.getsignal(signal.SIGINT) if main else None
         try:
