@@ -263,11 +263,11 @@ def _guarded_method(logger, name:str):
         return log_hyperparams
     return lambda *args: d.call(name, original, logger, *args)
 
-def guard(logger, spool_dir=None, strict:bool=False, retry_interval:float=30.0, header:dict=None):
+def guard(logger, spool_dir=None, strict:bool=False, retry_interval:float=30.0, header:dict=None, backend:str=None):
     "Make `logger` deliver through a `Delivery` (in place: the object and its class stay Lightning's); return it."
     if "_delivery" in vars(logger): return logger
-    backend = backend_of(logger)
-    logger._delivery = Delivery(backend.name if backend else type(logger).__name__, logger, spool_dir, strict, retry_interval, header)
+    if backend is None: backend = b.name if (b := backend_of(logger)) else type(logger).__name__
+    logger._delivery = Delivery(backend, logger, spool_dir, strict, retry_interval, header)
     for name in _GUARDED:
         if hasattr(type(logger), name): setattr(logger, name, _guarded_method(logger, name))
     return logger

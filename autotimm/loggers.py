@@ -123,7 +123,7 @@ class LoggerManager:
         header = {"run_name": self.run_name, "params": {k: _mask_param(k, v) for k, v in params.items()}}
         return guard(spec.build(params), spool_dir=lambda: self.run_folder(cfg),
                      strict=cfg.strict if self.strict is None else self.strict,
-                     retry_interval=self.retry_interval, header=header)
+                     retry_interval=self.retry_interval, header=header, backend=cfg.backend)
 
     def run_folder(self, cfg:LoggerConfig=None)->Path:
         "The run's folder: the first TensorBoard/CSV version folder, else `<save_dir>/<run_name>` of `cfg`."

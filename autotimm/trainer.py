@@ -95,6 +95,7 @@ class StandIn(Logger):
     def log_metrics(self, metrics, step=None): self._delivery.send("log_metrics", dict(metrics), step)
     def log_hyperparams(self, params, *args, **kwargs): self._delivery.send("log_hyperparams", plain_params(params))
     def finalize(self, status:str="success"): self._delivery.send("finalize", status)
+    def save(self): self.real.save()  # guarded: skipped while the backend is down
 
 def start_loggers(loggers)->list:
     "The loggers for a trainer: each guarded one whose run cannot start is replaced by its `StandIn`."

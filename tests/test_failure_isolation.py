@@ -8,10 +8,10 @@ from pathlib import Path
 import pytest
 from mlflow.tracking import MlflowClient
 from pytorch_lightning import Callback
-from pytorch_lightning.loggers import Logger
+from pytorch_lightning.loggers import CSVLogger, Logger
 
-from autotimm import AutoTrainer, ImageClassifier, ImageDataModule, LoggerConfig, LoggingConfig, MetricConfig
-from autotimm.backends import Backend, _REGISTRY, register_backend
+from autotimm import AutoTrainer, ImageClassifier, ImageDataModule, LoggerConfig, LoggerManager, LoggingConfig, MetricConfig
+from autotimm.backends import Backend, _REGISTRY, get_backend, register_backend
 from autotimm.delivery import BackendError, BackendWarning
 from conftest import free_port, start_mlflow_server, stop_mlflow_server
 from readers import WandbRun, csv_scalars, mlflow_artifacts, mlflow_scalars, tensorboard_scalars
@@ -188,7 +188,50 @@ def test_strict_makes_a_failure_fatal_and_keeps_what_was_logged(exploding_backen
         trainer.fit(model(), datamodule=data())
     assert trainer.global_step == 0  # it failed as the run started, before any training step
     trainer = AutoTrainer(max_epochs=1, enable_progress_bar=False, limit_train_batches=3,
-                          logger=__import__("autotimm").LoggerManager([LoggerConfig("csv", {"save_dir": "logs"}),
-                                                                       LoggerConfig("exploding", {})], strict=True))
+                          logger=LoggerManager([LoggerConfig("csv", {"save_dir": "logs"}), LoggerConfig("exploding", {})], strict=True))
     with pytest.raises(BackendError, match="exploding"):
         trainer.fit(model(), datamodule=data())
+
+
+class FlakyCSV(CSVLogger):
+    "Lightning's CSV logger with an injected fault: its run cannot start while `down` is True."
+    down = True
+
+    @property
+    def experiment(self):
+        if FlakyCSV.down: raise ConnectionError("cannot reach the backend")
+        return super().experiment
+
+
+class BackAt(Callback):
+    def __init__(self, epoch): self.epoch, self.held = epoch, None
+    def on_train_epoch_start(self, trainer, pl_module):
+        if trainer.current_epoch == self.epoch:
+            self.held = [type(l).__name__ for l in trainer.loggers]
+            FlakyCSV.down = False
+
+
+def test_a_backend_that_cannot_start_is_stood_in_for_then_gets_everything(workdir):
+    csv = get_backend("csv")
+    register_backend(Backend(name="flakycsv", logger_class="FlakyCSV", required=("save_dir",), params=("save_dir", "version"),
+                             package=None, extra=None, build=lambda p: FlakyCSV(**p), log_image=csv.log_image,
+                             log_file=csv.log_file, run_name_param="version"))
+    FlakyCSV.down = True
+    try:
+        back = BackAt(2)
+        trainer = AutoTrainer(max_epochs=3, enable_progress_bar=False, limit_train_batches=5, callbacks=[back],
+                              logger=LoggerManager([LoggerConfig("csv", {"save_dir": "logs"}),
+                                                    LoggerConfig("flakycsv", {"save_dir": "flaky"})], retry_interval=0.2))
+        with warnings.catch_warnings(record=True) as caught:
+            warnings.simplefilter("always")
+            trainer.fit(model(), datamodule=data())
+    finally:
+        _REGISTRY.pop("flakycsv")
+    real, flaky = trainer.logger_manager.loggers
+    assert back.held == ["CSVLogger", "StandIn"] and type(flaky) is FlakyCSV  # the manager keeps the real logger
+    assert any("failed on starting its run" in str(w.message) for w in caught)
+    s = trainer.logger_manager.summary()["flakycsv"]
+    assert s["spooled"] > 0 and s["replayed"] == s["spooled"] and s["pending"] == 0 and s["lost"] == 0
+    assert csv_scalars(flaky.log_dir) == csv_scalars(real.log_dir)  # every point, at its step, with its value
+    assert sorted(p.name for p in Path(flaky.log_dir).glob("val_confusion_matrix_epoch_*.png")) == [
+        f"val_confusion_matrix_epoch_{e:03d}.png" for e in range(3)]
