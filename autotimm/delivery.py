@@ -129,7 +129,7 @@ class Delivery:
         self.backend, self.logger, self.strict, self.retry_interval = backend, logger, strict, retry_interval
         self._spool_dir, self._header = spool_dir, header or {}
         self.delivered = self.spooled = self.replayed = self.lost = 0
-        self.down, self.start_failed, self.next_try, self.spool = False, False, 0.0, None
+        self.down, self.next_try, self.spool = False, 0.0, None
         self.skip_params = set()  # hyperparameters the run already holds (a resumed MLflow run cannot change them)
         self._warned, self._lock, self._local = set(), threading.RLock(), threading.local()
 
@@ -237,7 +237,7 @@ class Delivery:
                     self._call(kind, args)
                     last, done = seq, done + 1
                     self.replayed += 1
-                self.down, self.start_failed = False, False
+                self.down = False
             except Exception:
                 self.next_try = time.monotonic() + self.retry_interval
             finally:
@@ -258,7 +258,7 @@ def _guarded_method(logger, name:str):
     if name == "finalize": return lambda status="success": d.send("finalize", status)
     if name == "log_hyperparams":
         def log_hyperparams(params, *args, **kwargs):
-            if args or kwargs: return d.call("log_hyperparams", original, logger, params, *args, **kwargs)
+            if args or kwargs: return d.call("log_hyperparams", lambda: original(logger, params, *args, **kwargs))
             return d.send("log_hyperparams", plain_params(params))
         return log_hyperparams
     return lambda *args: d.call(name, original, logger, *args)

@@ -206,8 +206,9 @@ class AutoTrainer(pl.Trainer):
                 lines.append(f"  mlflow       run {lg.run_id} (status KILLED)")
             elif kind == "WandbLogger" and getattr(lg, "_experiment", None) is not None:
                 run_dir = lg.experiment.dir
-                finish = lambda: lg.experiment.finish(exit_code=1)
-                delivery_of(lg).call("finishing its run", finish) if delivery_of(lg) else finish()
+                finish, d = (lambda: lg.experiment.finish(exit_code=1)), delivery_of(lg)
+                if d is not None: d.call("finishing its run", finish)
+                else: finish()
                 lines.append(f"  wandb        {run_dir} (run finished)")
             elif kind in ("CSVLogger", "TensorBoardLogger"):
                 lines.append(f"  {kind[:-6].lower():<12} {lg.log_dir}")
