@@ -235,3 +235,17 @@ def test_a_backend_that_cannot_start_is_stood_in_for_then_gets_everything(workdi
     assert csv_scalars(flaky.log_dir) == csv_scalars(real.log_dir)  # every point, at its step, with its value
     assert sorted(p.name for p in Path(flaky.log_dir).glob("val_confusion_matrix_epoch_*.png")) == [
         f"val_confusion_matrix_epoch_{e:03d}.png" for e in range(3)]
+
+
+def test_a_plain_lightning_trainer_gets_the_same_isolation(exploding_backend, workdir):
+    import pytorch_lightning as pl
+    from autotimm.trainer import start_loggers
+    manager = LoggerManager([LoggerConfig("csv", {"save_dir": "logs"}), LoggerConfig("exploding", {})])
+    trainer = pl.Trainer(max_epochs=1, limit_train_batches=3, enable_progress_bar=False, logger=start_loggers(manager.loggers))
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", BackendWarning)
+        trainer.fit(model(), datamodule=data())
+    assert trainer.current_epoch == 1 and [type(l).__name__ for l in trainer.loggers] == ["CSVLogger", "StandIn"]
+    summary = manager.summary()
+    assert summary["csv"]["delivered"] > 0 and summary["exploding"]["pending"] == summary["exploding"]["spooled"] > 0
+    assert "val/loss" in csv_scalars(manager[0].log_dir)
