@@ -76,6 +76,20 @@ def mlflow_server(tmp_path_factory):
     stop_mlflow_server(proc)
 
 
+def tiny_classifier():
+    "test_resnet from scratch on 10 classes, with accuracy, the gradient norm and the confusion matrix logged."
+    from autotimm import ImageClassifier, LoggingConfig, MetricConfig
+    return ImageClassifier(backbone="test_resnet", num_classes=10, pretrained=False,
+                           metrics=[MetricConfig(name="accuracy", metric_class="Accuracy", params={"task": "multiclass"})],
+                           logging_config=LoggingConfig(log_gradient_norm=True, log_confusion_matrix=True))
+
+
+def digits():
+    "The built-in digits at 32 px, batches of 32."
+    from autotimm import ImageDataModule
+    return ImageDataModule(dataset_name="digits", image_size=32, batch_size=32)
+
+
 def make_image_folders(root, classes=("cat", "dog", "fox"), n=12, splits=("train", "val", "test"), size=20, seed=0):
     "Write PNG image folders `root/<split>/<class>/<i>.png`, each class with its own colour."
     from PIL import Image

@@ -10,23 +10,13 @@ from mlflow.tracking import MlflowClient
 from pytorch_lightning import Callback
 from pytorch_lightning.loggers import CSVLogger, Logger
 
-from autotimm import AutoTrainer, ImageClassifier, ImageDataModule, LoggerConfig, LoggerManager, LoggingConfig, MetricConfig
+from autotimm import AutoTrainer, LoggerConfig, LoggerManager
 from autotimm.backends import Backend, _REGISTRY, get_backend, register_backend
 from autotimm.delivery import BackendError, BackendWarning
-from conftest import free_port, start_mlflow_server, stop_mlflow_server
+from conftest import digits as data, free_port, start_mlflow_server, stop_mlflow_server, tiny_classifier as model
 from readers import WandbRun, csv_scalars, mlflow_artifacts, mlflow_scalars, tensorboard_scalars
 
 EPOCHS = 4
-
-
-def model():
-    return ImageClassifier(backbone="test_resnet", num_classes=10, pretrained=False,
-                           metrics=[MetricConfig(name="accuracy", metric_class="Accuracy", params={"task": "multiclass"})],
-                           logging_config=LoggingConfig(log_gradient_norm=True, log_confusion_matrix=True))
-
-
-def data():
-    return ImageDataModule(dataset_name="digits", image_size=32, batch_size=32)
 
 
 def four_backends(tracking_uri):

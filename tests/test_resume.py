@@ -5,21 +5,12 @@ from pathlib import Path
 import torch
 from mlflow.tracking import MlflowClient
 
-from autotimm import AutoTrainer, ImageClassifier, ImageDataModule, LoggerConfig, LoggingConfig, MetricConfig
+from autotimm import AutoTrainer, LoggerConfig
 from autotimm.backends import mlflow_local_uri
+from conftest import digits as data, tiny_classifier as model
 from readers import WandbRun, csv_scalars, mlflow_scalars, tensorboard_scalars
 
 KW = dict(enable_progress_bar=False, limit_train_batches=5, limit_val_batches=3, checkpoint_monitor="val/accuracy")
-
-
-def model():
-    return ImageClassifier(backbone="test_resnet", num_classes=10, pretrained=False,
-                           metrics=[MetricConfig(name="accuracy", metric_class="Accuracy", params={"task": "multiclass"})],
-                           logging_config=LoggingConfig(log_gradient_norm=True, log_confusion_matrix=True))
-
-
-def data():
-    return ImageDataModule(dataset_name="digits", image_size=32, batch_size=32)
 
 
 CONFIGS = [LoggerConfig("tensorboard", {"save_dir": "logs"}), LoggerConfig("csv", {"save_dir": "logs"}),
