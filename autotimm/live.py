@@ -13,10 +13,11 @@ from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.figure import Figure
 from pytorch_lightning import Callback
 
+from .delivery import delivery_of
 from .plots import figure_to_png
 
 # %% auto #0
-__all__ = ['curves_png', 'LiveView']
+__all__ = ['curves_png', 'backend_status', 'LiveView']
 
 # %% ../nbs/13_live.ipynb #06080f6b
 def curves_png(history:dict, dpi:int=80)->bytes|None:
@@ -35,6 +36,16 @@ def curves_png(history:dict, dpi:int=80)->bytes|None:
     return figure_to_png(fig, dpi=dpi)
 
 # %% ../nbs/13_live.ipynb #6568fa29
+def backend_status(loggers)->str:
+    "One warning per backend that is down or still has spooled events, e.g. '⚠ mlflow down: 13 events spooled'."
+    out = []
+    for lg in loggers:
+        d = delivery_of(lg)
+        if d is not None and (d.down or d.pending):
+            out.append(f"⚠ {d.backend} {'down' if d.down else 'catching up'}: {d.pending} event{'s' * (d.pending != 1)} spooled")
+    return " · ".join(out)
+
+# %% ../nbs/13_live.ipynb #3717cd54
 class LiveView(Callback):
     "Show progress, curves and the latest confusion matrix in one notebook output, updated in place."
     def __init__(self,
@@ -52,7 +63,9 @@ class LiveView(Callback):
         head = (f"<b>epoch {trainer.current_epoch + 1}/{trainer.max_epochs}</b> · step {trainer.global_step} · "
                 f"batch {self._batch}/{total} · " + " · ".join(f"{html.escape(k)} {v:.4g}" for k, v in sorted(m.items())))
         img = lambda png, w: f'<img src="data:image/png;base64,{base64.b64encode(png).decode()}" style="max-width:{w}px">' if png else ""
-        return f'<div class="autotimm-live">{head}<br>{img(curves, 720)} {img(cm, 420)}</div>'
+        status = backend_status(trainer.loggers)
+        warn = f'<br><span style="color:#b45309">{html.escape(status)}</span>' if status else ""
+        return f'<div class="autotimm-live">{head}{warn}<br>{img(curves, 720)} {img(cm, 420)}</div>'
 
     def _update(self, trainer, **pictures):
         self.updates += 1
