@@ -97,9 +97,17 @@ class StandIn(Logger):
     def finalize(self, status:str="success"): self._delivery.send("finalize", status)
     def save(self): self.real.save()  # guarded: skipped while the backend is down
 
+def _start(logger)->bool:
+    "Start one guarded logger's run; False when it cannot start."
+    fresh_csv = type(logger).__name__ == "CSVLogger" and not os.path.exists(os.path.join(logger.log_dir, "metrics.csv"))
+    with warnings.catch_warnings():
+        if fresh_csv:  # Lightning warns it will delete files when TensorBoard shares the folder; it deletes only metrics.csv
+            warnings.filterwarnings("ignore", message=r".*exists and is not empty.*")
+        return delivery_of(logger).start()
+
 def start_loggers(loggers)->list:
     "The loggers for a trainer: each guarded one whose run cannot start is replaced by its `StandIn`."
-    return [StandIn(l) if (d := delivery_of(l)) is not None and not d.start() else l for l in loggers]
+    return [StandIn(l) if delivery_of(l) is not None and not _start(l) else l for l in loggers]
 
 # %% ../nbs/09_trainer.ipynb #b0947c74
 def run_ids(ckpt_path)->dict|None:
