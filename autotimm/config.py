@@ -12,7 +12,7 @@ from dataclasses import dataclass, field, fields
 from .backends import closest, get_backend, list_backends
 
 # %% auto #0
-__all__ = ['STAGES', 'METRIC_BACKENDS', 'mask_secrets', 'LoggerConfig', 'LoggingConfig', 'MetricConfig']
+__all__ = ['STAGES', 'METRIC_BACKENDS', 'mask_secrets', 'mask_param', 'LoggerConfig', 'LoggingConfig', 'MetricConfig']
 
 # %% ../nbs/01_config.ipynb #f358e564
 _SECRET_WORDS = ("key", "token", "password", "secret")
@@ -24,9 +24,10 @@ def mask_secrets(value):
     if not isinstance(value, str): return value
     return _QUERY_SECRET.sub(r"\g<head>***", _URI_PASSWORD.sub(r"\g<head>:***@", value))
 
-def _mask_param(k, v):
+def mask_param(k, v):
+    "`v` masked (`***`) when the param name `k` looks secret; nested dicts and URIs masked inside."
     if any(w in k.lower() for w in _SECRET_WORDS): return "***"
-    if isinstance(v, dict): return {kk: _mask_param(kk, vv) for kk, vv in v.items()}
+    if isinstance(v, dict): return {kk: mask_param(kk, vv) for kk, vv in v.items()}
     return mask_secrets(v)
 
 # %% ../nbs/01_config.ipynb #c03ad087
@@ -85,7 +86,7 @@ class LoggerConfig:
                              "or pass an http(s):// or sqlite:/// URI.")
 
     def __repr__(self):
-        shown = {k: _mask_param(k, v) for k, v in self.params.items()}
+        shown = {k: mask_param(k, v) for k, v in self.params.items()}
         return f"LoggerConfig(backend={self.backend!r}, params={shown!r}" + (", strict=True)" if self.strict else ")")
 
 # %% ../nbs/01_config.ipynb #f96a8fc1

@@ -13,7 +13,7 @@ import warnings
 from pathlib import Path
 
 from .backends import get_backend
-from .config import LoggerConfig, _mask_param
+from .config import LoggerConfig, mask_param
 from .delivery import Spool, apply_event, delivery_of, guard
 
 # %% auto #0
@@ -120,7 +120,7 @@ class LoggerManager:
         if params.get("save_dir") and not params.get("tracking_uri"): _check_writable(cfg.backend, params["save_dir"])
         if params.get(spec.run_name_param) is None: params[spec.run_name_param] = self.run_name
         params.update(extra or {})
-        header = {"run_name": self.run_name, "params": {k: _mask_param(k, v) for k, v in params.items()}}
+        header = {"run_name": self.run_name, "params": {k: mask_param(k, v) for k, v in params.items()}}
         return guard(spec.build(params), spool_dir=lambda: self.run_folder(cfg),
                      strict=cfg.strict if self.strict is None else self.strict,
                      retry_interval=self.retry_interval, header=header, backend=cfg.backend)
@@ -150,13 +150,6 @@ class LoggerManager:
     def summary(self)->dict:
         "`{backend: {'delivered', 'spooled', 'replayed', 'pending', 'lost'}}` of this run's loggers."
         return {c.backend: delivery_of(l).counts() for c, l in zip(self._configs, self._loggers) if delivery_of(l)}
-
-    def flush(self)->dict:
-        "Try once more to replay every failed backend's spool now; return `summary()`."
-        for l in self._loggers:
-            d = delivery_of(l)
-            if d is not None and d.spool is not None and d.pending: d.replay()
-        return self.summary()
 
     def report(self)->str:
         "What happened to every event of this run, per backend (printed by `AutoTrainer` after `fit`)."
