@@ -5,89 +5,54 @@
 # %% ../nbs/01_config.ipynb #8243f300
 from __future__ import annotations
 
-import os
-import re
 from dataclasses import dataclass, field, fields
 
-from .backends import closest, get_backend, list_backends
+from .backends import get_backend, list_backends
+from .utils import check_positive, check_type, closest, mask_param, mask_secrets
 
 # %% auto #0
-__all__ = ['STAGES', 'METRIC_BACKENDS', 'mask_secrets', 'mask_param', 'LoggerConfig', 'LoggingConfig', 'MetricConfig']
+__all__ = ['STAGES', 'RESERVED_NAMES', 'METRIC_BACKENDS', 'LoggerConfig', 'LoggingConfig', 'MetricConfig']
 
-# %% ../nbs/01_config.ipynb #f358e564
-_SECRET_WORDS = ("key", "token", "password", "secret")
-_URI_PASSWORD = re.compile(r"(?P<head>[a-z][a-z0-9+.\-]*://[^:/@\s]*):[^@/\s]+@", re.I)
-_QUERY_SECRET = re.compile(r"(?P<head>[?&;](?:[a-z_\-]*(?:key|token|password|secret)[a-z_\-]*)=)[^&;\s]+", re.I)
-
-def mask_secrets(value):
-    "`value` with passwords in URIs and secret-looking query parameters replaced by `***` (non-strings unchanged)."
-    if not isinstance(value, str): return value
-    return _QUERY_SECRET.sub(r"\g<head>***", _URI_PASSWORD.sub(r"\g<head>:***@", value))
-
-def mask_param(k, v):
-    "`v` masked (`***`) when the param name `k` looks secret; nested dicts and URIs masked inside."
-    if any(w in k.lower() for w in _SECRET_WORDS): return "***"
-    if isinstance(v, dict): return {kk: mask_param(kk, vv) for kk, vv in v.items()}
-    return mask_secrets(v)
-
-# %% ../nbs/01_config.ipynb #c03ad087
-def _check_type(owner, name, value, types, what):
-    "Raise `TypeError` unless `value` is an instance of `types`."
-    if not isinstance(value, types) or (isinstance(value, bool) and bool not in _as_tuple(types)):
-        raise TypeError(f"{owner}: {name} must be {what}, got {type(value).__name__} {value!r}")
-
-def _as_tuple(t): return t if isinstance(t, tuple) else (t,)
-
-_PATH = (str, os.PathLike)
-_PARAM_TYPES = { # param -> (types, description); checked when the param is given and not None
-    "save_dir": (_PATH, "a path (str)"), "name": ((str,), "a string"), "project": ((str,), "a string"),
-    "experiment_name": ((str,), "a non-empty string"), "tracking_uri": ((str,), "a URI string"),
-    "run_name": ((str,), "a string"), "notes": ((str,), "a string"), "group": ((str,), "a string"),
-    "job_type": ((str,), "a string"), "offline": ((bool,), "True or False"),
-    "log_graph": ((bool,), "True or False"), "default_hp_metric": ((bool,), "True or False"),
-    "version": ((str, int), "a string or an int"), "flush_logs_every_n_steps": ((int,), "a positive int"),
-}
-
+# %% ../nbs/01_config.ipynb #d862a289
 @dataclass
 class LoggerConfig:
     "One logging backend and the params for its Lightning logger, checked when constructed."
-    backend:str                                # 'tensorboard', 'csv', 'wandb' or 'mlflow' (any case)
+    backend:str                                # a registered backend: 'tensorboard', 'csv', 'wandb', 'mlflow', 'comet' (any case)
     params:dict = field(default_factory=dict)  # the backend's params; see the registry for the valid names
     strict:bool = False                        # True: a failure of this backend stops training (default: spooled, replayed)
 
     def __post_init__(self):
         if not isinstance(self.backend, str) or not self.backend:
-            raise ValueError(f"LoggerConfig: backend must be one of {', '.join(list_backends())}, got {self.backend!r}")
+            raise ValueError(f"backend is required. LoggerConfig: backend must be one of {', '.join(list_backends())}, "
+                             f"got {self.backend!r}")
         spec = get_backend(self.backend)
         self.backend = spec.name
-        _check_type(f"LoggerConfig({self.backend!r})", "strict", self.strict, (bool,), "True or False")
+        owner = f"LoggerConfig({self.backend!r})"
+        check_type(owner, "strict", self.strict, (bool,), "True or False")
         if not isinstance(self.params, dict):
-            raise TypeError(f"LoggerConfig({self.backend!r}): params must be a dict such as "
-                            f"{{{spec.required[0]!r}: ...}}, got {type(self.params).__name__}")
+            raise TypeError(f"{owner}: params must be a dict such as {{{(spec.required or spec.param_names)[0]!r}: ...}}, "
+                            f"got {type(self.params).__name__}")
         missing = [p for p in spec.required if self.params.get(p) in (None, "")]
         if missing:
-            raise ValueError(f"LoggerConfig({self.backend!r}): missing required param(s) {', '.join(map(repr, missing))}; "
+            raise ValueError(f"Missing required parameters for {self.backend} logger: {', '.join(missing)}. "
+                             f"{owner}: missing required param(s) {', '.join(map(repr, missing))}; "
                              f"add e.g. params={{{missing[0]!r}: ...}}")
         for k, v in self.params.items():
-            if k not in spec.params:
-                hint = closest(k, spec.params)
-                raise ValueError(f"LoggerConfig({self.backend!r}): unknown param {k!r}."
-                                 + (f" Did you mean {hint!r}?" if hint else "")
-                                 + f" Valid params: {', '.join(spec.params)}")
-            if k in _PARAM_TYPES and v is not None:
-                types, what = _PARAM_TYPES[k]
-                _check_type(f"LoggerConfig({self.backend!r})", f"params[{k!r}]", v, types, what)
-        if self.params.get("flush_logs_every_n_steps", 1) < 1:
-            raise ValueError(f"LoggerConfig({self.backend!r}): params['flush_logs_every_n_steps'] must be >= 1")
-        uri = self.params.get("tracking_uri")
-        if uri and uri.startswith("file:"):
-            raise ValueError(f"LoggerConfig('mlflow'): tracking_uri {mask_secrets(uri)!r} uses MLflow's file store, which MLflow 3 "
-                             "refuses. Leave tracking_uri out (runs go to a local sqlite store under save_dir) "
-                             "or pass an http(s):// or sqlite:/// URI.")
+            p = spec.param(k) if isinstance(k, str) else None
+            if p is None:
+                hint = closest(k, spec.param_names)
+                raise ValueError(f"{owner}: unknown param {k!r}." + (f" Did you mean {hint!r}?" if hint else "")
+                                 + f" Valid params: {', '.join(spec.param_names)}")
+            p.check(owner, v)
+        spec.check(self.params, owner)
+
+    def shown_params(self)->dict:
+        "The params as they may be shown or written: secrets masked."
+        spec = get_backend(self.backend)
+        return {k: ("***" if spec.is_secret(k) else mask_param(k, v)) for k, v in self.params.items()}
 
     def __repr__(self):
-        shown = {k: mask_param(k, v) for k, v in self.params.items()}
-        return f"LoggerConfig(backend={self.backend!r}, params={shown!r}" + (", strict=True)" if self.strict else ")")
+        return f"LoggerConfig(backend={self.backend!r}, params={self.shown_params()!r}" + (", strict=True)" if self.strict else ")")
 
 # %% ../nbs/01_config.ipynb #f96a8fc1
 @dataclass
@@ -102,13 +67,12 @@ class LoggingConfig:
 
     def __post_init__(self):
         for f in fields(self):
-            if f.name.startswith("log_"): _check_type("LoggingConfig", f.name, getattr(self, f.name), (bool,), "True or False")
-        v = self.system_metrics_interval
-        if not isinstance(v, (int, float)) or isinstance(v, bool) or not v > 0:
-            raise ValueError(f"LoggingConfig: system_metrics_interval must be a positive number of seconds, got {v!r}")
+            if f.name.startswith("log_"): check_type("LoggingConfig", f.name, getattr(self, f.name), (bool,), "True or False")
+        check_positive("LoggingConfig", "system_metrics_interval", self.system_metrics_interval, "a positive number of seconds")
 
 # %% ../nbs/01_config.ipynb #12b460f4
 STAGES = ("train", "val", "test")
+RESERVED_NAMES = ("loss", "lr", "grad_norm", "weight_norm", "confusion_matrix")
 METRIC_BACKENDS = ("torchmetrics", "custom")
 
 @dataclass
@@ -126,6 +90,9 @@ class MetricConfig:
     def __post_init__(self):
         if not isinstance(self.name, str) or not self.name or "/" in self.name:
             raise ValueError(f"MetricConfig: name must be a non-empty string without '/', got {self.name!r}")
+        if self.name in RESERVED_NAMES:
+            raise ValueError(f"MetricConfig: name {self.name!r} is taken by autotimm's own `{{stage}}/{self.name}` key; "
+                             f"choose another, e.g. name='{self.name}_metric'")
         who = f"MetricConfig({self.name!r})"
         if not isinstance(self.backend, str) or self.backend.lower() not in METRIC_BACKENDS:
             hint = closest(self.backend, METRIC_BACKENDS)
@@ -136,9 +103,9 @@ class MetricConfig:
             raise ValueError(f"{who}: metric_class is required, e.g. metric_class='Accuracy'")
         if self.backend == "custom" and "." not in self.metric_class:
             raise ValueError(f"{who}: a custom metric_class must be a dotted path such as 'mypkg.metrics.MyMetric'")
-        _check_type(who, "params", self.params, (dict,), "a dict such as {'task': 'multiclass'}")
+        check_type(who, "params", self.params, (dict,), "a dict such as {'task': 'multiclass'}")
         if isinstance(self.stages, str): self.stages = [self.stages]
-        _check_type(who, "stages", self.stages, (list, tuple), "a list such as ['train', 'val', 'test']")
+        check_type(who, "stages", self.stages, (list, tuple), "a list such as ['train', 'val', 'test']")
         if not self.stages: raise ValueError(f"{who}: stages is empty; use e.g. stages=['val']")
         for s in self.stages:
             if not isinstance(s, str) or s.lower() not in STAGES:
@@ -147,7 +114,7 @@ class MetricConfig:
                                  + (f". Did you mean {hint!r}?" if hint else ""))
         self.stages = [s.lower() for s in self.stages]
         for f in ("log_on_step", "log_on_epoch", "prog_bar"):
-            _check_type(who, f, getattr(self, f), (bool,), "True or False")
+            check_type(who, f, getattr(self, f), (bool,), "True or False")
         if not (self.log_on_step or self.log_on_epoch):
             raise ValueError(f"{who}: log_on_step and log_on_epoch are both False, so nothing would be logged")
 

@@ -12,6 +12,7 @@ from pathlib import Path
 import ipywidgets as widgets
 from IPython.display import display
 
+from .backends import backend_of
 from .plots import confusion_matrix_png, plot_confusion_matrix
 
 # %% auto #0
@@ -21,15 +22,10 @@ __all__ = ['confusion_matrices', 'show_confusion_matrix', 'ConfusionMatrixViewer
 _EPOCH = re.compile(r"epoch_(\d+)\.json$")
 
 def _run_dirs(run)->list:
-    "Folders to search: a path, or the run folders of a Trainer's or LoggerManager's loggers."
+    "Folders to search: a path, or the run folders of a Trainer's or LoggerManager's loggers (as each backend reports)."
     loggers = getattr(run, "loggers", None)
     if loggers is None: return [Path(run)]
-    dirs = []
-    for lg in loggers:
-        d = getattr(lg, "log_dir", None) if type(lg).__name__ in ("CSVLogger", "TensorBoardLogger") else None
-        if d is None and type(lg).__name__ == "WandbLogger" and getattr(lg, "_experiment", None) is not None: d = lg.experiment.dir
-        if d: dirs.append(Path(d))
-    return dirs
+    return [d for lg in loggers if (spec := backend_of(lg)) is not None and (d := spec.run_folder(lg)) is not None]
 
 def confusion_matrices(run=".", key:str="val/confusion_matrix")->dict:
     "`{epoch: record}` of the stored confusion matrices of `run` (a run folder, a parent folder, a Trainer, a LoggerManager)."

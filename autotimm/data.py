@@ -13,11 +13,11 @@ import pytorch_lightning as pl
 import torch
 from torch.utils.data import DataLoader, Dataset, Subset
 
-from .backends import closest
+from .utils import closest, in_notebook
 
 # %% auto #0
 __all__ = ['TORCHVISION_DATASETS', 'NUM_CLASSES', 'BUILTIN_DATASETS', 'IMAGE_EXTENSIONS', 'IMAGENET_MEAN', 'IMAGENET_STD',
-           'in_notebook', 'default_num_workers', 'DigitsDataset', 'load_digits_splits', 'load_image', 'ImageDataModule']
+           'default_num_workers', 'DigitsDataset', 'load_digits_splits', 'load_image', 'ImageDataModule']
 
 # %% ../nbs/04_data.ipynb #4fd1ef3f
 TORCHVISION_DATASETS = {"cifar10": "CIFAR10", "cifar100": "CIFAR100", "mnist": "MNIST", "fashionmnist": "FashionMNIST"}
@@ -25,10 +25,6 @@ NUM_CLASSES = {"cifar10": 10, "cifar100": 100, "mnist": 10, "fashionmnist": 10, 
 BUILTIN_DATASETS = ("digits",)
 IMAGE_EXTENSIONS = (".jpg", ".jpeg", ".png", ".ppm", ".bmp", ".pgm", ".tif", ".tiff", ".webp")
 IMAGENET_MEAN, IMAGENET_STD = (0.485, 0.456, 0.406), (0.229, 0.224, 0.225)
-
-def in_notebook()->bool:
-    "Whether this code runs inside a Jupyter/IPython kernel."
-    return "ipykernel" in sys.modules and type(getattr(sys.modules.get("IPython"), "get_ipython", lambda: None)()).__name__ == "ZMQInteractiveShell"
 
 def default_num_workers()->int:
     "DataLoader workers that do not hang: 0 in a kernel off Linux (spawn), else up to 4."

@@ -161,16 +161,16 @@ class Delivery:
     def _open_spool(self):
         if self.spool is None:
             folder = self._spool_dir() if callable(self._spool_dir) else (self._spool_dir or "autotimm-spool")
-            self.spool = Spool(Path(folder)/"spool"/f"{self.backend}.jsonl", header={"backend": self.backend, **self.header()})
+            folder = Path(folder).resolve()
+            self.spool = Spool(folder/"spool"/f"{self.backend}.jsonl", header={"backend": self.backend, "spool_dir": str(folder), **self.header()})
         return self.spool
 
     def header(self)->dict:
         "What `replay` needs: the masked config and the run's ids, as known now."
         h = dict(self._header)
-        lg = self.logger
-        ids = {"mlflow": lambda: {"run_id": getattr(lg, "_run_id", None)},
-               "wandb": lambda: {"id": getattr(getattr(lg, "_experiment", None), "id", None) or getattr(lg, "_id", None)},
-               }.get(self.backend, lambda: {"version": getattr(lg, "_version", None)})()
+        spec = backend_of(self.logger)
+        try: ids = spec.run_ids(self.logger) if spec is not None else {}
+        except Exception: ids = {}  # the run may not exist yet
         h["ids"] = {**h.get("ids", {}), **{k: v for k, v in ids.items() if v is not None}}
         return h
 
@@ -220,7 +220,9 @@ class Delivery:
         with self._lock:
             try:
                 self._local.inside = True
-                _ = self.logger.experiment
+                spec = backend_of(self.logger)
+                if spec is not None: spec.start(self.logger)
+                else: _ = self.logger.experiment
                 return True
             except Exception as e:
                 self._failed("starting its run", e)

@@ -15,20 +15,12 @@ from .config import LoggerConfig
 from .loggers import LoggerManager
 
 # %% auto #0
-__all__ = ['FORM_FIELDS', 'LoggerForm']
+__all__ = ['form_fields', 'LoggerForm']
 
 # %% ../nbs/12_form.ipynb #429bbec1
-# the fields shown per backend: (param, kind, default); kind: 'str', 'bool', 'int', 'list' (comma separated), 'dict' (k=v, comma separated)
-FORM_FIELDS = {
-    "tensorboard": [("save_dir", "str", "logs/tb"), ("name", "str", "lightning_logs"), ("version", "str", ""),
-                    ("log_graph", "bool", False), ("default_hp_metric", "bool", True)],
-    "csv": [("save_dir", "str", "logs/csv"), ("name", "str", "lightning_logs"), ("version", "str", ""),
-            ("flush_logs_every_n_steps", "int", 100)],
-    "wandb": [("project", "str", ""), ("name", "str", ""), ("tags", "list", ""), ("notes", "str", ""),
-              ("group", "str", ""), ("job_type", "str", ""), ("save_dir", "str", "."), ("offline", "bool", True)],
-    "mlflow": [("experiment_name", "str", ""), ("tracking_uri", "str", ""), ("run_name", "str", ""),
-               ("tags", "dict", ""), ("save_dir", "str", "mlruns")],
-}
+def form_fields(backend:str)->list:
+    "The fields the form shows for `backend`: `(param, kind, default)` from the registry's `Param.form`; kind: 'str', 'bool', 'int', 'list' (comma separated), 'dict' (k=v, comma separated)."
+    return [(p.name, p.form, p.default) for p in get_backend(backend).params if p.form]
 
 def _parse(kind, value):
     "A field's value as a param value; None when left empty."
@@ -59,7 +51,7 @@ class _Section:
         self.enabled = widgets.Checkbox(value=False, description=backend, indent=False)
         self.fields, self.errors = {}, {}
         rows = []
-        for name, kind, default in FORM_FIELDS[backend]:
+        for name, kind, default in form_fields(backend):
             label = name + (" *" if name in self.spec.required else "")
             w = {"bool": lambda: widgets.Checkbox(value=default, indent=False),
                  "int": lambda: widgets.BoundedIntText(value=default, min=1, max=10**9)}.get(kind, lambda: widgets.Text(value=default))()

@@ -5,35 +5,72 @@
 # %% ../nbs/02_loggers.ipynb #588d0351
 from __future__ import annotations
 
-import csv
 import importlib
+import os
 import re
+import tempfile
 import time
-import warnings
 from pathlib import Path
 
 from .backends import get_backend
-from .config import LoggerConfig, mask_param
+from .config import LoggerConfig
 from .delivery import Spool, apply_event, delivery_of, guard
+from .utils import check_positive, mask_param
 
 # %% auto #0
-__all__ = ['next_version', 'default_run_name', 'resume_params', 'reopen_csv', 'LoggerManager', 'replay']
+__all__ = ['is_rank_zero', 'next_version', 'reserve_run_name', 'default_run_name', 'LoggerManager', 'replay']
 
-# %% ../nbs/02_loggers.ipynb #ec318ed7
-def next_version(configs:list)->int:
-    "The next `version_N` number free in the TensorBoard and CSV folders of `configs`."
-    taken = [-1]
+# %% ../nbs/02_loggers.ipynb #0d2c5fdb
+_VERSION = re.compile(r"version_(\d+)")
+
+def is_rank_zero()->bool:
+    "Whether this process is the first of a (possibly distributed) launch, from the launchers' environment variables."
+    return all(os.environ.get(v, "0") in ("0", "") for v in ("RANK", "LOCAL_RANK", "NODE_RANK", "GROUP_RANK", "SLURM_PROCID"))
+
+def _roots(configs:list)->list:
+    "The `version_N` parent folders of the versioned backends that take the run name."
+    out = []
     for c in configs:
-        if c.backend not in ("tensorboard", "csv"): continue
-        root = Path(c.params["save_dir"])/(c.params.get("name", "lightning_logs") or "")
-        if root.is_dir():
-            taken += [int(m.group(1)) for p in root.iterdir() if (m := re.fullmatch(r"version_(\d+)", p.name))]
+        spec = get_backend(c.backend)
+        if spec.versioned and c.params.get(spec.run_name_param) is None and (root := spec.version_root(c.params)) is not None:
+            if root.resolve() not in [r.resolve() for r in out]: out.append(root)
+    return out
+
+def next_version(configs:list)->int:
+    "The next `version_N` number free in every versioned backend's folder of `configs`."
+    taken = [-1]
+    for root in _roots(configs):
+        if root.is_dir(): taken += [int(m.group(1)) for p in root.iterdir() if (m := _VERSION.fullmatch(p.name))]
     return max(taken) + 1
 
+def _claim(roots:list, name:str)->bool:
+    "Create `root/name` in every root, exclusively; undo and return False when one exists already."
+    made = []
+    for root in roots:
+        try: (root/name).mkdir(parents=False, exist_ok=False)
+        except FileExistsError:
+            for d in made: d.rmdir()
+            return False
+        made.append(root/name)
+    return True
+
+def reserve_run_name(configs:list, name:str=None)->str:
+    "The run's name, its folders created at once (exclusive create), so two processes never share one."
+    roots = _roots(configs)
+    for root in roots: root.mkdir(parents=True, exist_ok=True)
+    if name is None and not roots: return time.strftime("run-%Y%m%d-%H%M%S-") + os.urandom(2).hex()  # no folder to claim
+    if not roots: return name
+    n, candidate = (0, name) if name else (next_version(configs), None)
+    for _ in range(10_000):
+        candidate = (name if n == 0 else f"{name}-{n + 1}") if name else f"version_{n}"
+        if _claim(roots, candidate): return candidate
+        n += 1
+    raise RuntimeError(f"LoggerManager: no free run name like {candidate!r} in {', '.join(map(str, roots))}")
+
 def default_run_name(configs:list)->str:
-    "The run name scheme: `version_N` when a TensorBoard or CSV backend is present, else `run-YYYYmmdd-HHMMSS`."
-    if any(c.backend in ("tensorboard", "csv") for c in configs): return f"version_{next_version(configs)}"
-    return time.strftime("run-%Y%m%d-%H%M%S")
+    "The run name scheme (not reserved): `version_N` with a versioned backend (TensorBoard, CSV), else `run-YYYYmmdd-HHMMSS`."
+    if _roots(configs): return f"version_{next_version(configs)}"
+    return time.strftime("run-%Y%m%d-%H%M%S-") + os.urandom(2).hex()
 
 # %% ../nbs/02_loggers.ipynb #ba453153
 def _check_writable(backend:str, save_dir):
@@ -41,96 +78,68 @@ def _check_writable(backend:str, save_dir):
     path = Path(save_dir)
     try:
         path.mkdir(parents=True, exist_ok=True)
-        probe = path/".autotimm-write-test"
-        probe.write_bytes(b""); probe.unlink()
+        # a name of its own: ranks of a distributed launch probe the same folder at the same moment
+        with tempfile.NamedTemporaryFile(dir=path, prefix=".autotimm-write-test-"): pass
     except OSError as e:
         raise PermissionError(f"LoggerConfig({backend!r}): save_dir {str(save_dir)!r} is not writable ({type(e).__name__}: "
                               f"{e.strerror or e}); choose a folder you can write to") from e
-
-# %% ../nbs/02_loggers.ipynb #50962378
-def resume_params(backend:str, ids:dict, step:int=None)->dict:
-    "The params that make `backend`'s logger continue the run `ids` describes (from `backend_ids`)."
-    if backend in ("tensorboard", "csv"):
-        out = {"version": ids["version"]} if ids.get("version") is not None else {}
-        if backend == "tensorboard" and step is not None: out["purge_step"] = step + 1
-        return out
-    if backend == "mlflow": return {"run_id": ids["run_id"]} if ids.get("run_id") else {}
-    if backend == "wandb":
-        run_id = ids.get("run_id") or ids.get("id")
-        return {"id": run_id, "resume": "allow"} if run_id else {}
-    return {}
-
-def reopen_csv(logger, upto_step:int=None):
-    "Keep the existing `metrics.csv` of `logger`'s version folder (rows up to `upto_step`) and continue it."
-    path = Path(logger.log_dir)/"metrics.csv"
-    keys, rows = [], []
-    if path.exists():
-        with open(path, newline="") as f:
-            reader = csv.DictReader(f)
-            keys = list(reader.fieldnames or [])
-            rows = [r for r in reader if upto_step is None or not r.get("step") or float(r["step"]) <= upto_step]
-    with warnings.catch_warnings():
-        warnings.filterwarnings("ignore", message=r".*exists and is not empty.*")
-        writer = logger.experiment  # Lightning's writer deletes the folder's metrics.csv here
-    if keys:
-        with open(path, "w", newline="") as f:
-            out = csv.DictWriter(f, fieldnames=keys)
-            out.writeheader(); out.writerows(rows)
-        writer.metrics_keys = list(keys)  # so the next save appends under (or widens) the same header
-    return logger
-
-def _reopen_mlflow(logger):
-    "Mark a resumed MLflow run as running again; its params stay (MLflow cannot change a param's value)."
-    client = logger.experiment
-    delivery_of(logger).skip_params = set(client.get_run(logger.run_id).data.params)
-    client.update_run(logger.run_id, status="RUNNING")
 
 # %% ../nbs/02_loggers.ipynb #b60e88cf
 class LoggerManager:
     "Build and hold one Lightning logger per `LoggerConfig`."
     def __init__(self,
                  configs:list,                # `LoggerConfig`s, at least one
-                 run_name:str=None,           # the run's name in every backend; `default_run_name` when None
+                 run_name:str=None,           # the run's name in every backend; `version_N` (or a timestamp) when None
                  strict:bool=None,            # True: any backend failure stops training; None: each config's `strict`
                  retry_interval:float=30.0,   # seconds between two replays of a failed backend's spool
                 ):
         if isinstance(configs, LoggerConfig): configs = [configs]
         if not isinstance(configs, (list, tuple)):
             raise TypeError(f"LoggerManager: configs must be a list of LoggerConfig, got {type(configs).__name__}")
-        if not configs:
-            raise ValueError("LoggerManager: configs is empty; pass at least one LoggerConfig, "
-                             "e.g. [LoggerConfig('csv', {'save_dir': 'logs'})]")
+        if not configs:  # AutoTimm's words first
+            raise ValueError("At least one LoggerConfig is required. LoggerManager: configs is empty; pass at least one "
+                             "LoggerConfig, e.g. [LoggerConfig('csv', {'save_dir': 'logs'})]")
         bad = [type(c).__name__ for c in configs if not isinstance(c, LoggerConfig)]
         if bad:
             raise TypeError(f"LoggerManager: every item of configs must be a LoggerConfig, got {', '.join(bad)}")
-        if run_name is not None and (not isinstance(run_name, str) or not run_name.strip() or "/" in run_name):
+        if run_name is not None and (not isinstance(run_name, str) or not run_name.strip() or "/" in run_name or run_name in (".", "..")):
             raise ValueError(f"LoggerManager: run_name must be a non-empty string without '/', got {run_name!r}")
         if strict is not None and not isinstance(strict, bool):
             raise TypeError(f"LoggerManager: strict must be True, False or None, got {strict!r}")
-        if isinstance(retry_interval, bool) or not isinstance(retry_interval, (int, float)) or not retry_interval > 0:
-            raise ValueError(f"LoggerManager: retry_interval must be a positive number of seconds, got {retry_interval!r}")
+        check_positive("LoggerManager", "retry_interval", retry_interval, "a positive number of seconds")
         self._configs, self._given_name, self.runs = list(configs), run_name, 0
-        self.strict, self.retry_interval = strict, float(retry_interval)
-        self.run_name = run_name or default_run_name(self._configs)
+        self.strict, self.retry_interval, self.closed = strict, float(retry_interval), set()
+        for c in self._configs:
+            if c.params.get("save_dir") and not c.params.get("tracking_uri"): _check_writable(c.backend, c.params["save_dir"])
+        self.run_name = self._name(run_name)
         self._loggers = [self._build(c) for c in self._configs]
+
+    def _name(self, given:str=None)->str:
+        if not is_rank_zero(): return os.environ.get("AUTOTIMM_RUN_NAME") or given or default_run_name(self._configs)
+        name = reserve_run_name(self._configs, given)
+        os.environ["AUTOTIMM_RUN_NAME"] = name  # the ranks a distributed launcher starts from here take the same name
+        return name
 
     def _build(self, cfg:LoggerConfig, extra:dict=None):
         spec = get_backend(cfg.backend)
         params = dict(cfg.params)
-        if params.get("save_dir") and not params.get("tracking_uri"): _check_writable(cfg.backend, params["save_dir"])
         if params.get(spec.run_name_param) is None: params[spec.run_name_param] = self.run_name
         params.update(extra or {})
-        header = {"run_name": self.run_name, "params": {k: mask_param(k, v) for k, v in params.items()}}
+        shown = {k: ("***" if spec.is_secret(k) else mask_param(k, v)) for k, v in params.items()}
+        for k, v in shown.items():  # absolute, so a replay from another folder reaches this run
+            p = spec.param(k)
+            if p is not None and os.PathLike in p.types and isinstance(v, str): shown[k] = os.path.abspath(v)
+        header = {"run_name": self.run_name, "params": shown}
         return guard(spec.build(params), spool_dir=lambda: self.run_folder(cfg),
                      strict=cfg.strict if self.strict is None else self.strict,
                      retry_interval=self.retry_interval, header=header, backend=cfg.backend)
 
     def run_folder(self, cfg:LoggerConfig=None)->Path:
-        "The run's folder: the first TensorBoard/CSV version folder, else `<save_dir>/<run_name>` of `cfg`."
+        "The run's folder: the first versioned backend's (TensorBoard/CSV) version folder, else `<save_dir>/<run_name>`."
         for c, lg in zip(self._configs, self._loggers):
-            if c.backend in ("tensorboard", "csv"): return Path(lg.log_dir)
+            if get_backend(c.backend).versioned: return Path(lg.log_dir).resolve()
         save_dir = (cfg.params.get("save_dir") if cfg is not None else None) or "autotimm-runs"
-        return Path(save_dir)/self.run_name
+        return (Path(save_dir)/self.run_name).resolve()
 
     @property
     def loggers(self)->list:
@@ -166,55 +175,99 @@ class LoggerManager:
                              f"send them with: autotimm replay {d.spool.path}")
         return "\n".join(lines)
 
-    def close(self):
-        "Finish every backend's run (W&B run finished; the others are closed by the Trainer's `finalize`)."
+    def where(self)->dict:
+        "`{backend: (where its run is, a command that opens it)}`."
+        return {c.backend: get_backend(c.backend).where(l) for c, l in zip(self._configs, self._loggers)}
+
+    def close(self, status:str="success", backends=None):
+        "Finish each backend's run with `status` ('success', 'interrupted', 'failed'); `backends`: only these names."
         for c, l in zip(self._configs, self._loggers):
-            if c.backend == "wandb" and getattr(l, "_experiment", None) is not None:
-                delivery_of(l).call("finishing its run", lambda: l.experiment.finish())
+            if backends is not None and c.backend not in backends: continue
+            spec, d = get_backend(c.backend), delivery_of(l)
+            if d is not None: d.call("closing its run", spec.close, l, status)
+            else: spec.close(l, status)
+            self.closed.add(c.backend)
 
     def renew(self)->list:
-        "Close this run and build fresh loggers for a new one (a new version folder, MLflow run and W&B run)."
+        "Close this run and build fresh loggers for a new one (a new version folder, MLflow run, W&B run, Comet experiment)."
         self.close()
         self.runs += 1
-        self.run_name = f"{self._given_name}-{self.runs + 1}" if self._given_name else default_run_name(self._configs)
+        self.run_name = self._name(self._given_name)
+        self.closed = set()
         self._loggers = [self._build(c) for c in self._configs]
         return self._loggers
 
-    def resume(self, ids:dict, step:int=None)->list:
-        "Rebuild the loggers to continue the run `ids` describes (as `RunManifest` stores it in a checkpoint)."
-        self.close()
+    def release(self):
+        "Give back this run's reserved version folders while they are still empty (the run never started)."
+        for root in _roots(self._configs):
+            try: (root/self.run_name).rmdir()
+            except OSError: pass
+
+    def resume(self, ids:dict, step:int=None, backends=None)->list:
+        "Rebuild the loggers (or only `backends`) to continue the run `ids` describes (as `RunManifest` stores it)."
+        self.close(backends=backends)
+        if ids.get("run_name") and ids["run_name"] != self.run_name and not getattr(self, "_fitted", False): self.release()
         self.run_name = ids.get("run_name") or self.run_name
-        backends = ids.get("backends", {})
-        self._loggers = [self._build(c, resume_params(c.backend, backends.get(c.backend, {}), step)) for c in self._configs]
-        for c, l in zip(self._configs, self._loggers):
-            if c.backend == "csv" and backends.get("csv"): reopen_csv(l, step)
-            if c.backend == "mlflow" and backends.get("mlflow", {}).get("run_id"):
-                delivery_of(l).call("reopening its run", _reopen_mlflow, l)
+        known = ids.get("backends", {})
+        for i, c in enumerate(self._configs):
+            if backends is not None and c.backend not in backends: continue
+            spec, own = get_backend(c.backend), known.get(c.backend, {})
+            self._loggers[i] = l = self._build(c, spec.resume_params(own, step))
+            if own:
+                held = delivery_of(l).call("reopening its run", spec.reopen, l, step, default=set())
+                delivery_of(l).skip_params = set(held or ())
+            self.closed.discard(c.backend)
         return self._loggers
+
+    def ids(self)->dict:
+        "The run's identity: its name and each backend's `run_ids` (stored in checkpoints and spool headers)."
+        return {"run_name": self.run_name,
+                "backends": {c.backend: get_backend(c.backend).run_ids(l) for c, l in zip(self._configs, self._loggers)}}
 
     def __len__(self): return len(self._loggers)
     def __iter__(self): return iter(self._loggers)
     def __getitem__(self, i): return self._loggers[i]
-    def __repr__(self): return f"LoggerManager({[c.backend for c in self._configs]})"
+    def __repr__(self): return f"LoggerManager({[c.backend for c in self._configs]}, run_name={self.run_name!r})"
 
 # %% ../nbs/02_loggers.ipynb #b9d0553c
+def _check_header(spec, head:dict, spool_path:Path, given:dict):
+    "Refuse a header whose run is not the one the spool file sits in, unless `given` names the place."
+    if any(k in given for k in ("save_dir", "tracking_uri", "dir", "offline_directory", "name", "version")): return
+    run_dir = spool_path.resolve().parent.parent
+    recorded = head.get("spool_dir")
+    if recorded is not None and Path(recorded).resolve() != run_dir:
+        raise ValueError(f"replay: the spool's header says its run is in {recorded}, but the spool is in {run_dir}; "
+                         f"pass the place to send it to, e.g. --param save_dir=... (params={{'save_dir': ...}})")
+    p = head.get("params", {})
+    if spec.versioned and p.get("save_dir") and spec.run_name_param in p:
+        folder = (Path(p["save_dir"])/(p.get("name", "lightning_logs") or "")/str(p[spec.run_name_param])).resolve()
+        if folder != run_dir and not str(head.get("ids", {}).get("log_dir", "")) == str(run_dir):
+            raise ValueError(f"replay: the spool's header points at {folder}, not at the run it sits in ({run_dir}); "
+                             "pass the place to send it to, e.g. --param save_dir=...")
+
 def replay(path, params:dict=None)->dict:
     "Send the events waiting in the spool file `path` to its backend now; `params` override the stored config."
     importlib.import_module("autotimm.manifest")  # registers the actions RunManifest sends (TensorBoard HParams)
     spool = Spool(path)
-    if not spool.path.exists(): raise FileNotFoundError(f"replay: no spool file at {str(path)!r}")
+    if not spool.path.is_file(): raise FileNotFoundError(f"replay: no spool file at {str(path)!r}")
     head = spool.header()
-    if "backend" not in head: raise ValueError(f"replay: {str(path)!r} is no autotimm spool (no header line)")
-    given = {**head.get("params", {}), **(params or {})}
-    masked = [k for k, v in given.items() if isinstance(v, str) and "***" in v]
+    if not isinstance(head.get("backend"), str): raise ValueError(f"replay: {str(path)!r} is no autotimm spool (no header line)")
+    spec = get_backend(head["backend"])
+    given = dict(params or {})
+    stored = head.get("params", {})
+    if not isinstance(stored, dict): raise ValueError(f"replay: {str(path)!r}: the header's params are not a dict")
+    _check_header(spec, head, spool.path, given)
+    merged = {**stored, **given}
+    masked = [k for k, v in merged.items() if isinstance(v, str) and "***" in v]
     if masked:
         raise ValueError(f"replay: {', '.join(masked)} {'was' if len(masked) == 1 else 'were'} masked in the spool (a secret); "
                          f"pass the real value: replay({str(path)!r}, params={{{masked[0]!r}: ...}})")
-    spec = get_backend(head["backend"])
-    built = {k: v for k, v in given.items() if k in spec.params}
-    built.update(resume_params(spec.name, head.get("ids", {})))
+    cfg = LoggerConfig(spec.name, {k: v for k, v in merged.items()})  # every param checked as for a new config
+    ids = head.get("ids", {}) if isinstance(head.get("ids"), dict) else {}
+    built = {**cfg.params, **spec.resume_params(ids)}
+    if spec.param("synchronous") is not None: built["synchronous"] = True  # nothing left in a background queue at the end
     logger = spec.build(built)
-    if spec.name == "csv": reopen_csv(logger)
+    spec.reopen(logger, training=False)
     pending, sent = spool.pending(), 0
     try:
         for seq, kind, args in pending:
@@ -222,7 +275,5 @@ def replay(path, params:dict=None)->dict:
             sent, last = sent + 1, seq
     finally:
         if sent: spool.mark_replayed(last)
-    if spec.name != "mlflow" and not any(kind == "finalize" for _, kind, _ in pending):
-        apply_event(logger, "finalize", ["success"])  # flush and close what the replay opened (an MLflow run keeps its status)
-    if spec.name == "wandb": logger.experiment.finish()
+    spec.after_replay(logger, finalized=any(kind == "finalize" for _, kind, _ in pending))
     return {"backend": spec.name, "replayed": sent, "pending": len(spool.pending())}

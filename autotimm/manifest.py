@@ -16,10 +16,10 @@ from pytorch_lightning.utilities import rank_zero_only
 
 from .backends import backend_of, log_file
 from .delivery import deliver, register_action
-from .config import mask_secrets
+from .utils import flatten, mask_param
 
 # %% auto #0
-__all__ = ['git_commit', 'backend_ids', 'build_manifest', 'flatten', 'RunManifest']
+__all__ = ['git_commit', 'backend_ids', 'build_manifest', 'RunManifest']
 
 # %% ../nbs/07_manifest.ipynb #567c5acd
 def _version(pkg):
@@ -36,17 +36,8 @@ def git_commit(path=".")->dict:
     except (OSError, subprocess.SubprocessError): return {}
 
 def backend_ids(loggers)->dict:
-    "Where each logger writes: folders, run ids, tracking URIs."
-    out = {}
-    for lg in loggers:
-        b = backend_of(lg)
-        if b is None: continue
-        if b.name in ("tensorboard", "csv"): out[b.name] = {"log_dir": os.path.abspath(lg.log_dir), "version": str(lg.version)}
-        elif b.name == "mlflow": out[b.name] = {"tracking_uri": mask_secrets(lg._tracking_uri), "experiment_id": lg.experiment_id, "run_id": lg.run_id}
-        elif b.name == "wandb":
-            exp = lg.experiment  # a stand-in (falsy) while W&B cannot start the run
-            out[b.name] = {"project": lg.name, "run_id": lg.version, "dir": os.path.abspath(exp.dir) if exp else None}
-    return out
+    "Where each logger writes: folders, run ids, tracking URIs (as its `Backend.run_ids` reports them)."
+    return {b.name: b.run_ids(lg) for lg in loggers if (b := backend_of(lg)) is not None}
 
 def build_manifest(trainer, pl_module, datamodule=None, run_name:str=None)->dict:
     "The manifest of the run `trainer` is about to fit."
@@ -64,7 +55,9 @@ def build_manifest(trainer, pl_module, datamodule=None, run_name:str=None)->dict
                      "precision": str(trainer.precision), "seed": os.environ.get("PL_GLOBAL_SEED"),
                      "batch_size": getattr(dm, "batch_size", None), "image_size": getattr(dm, "image_size", None),
                      "accumulate_grad_batches": trainer.accumulate_grad_batches,
-                     "gradient_clip_val": trainer.gradient_clip_val},
+                     "gradient_clip_val": trainer.gradient_clip_val,
+                     "monitor": getattr(trainer.checkpoint_callback, "monitor", None),
+                     "monitor_mode": getattr(trainer.checkpoint_callback, "mode", None)},
         "data": {"dataset": (dm.hparams.get("dataset") if dm is not None and hasattr(dm, "hparams") else None),
                  "class_names": list(getattr(dm, "class_names", None) or []),
                  "train_size": size(getattr(dm, "train_ds", None)), "val_size": size(getattr(dm, "val_ds", None)),
@@ -77,36 +70,22 @@ def build_manifest(trainer, pl_module, datamodule=None, run_name:str=None)->dict
         "backends": backend_ids(trainer.loggers),
     }
 
-def flatten(d:dict, prefix:str="")->dict:
-    "`{'a': {'b': 1}}` -> `{'a/b': 1}`; lists become comma-separated strings."
-    out = {}
-    for k, v in d.items():
-        key = f"{prefix}{k}"
-        if isinstance(v, dict): out.update(flatten(v, key + "/"))
-        elif isinstance(v, (list, tuple)): out[key] = ", ".join(map(str, v))
-        else: out[key] = v
-    return out
-
 # %% ../nbs/07_manifest.ipynb #81de08ac
-@register_action("tensorboard_hparams")
-def _tensorboard_hparams(logger, params:dict, metric_keys:list):
-    "Write TensorBoard's HParams summaries with `metric_keys` declared as metric columns (no metric values logged)."
-    from torch.utils.tensorboard.summary import hparams
-    clean = {k: (v if isinstance(v, (int, float, str, bool)) else str(v)) for k, v in params.items()}
-    exp, ssi, sei = hparams(clean, {k: 0.0 for k in metric_keys})
-    writer = logger.experiment._get_file_writer()
-    for s in (exp, ssi, sei): writer.add_summary(s)
-    logger.experiment.flush()
+register_action("declare_metrics", lambda lg, *a: backend_of(lg).declare_metrics(lg, *a))
 
 class RunManifest(Callback):
     "Log the run's manifest to every backend: as hyperparameters and as `run_manifest.json`."
-    def __init__(self, run_name:str=None): self.run_name, self.manifest = run_name, None
+    def __init__(self, run_name:str=None): self.run_name, self.manifest, self.resumed_from = run_name, None, None
 
     def setup(self, trainer, pl_module, stage):
-        if stage != "fit" or not trainer.is_global_zero: return  # only rank zero logs (other ranks' loggers are stand-ins)
+        if stage != "fit": return
+        if trainer.world_size > 1: self.run_name = trainer.strategy.broadcast(self.run_name, src=0)  # one name on every rank
+        if not trainer.is_global_zero: return  # only rank zero logs (other ranks' loggers are stand-ins)
         self.manifest = build_manifest(trainer, pl_module, trainer.datamodule, self.run_name)
+        if self.resumed_from: self.manifest["resumed_from"] = self.resumed_from
         if hasattr(pl_module, "save_hyperparameters"):  # merged into what Lightning logs once to every backend
-            flat = {k: v for k, v in flatten(self.manifest).items() if v is not None and not k.startswith("model/architecture")}
+            flat = {k: mask_param(k, v) for k, v in flatten(self.manifest, join_lists=True).items()
+                    if v is not None and not k.startswith("model/architecture")}
             pl_module.save_hyperparameters({**pl_module.hparams, "max_epochs": trainer.max_epochs, **flat})
 
     @rank_zero_only
@@ -118,9 +97,10 @@ class RunManifest(Callback):
         dm = trainer.datamodule
         params = {**getattr(pl_module, "hparams_initial", {}), **(getattr(dm, "hparams_initial", None) or {})}  # what Lightning logs
         for lg in trainer.loggers:
-            b = backend_of(lg)
-            if b is not None and b.name == "tensorboard": deliver(lg, "tensorboard_hparams", params, metric_keys)
+            if backend_of(lg) is not None: deliver(lg, "declare_metrics", params, metric_keys)
 
     def on_save_checkpoint(self, trainer, pl_module, checkpoint):
         "Store the run's identity in the checkpoint, so `fit(ckpt_path=...)` continues the same run everywhere."
-        if trainer.is_global_zero: checkpoint["autotimm"] = {"run_name": self.run_name, "backends": backend_ids(trainer.loggers)}
+        if trainer.is_global_zero:
+            checkpoint["autotimm"] = {"run_name": self.run_name, "backends": backend_ids(trainer.loggers),
+                                      "resumed_from": self.resumed_from}

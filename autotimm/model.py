@@ -7,8 +7,6 @@ from __future__ import annotations
 
 import difflib
 import importlib
-import socket
-from urllib.parse import urlparse
 
 import pytorch_lightning as pl
 import timm
@@ -17,7 +15,7 @@ import torch.nn.functional as F
 import torchmetrics
 from torch import nn
 
-from .backends import closest
+from .utils import closest, tcp_reachable
 from .callbacks import ConfusionMatrixLogger, LearningRateLogger, NormLogger
 from .config import LoggingConfig, MetricConfig
 from .system import SystemMetricsMonitor
@@ -38,11 +36,7 @@ def check_backbone(name:str)->str:
 def _hub_reachable(timeout:float=3.0)->bool:
     "Whether the Hugging Face hub answers a TCP connection within `timeout` seconds."
     from huggingface_hub import constants
-    url = urlparse(constants.ENDPOINT)
-    try:
-        socket.create_connection((url.hostname, url.port or (443 if url.scheme == "https" else 80)), timeout=timeout).close()
-        return True
-    except OSError: return False
+    return tcp_reachable(constants.ENDPOINT, timeout) is None
 
 def create_backbone(name:str, num_classes:int, pretrained:bool=True, **kwargs)->nn.Module:
     "A timm model with a `num_classes` head; fails fast when pretrained weights cannot be fetched."

@@ -5,113 +5,13 @@
 # %% ../nbs/10_runs.ipynb #d1a482d6
 from __future__ import annotations
 
-import json
-import struct
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from .backends import get_backend, list_backends, read_wandb_run
+
 # %% auto #0
-__all__ = ['SUMMARY_PREFIXES', 'SUMMARY_KEYS', 'find_runs', 'read_wandb_run', 'Run', 'load_run', 'compare_runs']
-
-# %% ../nbs/10_runs.ipynb #bce0fda4
-SUMMARY_PREFIXES = ("val/", "test/")
-SUMMARY_KEYS = ("train/loss",)
-
-def _keep(key:str)->bool: return key.startswith(SUMMARY_PREFIXES) or key in SUMMARY_KEYS
-
-def _csv_runs(root:Path)->list:
-    import csv
-    rows = []
-    for f in sorted(root.rglob("metrics.csv")):
-        last = {}
-        with open(f, newline="") as fh:
-            for r in csv.DictReader(fh):
-                last.update({k: float(v) for k, v in r.items() if v not in ("", None) and _keep(k)})
-        rows.append({"backend": "csv", "name": f.parent.parent.name, "version": f.parent.name, "path": str(f.parent), **last})
-    return rows
-
-def _tensorboard_runs(root:Path)->list:
-    dirs = sorted({f.parent for f in root.rglob("events.out.tfevents.*")})
-    if not dirs: return []
-    from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
-    rows = []
-    for d in dirs:
-        acc = EventAccumulator(str(d), size_guidance={"scalars": 0, "images": 1, "tensors": 1}); acc.Reload()
-        last = {t: acc.Scalars(t)[-1].value for t in acc.Tags()["scalars"] if _keep(t)}
-        rows.append({"backend": "tensorboard", "name": d.parent.name, "version": d.name, "path": str(d), **last})
-    return rows
-
-def _mlflow_runs(root:Path)->list:
-    rows = []
-    for db in sorted(root.rglob("mlflow.db")):
-        from mlflow.tracking import MlflowClient
-        client = MlflowClient(f"sqlite:///{db.resolve()}")
-        exps = client.search_experiments()
-        for r in client.search_runs([e.experiment_id for e in exps]) if exps else []:
-            last = {k: v for k, v in r.data.metrics.items() if _keep(k)}
-            rows.append({"backend": "mlflow", "name": r.info.run_name, "version": r.info.run_id,
-                         "path": f"sqlite:///{db.resolve()}", **last})
-    return rows
-
-def _wandb_runs(root:Path)->list:
-    rows = []
-    for d in sorted(p for p in root.rglob("offline-run-*") if p.is_dir() and any(p.glob("*.wandb"))):
-        run = read_wandb_run(d)
-        last = {}
-        for row in run["history"]: last.update({k: v for k, v in row.items() if _keep(k) and isinstance(v, (int, float))})
-        rows.append({"backend": "wandb", "name": run["name"], "version": run["id"], "path": str(d), **last})
-    return rows
-
-def find_runs(path=".")->"pandas.DataFrame":
-    "One row per run found under `path` (CSV, TensorBoard, MLflow local store, W&B offline), with its last metrics."
-    import pandas as pd
-    root = Path(path)
-    if not root.exists(): raise FileNotFoundError(f"find_runs: {root} does not exist")
-    rows = _csv_runs(root) + _tensorboard_runs(root) + _mlflow_runs(root) + _wandb_runs(root)
-    cols = ["backend", "name", "version", "path"]
-    df = pd.DataFrame(rows, columns=cols + sorted({k for r in rows for k in r} - set(cols)))
-    return df
-
-# %% ../nbs/10_runs.ipynb #c97d9327
-def _wandb_records(path):
-    "The protobuf records of a `.wandb` file."
-    from wandb.proto import wandb_internal_pb2 as pb
-    data = Path(path).read_bytes()
-    if data[:4] != b":W&B": raise ValueError(f"{path} is not a W&B run file")
-    pos, block, buf = 7, 32768, b""
-    while pos + 7 <= len(data):
-        left = block - pos % block
-        if left < 7: pos += left; continue
-        _, length, kind = struct.unpack("<IHB", data[pos:pos + 7])
-        if length == 0 and kind == 0: pos += left; continue
-        if pos + 7 + length > len(data): return  # the last record is still being written
-        chunk, pos = data[pos + 7:pos + 7 + length], pos + 7 + length
-        if kind == 2: buf = chunk; continue
-        if kind == 3: buf += chunk; continue
-        raw, buf = (chunk if kind == 1 else buf + chunk), b""
-        rec = pb.Record()
-        try: rec.ParseFromString(raw)
-        except Exception: return  # a record W&B's service is writing right now: what came before is the run so far
-        yield rec
-
-def read_wandb_run(run_dir)->dict:
-    "An offline W&B run: `{'id', 'name', 'dir', 'history': [row dicts], 'config': {...}, 'exit_code'}`."
-    run_dir = Path(run_dir)
-    out = {"id": None, "name": None, "dir": str(run_dir), "history": [], "config": {}, "exit_code": None}
-    for rec in _wandb_records(next(run_dir.glob("*.wandb"))):
-        kind = rec.WhichOneof("record_type")
-        if kind == "run": out["id"], out["name"] = rec.run.run_id, rec.run.display_name
-        elif kind == "exit": out["exit_code"] = rec.exit.exit_code  # present once the run is finished
-        elif kind == "history":
-            row = {}
-            for item in rec.history.item:
-                key = item.key or "/".join(item.nested_key)
-                row[key] = json.loads(item.value_json)
-            out["history"].append(row)
-        elif kind == "config":
-            for item in rec.config.update:
-                out["config"][item.key or "/".join(item.nested_key)] = json.loads(item.value_json)
-    return out
+__all__ = ['SUMMARY_PREFIXES', 'SUMMARY_KEYS', 'Run', 'load_run', 'find_runs', 'compare_runs']
 
 # %% ../nbs/10_runs.ipynb #c7f9b913
 @dataclass
@@ -123,6 +23,9 @@ class Run:
     metrics:"pandas.DataFrame"
     hparams:dict = field(default_factory=dict)
     confusion_matrices:dict = field(default_factory=dict)
+    status:str|None = None       # 'finished', 'interrupted', 'failed', 'running', or None when the backend does not say
+    start:float|None = None      # epoch seconds
+    end:float|None = None
 
     def scalars(self, key:str)->list:
         "`[(step, value), ...]` of `key`."
@@ -131,7 +34,7 @@ class Run:
 
     def __repr__(self):
         keys = sorted(self.metrics["key"].unique()) if len(self.metrics) else []
-        return f"Run({self.backend!r}, {self.name!r}, {len(self.metrics)} points, keys={keys})"
+        return f"Run({self.backend!r}, {self.name!r}, {len(self.metrics)} points, status={self.status!r}, keys={keys})"
 
 _SKIP_KEYS = ("epoch", "trainer/global_step", "_step", "_runtime", "_timestamp")
 
@@ -142,88 +45,68 @@ def _tidy(points:list)->"pandas.DataFrame":
     for step, key, value in points:
         if key == "epoch": epochs[step] = int(value)
     rows = [(int(step), epochs.get(step), key, float(value)) for step, key, value in points
-            if key not in _SKIP_KEYS and isinstance(value, (int, float)) and not isinstance(value, bool)]
+            if step is not None and key not in _SKIP_KEYS and isinstance(value, (int, float)) and not isinstance(value, bool)]
     df = pd.DataFrame(rows, columns=["step", "epoch", "key", "value"]).astype({"epoch": "Int64"})
     return df.sort_values(["key", "step"], kind="stable").reset_index(drop=True)
 
-def _counts_from_files(files)->dict:
-    "`{epoch: {'counts', 'labels'}}` from confusion-matrix JSON files."
-    out = {}
-    for f in files:
-        r = json.loads(Path(f).read_text())
-        out[int(r["epoch"])] = {"counts": r["counts"], "labels": r.get("labels")}
-    return dict(sorted(out.items()))
-
-def _yaml(path:Path)->dict:
-    import yaml
-    return (yaml.safe_load(path.read_text()) or {}) if path.exists() else {}
-
-# %% ../nbs/10_runs.ipynb #73ad0eb4
-def _load_csv(d:Path)->Run:
-    import csv
-    points = []
-    with open(d/"metrics.csv", newline="") as fh:
-        for r in csv.DictReader(fh):
-            for k, v in r.items():
-                if k != "step" and v not in ("", None): points.append((int(r["step"]), k, float(v)))
-    return Run("csv", d.name, str(d), _tidy(points), _yaml(d/"hparams.yaml"),
-               _counts_from_files(sorted(d.glob("val_confusion_matrix_epoch_*.json"))))
-
-def _load_tensorboard(d:Path)->Run:
-    from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
-    acc = EventAccumulator(str(d), size_guidance={"scalars": 0, "images": 1, "tensors": 1}); acc.Reload()
-    points = [(e.step, t, e.value) for t in acc.Tags()["scalars"] for e in acc.Scalars(t)]
-    return Run("tensorboard", d.name, str(d), _tidy(points), _yaml(d/"hparams.yaml"),
-               _counts_from_files(sorted(d.glob("val_confusion_matrix_epoch_*.json"))))
-
-def _load_mlflow(uri:str, run=None)->Run:
-    import tempfile
-    import yaml
-    from mlflow.tracking import MlflowClient
-    client = MlflowClient(uri)
-    exps = [e.experiment_id for e in client.search_experiments()]
-    runs = client.search_runs(exps, order_by=["attributes.start_time DESC"]) if exps else []
-    match = [r for r in runs if run is None or run in (r.info.run_id, r.info.run_name)]
-    if not match: raise ValueError(f"load_run: no MLflow run {run!r} at {uri}; runs: {[r.info.run_name for r in runs]}")
-    r = match[0]
-    points = [(m.step, k, m.value) for k in r.data.metrics for m in client.get_metric_history(r.info.run_id, k)]
-    hparams = {}
-    for k, v in r.data.params.items():
-        try: hparams[k] = yaml.safe_load(v)
-        except yaml.YAMLError: hparams[k] = v
-    with tempfile.TemporaryDirectory() as tmp:
-        try: local = client.download_artifacts(r.info.run_id, "val_confusion_matrix", tmp)
-        except Exception: local = None
-        cms = _counts_from_files(sorted(Path(local).glob("epoch_*.json"))) if local else {}
-    from autotimm.config import mask_secrets
-    return Run("mlflow", r.info.run_name, f"{mask_secrets(uri)} run {r.info.run_id}", _tidy(points), hparams, cms)
-
-def _load_wandb(d:Path)->Run:
-    w = read_wandb_run(d)
-    points = []
-    for row in w["history"]:
-        step = row.get("trainer/global_step", row.get("_step"))
-        media = tuple(k[:-len("_type")] for k in row if k.endswith("/_type"))  # an image's width, height, count
-        points += [(step, k, v) for k, v in row.items()
-                   if isinstance(v, (int, float)) and step is not None and not k.startswith(media or ("\0",))]
-    cfg = {k: (v["value"] if isinstance(v, dict) and set(v) == {"value"} else v) for k, v in w["config"].items() if not k.startswith("_")}
-    return Run("wandb", w["name"], str(d), _tidy(points), cfg,
-               _counts_from_files(sorted((d/"files"/"val_confusion_matrix").glob("epoch_*.json"))))
+# %% ../nbs/10_runs.ipynb #ac42462c
+def _run(backend:str, rec:dict)->Run:
+    return Run(backend, rec.get("name"), rec.get("location"), _tidy(rec.get("points", [])), rec.get("hparams", {}),
+               rec.get("confusion_matrices", {}), rec.get("status"), rec.get("start"), rec.get("end"))
 
 def load_run(location, run:str=None)->Run:
-    "Read one run back from a CSV or TensorBoard folder, an MLflow store or server, or a W&B offline run folder."
+    "Read one run back from any backend's records: a run folder, a store or server URI, an archive (or what `Backend.find` gives)."
+    if isinstance(location, tuple): location, run = location
     loc = str(location)
-    if loc.startswith(("http://", "https://", "sqlite:", "postgresql:", "mysql:")): return _load_mlflow(loc, run)
-    d = Path(location)
-    if not d.exists(): raise FileNotFoundError(f"load_run: {d} does not exist")
-    if (d/"metrics.csv").exists(): return _load_csv(d)
-    if any(d.glob("events.out.tfevents.*")): return _load_tensorboard(d)
-    if (d/"mlflow.db").exists(): return _load_mlflow(f"sqlite:///{(d/'mlflow.db').resolve()}", run)
-    if any(d.glob("*.wandb")): return _load_wandb(d)
-    offline = sorted(d.rglob("offline-run-*"))
-    if offline: return _load_wandb(offline[-1])
-    raise ValueError(f"load_run: {d} holds no run: expected metrics.csv (CSV), events.out.tfevents.* (TensorBoard), "
-                     "mlflow.db (MLflow) or a W&B offline-run-* folder")
+    if "://" not in loc and not loc.startswith("sqlite:") and not Path(loc).exists():
+        raise FileNotFoundError(f"load_run: {loc} does not exist")
+    for name in list_backends():
+        rec = get_backend(name).read(location, run)
+        if rec is not None: return _run(name, rec)
+    raise ValueError(f"load_run: {loc} holds no run of any backend ({', '.join(list_backends())}): expected e.g. "
+                     "metrics.csv (CSV), events.out.tfevents.* (TensorBoard), mlflow.db (MLflow), a W&B offline-run-* "
+                     "folder or a Comet offline .zip")
+
+# %% ../nbs/10_runs.ipynb #a1c4868a
+SUMMARY_PREFIXES = ("val/", "test/")
+SUMMARY_KEYS = ("train/loss",)
+_STATUS_RANK = {"failed": 4, "interrupted": 3, "running": 2, "finished": 1, None: 0}
+
+def _keep(key:str)->bool: return key.startswith(SUMMARY_PREFIXES) or key in SUMMARY_KEYS
+
+def _best(run:Run):
+    "The best value of the run's checkpoint monitor (from its manifest), or None."
+    key, mode = run.hparams.get("training/monitor"), run.hparams.get("training/monitor_mode")
+    if not key or run.metrics.empty: return None
+    values = run.metrics[run.metrics["key"] == key]["value"]
+    return None if values.empty else float(values.min() if mode == "min" else values.max())
+
+def find_runs(path=".")->"pandas.DataFrame":
+    "One row per run found under `path` (every backend's records), with date, status, duration, backends and metrics."
+    import pandas as pd
+    root = Path(path)
+    if not root.exists(): raise FileNotFoundError(f"find_runs: {root} does not exist")
+    rows = {}
+    for name in list_backends():
+        spec = get_backend(name)
+        for loc in spec.find(root):
+            try: run = _run(name, spec.read(loc))
+            except Exception as e: run = Run(name, str(loc), str(loc), _tidy([]), status=f"unreadable ({type(e).__name__})")
+            row = rows.setdefault(run.name, {"run": run.name, "date": None, "status": None, "duration_s": None, "best": None})
+            row[name] = run.location
+            if _STATUS_RANK.get(run.status, 0) > _STATUS_RANK.get(row["status"], 0): row["status"] = run.status
+            if run.start: row["date"] = min(filter(None, [row["date"], run.start]))
+            if run.start and run.end: row["duration_s"] = max(row["duration_s"] or 0, run.end - run.start)
+            if row["best"] is None: row["best"] = _best(run)
+            last = run.metrics[run.metrics["key"].map(_keep)].groupby("key")["value"].last() if len(run.metrics) else {}
+            for k, v in dict(last).items(): row.setdefault(k, v)
+    df = pd.DataFrame(list(rows.values()))
+    if df.empty: return pd.DataFrame(columns=["run", "date", "status", "duration_s", "best"])
+    df["date"] = pd.to_datetime(df["date"], unit="s").dt.floor("s")
+    df["duration_s"] = pd.to_numeric(df["duration_s"]).round(1)
+    backends = [b for b in list_backends() if b in df.columns]
+    metrics = sorted(c for c in df.columns if c not in ("run", "date", "status", "duration_s", "best", *backends))
+    return df[["run", "date", "status", "duration_s", "best", *backends, *metrics]].sort_values("date", na_position="last").reset_index(drop=True)
 
 # %% ../nbs/10_runs.ipynb #c1a0b951
 def compare_runs(runs:list, keys:list=("val/loss",))->tuple:

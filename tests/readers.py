@@ -49,7 +49,7 @@ class WandbRun:
     "An offline W&B run folder: history rows, config and media files, read from its `.wandb` file."
     def __init__(self, run_dir, wait:float=60.0):
         import time
-        from autotimm.runs import read_wandb_run  # W&B has no public reader for offline run files
+        from autotimm.backends import read_wandb_run  # W&B has no public reader for offline run files
         self.dir = Path(run_dir)
         deadline = time.time() + wait
         while True:  # W&B's service process may still be writing the file when finish() returns

@@ -3,17 +3,19 @@ import inspect
 import sys
 
 import pytest
-from pytorch_lightning.loggers import CSVLogger, Logger, MLFlowLogger, TensorBoardLogger, WandbLogger
+from pytorch_lightning.loggers import CometLogger, CSVLogger, Logger, MLFlowLogger, TensorBoardLogger, WandbLogger
 
 from autotimm import AutoTrainer, LoggerConfig, LoggerManager
 from autotimm.backends import get_backend, list_backends
 
-LIGHTNING = {"tensorboard": TensorBoardLogger, "csv": CSVLogger, "wandb": WandbLogger, "mlflow": MLFlowLogger}
+LIGHTNING = {"tensorboard": TensorBoardLogger, "csv": CSVLogger, "wandb": WandbLogger, "mlflow": MLFlowLogger,
+             "comet": CometLogger}
 SEED_PARAMS = {  # the seed's per-backend params
     "tensorboard": {"save_dir", "name", "version", "log_graph", "default_hp_metric"},
     "wandb": {"project", "name", "tags", "notes", "group", "job_type", "save_dir", "offline"},
     "mlflow": {"experiment_name", "tracking_uri", "run_name", "tags", "save_dir"},
     "csv": {"save_dir", "name", "version", "flush_logs_every_n_steps"},
+    "comet": {"project", "name", "save_dir", "tags"},  # not in the seed: autotimm's names, as for W&B
 }
 
 
@@ -24,7 +26,7 @@ def _init_params(cls):
 
 @pytest.mark.parametrize("name", list_backends())
 def test_accepted_params_are_the_seeds_plus_lightnings(name):
-    accepted = set(get_backend(name).params)
+    accepted = set(get_backend(name).param_names)
     lightning = _init_params(LIGHTNING[name])
     assert SEED_PARAMS[name] <= accepted and lightning <= accepted
     extra = set()  # what the Lightning logger forwards through **kwargs
@@ -34,6 +36,9 @@ def test_accepted_params_are_the_seeds_plus_lightnings(name):
     if name == "tensorboard":
         from torch.utils.tensorboard import SummaryWriter
         extra = _init_params(SummaryWriter) - {"log_dir"}
+    if name == "comet":
+        import comet_ml
+        extra = set(inspect.signature(comet_ml.ExperimentConfig).parameters)
     assert accepted <= SEED_PARAMS[name] | lightning | extra, accepted - (SEED_PARAMS[name] | lightning | extra)
 
 
@@ -52,7 +57,7 @@ def test_manager_lookup_and_errors():
     assert m.get_logger_by_backend("csv") is m[0] and m.get_logger_by_backend("tensorboard") is None
     with pytest.raises(ValueError, match="configs is empty"): LoggerManager(configs=[])
     with pytest.raises(TypeError, match="must be a LoggerConfig"): LoggerManager(configs=[{"backend": "csv"}])
-    with pytest.raises(ValueError, match="Unknown logger backend 'tb'"): m.get_logger_by_backend("tb")
+    with pytest.raises(ValueError, match="Unknown backend 'tb'. Valid backends: "): m.get_logger_by_backend("tb")
 
 
 def test_mlflow_local_store_is_sqlite_under_save_dir(workdir):

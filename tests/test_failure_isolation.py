@@ -11,7 +11,7 @@ from pytorch_lightning import Callback
 from pytorch_lightning.loggers import CSVLogger, Logger
 
 from autotimm import AutoTrainer, LoggerConfig, LoggerManager
-from autotimm.backends import Backend, _REGISTRY, get_backend, register_backend
+from autotimm.backends import Backend, Param, _REGISTRY, get_backend, register_backend
 from autotimm.delivery import BackendError, BackendWarning
 from conftest import digits as data, free_port, start_mlflow_server, stop_mlflow_server, tiny_classifier as model
 from readers import WandbRun, csv_scalars, mlflow_artifacts, mlflow_scalars, tensorboard_scalars
@@ -95,7 +95,7 @@ def test_server_back_only_after_the_run_then_autotimm_replay(tmp_path, workdir, 
     tb, csv, wb, mlf = trainer.logger_manager.loggers
     summary = trainer.logger_manager.summary()["mlflow"]
     assert summary["pending"] > 0 and summary["lost"] == 0
-    spool = Path(csv.log_dir) / "spool" / "mlflow.jsonl"
+    spool = Path(csv.log_dir).resolve() / "spool" / "mlflow.jsonl"
     out = capsys.readouterr().out
     assert f"autotimm replay {spool}" in out  # the report says how to send them
     outage.proc = start_mlflow_server(tmp_path / "server", uri.rsplit(":", 1)[1])
@@ -111,6 +111,22 @@ def test_server_back_only_after_the_run_then_autotimm_replay(tmp_path, workdir, 
         assert again.returncode == 0 and "0 events replayed" in again.stdout  # nothing is sent twice
     finally:
         stop_mlflow_server(outage.proc)
+
+
+class ExplodingBackend(Backend):
+    "A backend whose every call fails: its logger raises, and so does storing an image or a file."
+    name, logger_class = "exploding", "Exploding"
+    params = (Param("save_dir", (str,)), Param("name", (str,)))
+    def build(self, params): return Exploding(**params)
+    def log_file(self, *a): raise ConnectionError("backend exploded")
+
+
+class FlakyBackend(Backend):
+    "Lightning's CSV logger whose run cannot start while `FlakyCSV.down` is True."
+    name, logger_class, run_name_param, versioned = "flakycsv", "FlakyCSV", "version", True
+    params = (Param("save_dir", (str,), required=True), Param("version", (str, int)))
+    def build(self, params): return FlakyCSV(**params)
+    def log_file(self, logger, *a): return get_backend("csv").log_file(logger, *a)
 
 
 class Exploding(Logger):
@@ -129,11 +145,7 @@ class Exploding(Logger):
 
 @pytest.fixture
 def exploding_backend():
-    register_backend(Backend(name="exploding", logger_class="Exploding", required=(), params=("save_dir", "name"),
-                             package=None, extra=None, build=lambda p: Exploding(**p),
-                             log_image=lambda *a: (_ for _ in ()).throw(ConnectionError("backend exploded")),
-                             log_file=lambda *a: (_ for _ in ()).throw(ConnectionError("backend exploded")),
-                             run_name_param="name"))
+    register_backend(ExplodingBackend())
     yield
     _REGISTRY.pop("exploding")
 
@@ -203,9 +215,7 @@ class BackAt(Callback):
 
 def test_a_backend_that_cannot_start_is_stood_in_for_then_gets_everything(workdir):
     csv = get_backend("csv")
-    register_backend(Backend(name="flakycsv", logger_class="FlakyCSV", required=("save_dir",), params=("save_dir", "version"),
-                             package=None, extra=None, build=lambda p: FlakyCSV(**p), log_image=csv.log_image,
-                             log_file=csv.log_file, run_name_param="version"))
+    register_backend(FlakyBackend())
     FlakyCSV.down = True
     try:
         back = BackAt(2)

@@ -22,28 +22,43 @@ def _ids(trainer):
     return Path(tb.log_dir).name, Path(csv.log_dir).name, mlf.run_id, wb.experiment.id
 
 
-def test_fit_again_same_trainer_and_new_trainer(workdir):
+def test_fit_again_same_trainer_and_new_trainer(workdir, capsys):
     kw = dict(max_epochs=1, enable_progress_bar=False, limit_train_batches=3, live=False)
     trainer = AutoTrainer(logger=CONFIGS, **kw)
     trainer.fit(_model(), datamodule=_data())
     first = _ids(trainer)
     rows = len(csv_metrics("logs/lightning_logs/version_0"))
-    trainer.fit(_model(), datamodule=_data())  # a re-run of the fit cell: Lightning trains no more (max_epochs reached)
-    second = _ids(trainer)                      # but nothing is appended to the first run
-    third_trainer = AutoTrainer(logger=CONFIGS, **kw)  # a new trainer in the same kernel
+    capsys.readouterr()
+    assert trainer.fit(_model(), datamodule=_data()) is None  # a re-run of the fit cell on a finished trainer
+    assert "has already trained 1 epochs" in capsys.readouterr().out and _ids(trainer) == first  # says so, opens no run
+    third_trainer = AutoTrainer(logger=CONFIGS, **kw)  # a new trainer in the same kernel: a new run
     third_trainer.fit(_model(), datamodule=_data())
     third = _ids(third_trainer)
     third_trainer.logger_manager.close()
-    assert first[:2] == ("version_0", "version_0") and second[:2] == ("version_1", "version_1") and third[:2] == ("version_2", "version_2")
-    assert len({first[2], second[2], third[2]}) == 3 and len({first[3], second[3], third[3]}) == 3
+    assert first[:2] == ("version_0", "version_0") and third[:2] == ("version_1", "version_1")
+    assert not Path("logs/lightning_logs/version_2").exists()  # no empty run
+    assert len({first[2], third[2]}) == 2 and len({first[3], third[3]}) == 2
     assert len(csv_metrics("logs/lightning_logs/version_0")) == rows  # the first run is untouched
-    for v in ("version_0", "version_2"):  # the runs that trained
+    for v in ("version_0", "version_1"):
         assert "val/loss" in csv_metrics(f"logs/lightning_logs/{v}").columns
         assert len(list(Path(f"logs/lightning_logs/{v}").glob("events.out.tfevents.*"))) == 1
-    assert (Path("logs/lightning_logs/version_1") / "run_manifest.json").exists()
     client = MlflowClient(mlflow_local_uri("mlruns"))
-    for run_id, name, points in zip((first[2], second[2], third[2]), ("version_0", "version_1", "version_2"), (1, 0, 1)):
+    for run_id, name in zip((first[2], third[2]), ("version_0", "version_1")):
         r = client.get_run(run_id)
-        assert r.info.run_name == name and r.info.status == "FINISHED" and len(client.get_metric_history(run_id, "val/loss")) == points
+        assert r.info.run_name == name and r.info.status == "FINISHED" and len(client.get_metric_history(run_id, "val/loss")) == 1
+    assert len(client.search_runs([r.info.experiment_id])) == 2
     runs = WandbRun.find("wb")
+    assert len(runs) == 2 and sorted(len([row for row in r.history if "val/loss" in row]) for r in runs) == [1, 1]
+
+
+def test_fit_again_with_more_epochs_trains_on_in_the_same_run(workdir):
+    trainer = AutoTrainer(logger=CONFIGS[:2], max_epochs=1, enable_progress_bar=False, limit_train_batches=3, live=False)
+    model = _model()
+    trainer.fit(model, datamodule=_data())
+    trainer.fit_loop.max_epochs = 2
+    trainer.fit(model, datamodule=_data())
+    assert trainer.current_epoch == 2 and trainer.run_name == "version_0"
+    df = csv_metrics("logs/lightning_logs/version_0")
+    assert sorted(df.dropna(subset=["val/loss"])["epoch"].tolist()) == [0, 1]
+    assert not Path("logs/lightning_logs/version_1").exists()
     assert len(runs) == 3 and sorted(len([row for row in r.history if "val/loss" in row]) for r in runs) == [0, 1, 1]

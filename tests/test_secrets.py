@@ -40,7 +40,7 @@ def test_planted_secret_is_never_written_or_shown(mlflow_server, workdir, capsys
     assert _files_containing(workdir, SECRET) == []  # TB, CSV, W&B offline files, checkpoints, manifests
     assert _files_containing(mlflow_server.root, SECRET) == []  # the MLflow server's database and artifacts
     assert run.hparams["backends/mlflow/tracking_uri"] == mlflow_server  # credentials moved out of the URI
-    assert os.environ["MLFLOW_TRACKING_PASSWORD"] == SECRET  # where MLflow reads them
+    assert SECRET not in "".join(os.environ.values())  # and never into the process environment
 
 
 def test_a_spool_holds_no_secret_and_replay_asks_for_it(workdir, monkeypatch):
@@ -53,7 +53,49 @@ def test_a_spool_holds_no_secret_and_replay_asks_for_it(workdir, monkeypatch):
                              LoggerConfig("mlflow", {"experiment_name": "e", "tracking_uri": uri, "tags": {"api_token": SECRET}})])
     d = manager.get_logger_by_backend("mlflow")._delivery
     d._spool("log_hyperparams", [{"token": "***", "lr": 0.1}])  # as a failed call would
-    assert d.spool.path.parent == Path(manager[0].log_dir) / "spool"
+    assert d.spool.path.parent == Path(manager[0].log_dir).resolve() / "spool"
     assert _files_containing(workdir, SECRET) == []
     with pytest.raises(ValueError, match="tracking_uri was masked in the spool"):
         replay(d.spool.path)
+
+
+class _Recorder:
+    "A loopback HTTP server that records the headers of every request and answers 503."
+    def __init__(self):
+        import http.server, threading
+        self.headers = []
+        rec = self
+        class H(http.server.BaseHTTPRequestHandler):
+            def _any(self):
+                rec.headers.append(dict(self.headers))
+                self.send_response(503); self.end_headers()
+            do_GET = do_POST = do_PUT = do_PATCH = do_DELETE = _any
+            def log_message(self, *a): pass
+        self.server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), H)
+        self.uri = f"http://127.0.0.1:{self.server.server_address[1]}"
+        threading.Thread(target=self.server.serve_forever, daemon=True).start()
+    def stop(self): self.server.shutdown(); self.server.server_close()
+
+
+def test_credentials_for_server_a_never_reach_server_b(workdir, monkeypatch):
+    "A password in one logger's tracking URI goes with that server's requests only: not to another server, not into os.environ."
+    import base64
+    from mlflow.tracking import MlflowClient
+    for name in ("MLFLOW_TRACKING_USERNAME", "MLFLOW_TRACKING_PASSWORD"): monkeypatch.delenv(name, raising=False)
+    monkeypatch.setenv("MLFLOW_HTTP_REQUEST_MAX_RETRIES", "0")
+    a, b = _Recorder(), _Recorder()
+    try:
+        manager = LoggerManager([LoggerConfig("mlflow", {"experiment_name": "e", "tracking_uri": a.uri.replace("http://", f"http://alice:{SECRET}@")})])
+        try: _ = manager[0].experiment  # MLflow asks server A for the experiment
+        except Exception: pass
+        for call in (lambda: MlflowClient(b.uri).search_experiments(),  # then anything else in the process talks to B
+                     lambda: LoggerManager([LoggerConfig("mlflow", {"experiment_name": "e", "tracking_uri": b.uri})])[0].experiment,
+                     lambda: load_run(b.uri)):
+            try: call()
+            except Exception: pass
+        token = "Basic " + base64.b64encode(f"alice:{SECRET}".encode()).decode()
+        assert a.headers and all(h.get("Authorization") == token for h in a.headers)
+        assert b.headers and not any("Authorization" in h for h in b.headers), b.headers
+        assert SECRET not in "".join(os.environ.values())
+    finally:
+        a.stop(); b.stop()
