@@ -68,7 +68,7 @@ def plot_confusion_matrix(
     total = int(cm.sum())
     acc = np.trace(cm) / total if total else 0.0
     small = n <= max_text_classes
-    side = max(4.2, 0.36 * n + 1.8) if small else max(8.0, 0.1 * n + 2.0)  # inches of the square part
+    side = max(4.2, 0.36 * n + 1.8) if small else min(14.0, max(8.0, 0.1 * n + 2.0))  # inches of the square part
     fig = PlotFigure(figsize=(side if small else side + 4.0, side), layout="constrained")
     FigureCanvasAgg(fig)
     if small: ax = fig.add_subplot()
