@@ -65,8 +65,8 @@ class ConfusionMatrixViewer:
         self.slider = widgets.SelectionSlider(options=[(str(e + 1), e) for e in epochs], value=epochs[-1], description="epoch",
                                               continuous_update=False)
         self.normalize = widgets.Checkbox(value=True, description="normalize by true class", indent=False)
-        self.zoom = widgets.ToggleButtons(options=[("75%", 0.75), ("100%", 1.0), ("150%", 1.5)], value=1.0, description="zoom",
-                                          style={"button_width": "56px"})
+        self.zoom = widgets.ToggleButtons(options=[("75%", 0.75), ("100%", 1.0), ("150%", 1.5)], value=1.0, tooltips=["zoom"] * 3,
+                                          style={"button_width": "64px"})
         self.image = widgets.Image(format="png")
         # while the widget shows, it hides the static copy displayed right after it (JupyterLab and Notebook 7)
         cls = f"autotimm-cmv-{id(self):x}"
@@ -74,7 +74,7 @@ class ConfusionMatrixViewer:
                                          f'<span class="{cls}"></span>', layout=widgets.Layout(height="0px", overflow="hidden"))
         self.static = None  # the display handle of the static PNG, once shown
         for w in (self.slider, self.normalize, self.zoom): w.observe(self._draw, "value")
-        self.widget = widgets.VBox([widgets.HBox([self.slider, self.normalize]), self.zoom, self.image, self._hide_static])
+        self.widget = widgets.VBox([widgets.HBox([self.slider, self.normalize, self.zoom]), self.image, self._hide_static])
         self._draw()
 
     def png(self)->bytes:

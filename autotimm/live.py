@@ -47,7 +47,7 @@ def progress_html(
     speed = "" if rate is None else (f", {rate:.2f} {unit}/s" if rate >= 1 else f", {1 / rate:.2f} s/{unit}")
     bar = (f'<progress value="{done}" max="{total}" style="width:260px;height:12px;vertical-align:middle"></progress>'
            if known else '<progress style="width:260px;height:12px;vertical-align:middle"></progress>')
-    count = f"{done}/{int(total) if known else '?'}"
+    count = f"{int(done)}/{int(total) if known else '?'}"
     return (f'<div class="autotimm-bar"><span style="display:inline-block;min-width:110px">{html.escape(label)}</span> '
             f'{bar} {count} [{clock(elapsed)}&lt;{eta}{speed}]</div>')
 
