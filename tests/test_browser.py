@@ -153,7 +153,7 @@ def readme_image(src, dst):
     "The notebook area of a screenshot, in 256 colours, for the README (kept under 300 KB)."
     from PIL import Image
     dst.parent.mkdir(exist_ok=True)
-    Image.open(src).convert("RGB").crop((290, 85, 1245, 1000)).quantize(256).save(dst, optimize=True)
+    Image.open(src).convert("RGB").crop((290, 85, 1245, 790)).quantize(256).save(dst, optimize=True)
 
 
 def test_live_view_of_the_quickstart_in_jupyterlab(lab_server, tmp_path):
