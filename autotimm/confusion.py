@@ -10,10 +10,14 @@ import re
 from pathlib import Path
 
 import ipywidgets as widgets
-from IPython.display import display
+from IPython.display import Image, display
 
+<<<<<<< HEAD
 from .backends import backend_of
 from .plots import confusion_matrix_png, plot_confusion_matrix
+=======
+from .plots import confusion_matrix_png, plot_confusion_matrix, png_size
+>>>>>>> nb
 
 # %% auto #0
 __all__ = ['confusion_matrices', 'show_confusion_matrix', 'ConfusionMatrixViewer']
@@ -42,33 +46,51 @@ def confusion_matrices(run=".", key:str="val/confusion_matrix")->dict:
     return dict(sorted(found.items()))
 
 def show_confusion_matrix(run=".", epoch:int=None, normalize:bool=True, key:str="val/confusion_matrix"):
-    "The confusion matrix of `epoch` (the last when None) of `run`, re-rendered from its stored counts."
+    "The confusion matrix of `epoch` (counted from 1, as the live view shows it; the last when None) of `run`, re-rendered from its stored counts."
     cms = confusion_matrices(run, key)
     if not cms: raise FileNotFoundError(f"no stored confusion matrix ({key}) under {run}; train with LoggingConfig(log_confusion_matrix=True) and a csv or tensorboard logger")
-    epoch = max(cms) if epoch is None else epoch
-    if epoch not in cms: raise ValueError(f"no confusion matrix for epoch {epoch}; stored epochs: {sorted(cms)}")
-    r = cms[epoch]
+    stored = [e + 1 for e in cms]
+    epoch = max(stored) if epoch is None else epoch
+    if epoch not in stored: raise ValueError(f"no confusion matrix for epoch {epoch}; stored epochs: {stored}")
+    r = cms[epoch - 1]
     return plot_confusion_matrix(r["counts"], r.get("labels"), title=f"Confusion matrix, epoch {epoch}", normalize=normalize)
 
 # %% ../nbs/11_confusion.ipynb #86f02bda
 class ConfusionMatrixViewer:
-    "An epoch slider and a normalize switch over the confusion matrices a run stored."
+    "An epoch slider, a normalize switch and a zoom over the confusion matrices a run stored, with a static copy for saved notebooks."
     def __init__(self, run=".", key:str="val/confusion_matrix"):
         self.cms = confusion_matrices(run, key)
         if not self.cms: raise FileNotFoundError(f"no stored confusion matrix ({key}) under {run}")
         epochs = sorted(self.cms)
-        self.slider = widgets.SelectionSlider(options=epochs, value=epochs[-1], description="epoch")
-        self.normalize = widgets.Checkbox(value=True, description="normalize by true class")
+        self.slider = widgets.SelectionSlider(options=[(str(e + 1), e) for e in epochs], value=epochs[-1], description="epoch",
+                                              continuous_update=False)
+        self.normalize = widgets.Checkbox(value=True, description="normalize by true class", indent=False)
+        self.zoom = widgets.ToggleButtons(options=[("75%", 0.75), ("100%", 1.0), ("150%", 1.5)], value=1.0, tooltips=["zoom"] * 3,
+                                          style={"button_width": "64px"})
         self.image = widgets.Image(format="png")
-        self.slider.observe(self._draw, "value"); self.normalize.observe(self._draw, "value")
-        self.widget = widgets.VBox([widgets.HBox([self.slider, self.normalize]), self.image])
+        # while the widget shows, it hides the static copy displayed right after it (JupyterLab and Notebook 7)
+        cls = f"autotimm-cmv-{id(self):x}"
+        self._hide_static = widgets.HTML(f"<style>.jp-OutputArea-child:has(.{cls}) + .jp-OutputArea-child{{display:none}}</style>"
+                                         f'<span class="{cls}"></span>', layout=widgets.Layout(height="0px", overflow="hidden"))
+        self.static = None  # the display handle of the static PNG, once shown
+        for w in (self.slider, self.normalize, self.zoom): w.observe(self._draw, "value")
+        self.widget = widgets.VBox([widgets.HBox([self.slider, self.normalize, self.zoom]), self.image, self._hide_static])
         self._draw()
 
     def png(self)->bytes:
         "PNG of the selected epoch, as shown."
         r = self.cms[self.slider.value]
-        return confusion_matrix_png(r["counts"], r.get("labels"), title=f"Confusion matrix, epoch {self.slider.value}",
+        return confusion_matrix_png(r["counts"], r.get("labels"), title=f"Confusion matrix, epoch {self.slider.value + 1}",
                                     normalize=self.normalize.value)
 
-    def _draw(self, *_): self.image.value = self.png()
-    def _ipython_display_(self): display(self.widget)
+    def _draw(self, *_):
+        png = self.png()
+        self.image.value = png
+        w, h = png_size(png)
+        self.image.layout = widgets.Layout(width=f"{round(w * self.zoom.value)}px", height=f"{round(h * self.zoom.value)}px",
+                                           max_width="none", object_fit="contain")
+        if self.static is not None: self.static.update(Image(png))
+
+    def _ipython_display_(self):
+        display(self.widget)
+        self.static = display(Image(self.image.value), display_id=True)  # what a saved notebook shows without the widget

@@ -6,11 +6,12 @@
 from __future__ import annotations
 
 import shlex
+import sys
 
 from IPython.core.magic import Magics, line_magic, magics_class
 
 # %% auto #0
-__all__ = ['USAGE', 'run_magic', 'AutotimmMagics', 'load_ipython_extension']
+__all__ = ['USAGE', 'run_magic', 'error_line', 'AutotimmMagics', 'load_ipython_extension']
 
 # %% ../nbs/14_magics.ipynb #ba85fcb1
 USAGE = """%autotimm COMMAND [ARGS]
@@ -39,11 +40,17 @@ def run_magic(line:str):
     if cmd not in ("help", "?", "-h", "--help"): print(f"unknown command {cmd!r}\n")
     print(USAGE)
 
+def error_line(line:str, e:Exception)->str:
+    "What a failed `%autotimm line` prints: the command and the error's message on one line."
+    cmd = line.split()[0] if line.split() else "help"
+    return f"%autotimm {cmd}: " + " ".join(str(e).split()) + " (%autotimm help: usage)"
+
 @magics_class
 class AutotimmMagics(Magics):
     @line_magic
     def autotimm(self, line:str=""):
-        return run_magic(line)
+        try: return run_magic(line)
+        except Exception as e: print(error_line(line, e), file=sys.stderr)  # one line, no traceback
 
 AutotimmMagics.autotimm.__doc__ = USAGE  # what `%autotimm?` shows
 

@@ -6,13 +6,14 @@
 from __future__ import annotations
 
 import io
+import math
 
 import numpy as np
 from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.figure import Figure
 
 # %% auto #0
-__all__ = ['PlotFigure', 'top_confusions', 'plot_confusion_matrix', 'figure_to_png', 'confusion_matrix_png']
+__all__ = ['PlotFigure', 'top_confusions', 'plot_confusion_matrix', 'figure_to_png', 'png_size', 'confusion_matrix_png']
 
 # %% ../nbs/03_plots.ipynb #09459b69
 class PlotFigure(Figure):
@@ -27,16 +28,28 @@ def _as_counts(cm)->np.ndarray:
         raise ValueError(f"confusion matrix must be square (C, C), got shape {cm.shape}")
     return cm.astype(np.int64)
 
-def top_confusions(cm:np.ndarray, labels:list, k:int=15)->list:
+def top_confusions(cm:np.ndarray, labels:list=None, k:int=15)->list:
     "The `k` largest off-diagonal cells as `(true, predicted, count, fraction of the true class)`."
+    cm = _as_counts(cm)
+    labels = [str(l) for l in labels] if labels is not None else [str(i) for i in range(cm.shape[0])]
     off = cm.copy(); np.fill_diagonal(off, 0)
     rows = cm.sum(axis=1)
-    idx = np.argsort(off, axis=None)[::-1][:k]
+    idx = np.argsort(off, axis=None, kind="stable")[::-1][:k]
     out = []
     for i, j in zip(*np.unravel_index(idx, cm.shape)):
         if off[i, j] == 0: break
         out.append((labels[i], labels[j], int(off[i, j]), off[i, j] / rows[i] if rows[i] else 0.0))
     return out
+
+def _class_ticks(ax, labels:list, cell_px:float):
+    "Every class name on both axes when a row is tall enough to read it, else every k-th."
+    n = len(labels)
+    fs = max(4.0, min(9.0, cell_px * 0.85 * 72 / 80))  # points at 80 dpi, a little under the row's height
+    step = 1 if cell_px * 72 / 80 >= 4.0 else math.ceil(4.0 / (cell_px * 72 / 80))
+    ticks = list(range(0, n, step))
+    ax.set_xticks(ticks, [labels[i] for i in ticks], rotation=90 if n > 30 else 45, ha="right",
+                  rotation_mode="anchor", fontsize=fs)
+    ax.set_yticks(ticks, [labels[i] for i in ticks], fontsize=fs)
 
 def plot_confusion_matrix(
     cm,                        # (C, C) counts, rows = true class, columns = predicted class
@@ -55,30 +68,31 @@ def plot_confusion_matrix(
     total = int(cm.sum())
     acc = np.trace(cm) / total if total else 0.0
     small = n <= max_text_classes
-    size = max(4.0, 0.55 * n + 2.0) if small else 8.0
-    fig = PlotFigure(figsize=(size if small else size + 5.0, size))
+    side = max(4.2, 0.36 * n + 1.8) if small else min(14.0, max(8.0, 0.1 * n + 2.0))  # inches of the square part
+    fig = PlotFigure(figsize=(side if small else side + 4.0, side), layout="constrained")
     FigureCanvasAgg(fig)
-    ax = fig.add_axes([0.16, 0.14, 0.8, 0.78] if small else [0.08, 0.08, 0.55, 0.84])
+    if small: ax = fig.add_subplot()
+    else: ax, panel = fig.subplots(1, 2, width_ratios=[side, 4.0])
     ax.imshow(shade, cmap="Blues", vmin=0.0, vmax=1.0, interpolation="nearest" if small else "antialiased", aspect="auto")
     ax.set_title(f"{title} — accuracy {acc:.1%} ({np.trace(cm)}/{total})", fontsize=10)
     what = "fraction of the true class" if normalize else "count"
-    ax.set_xlabel(f"Predicted (colour: {what})"); ax.set_ylabel("True")
+    ax.set_xlabel(f"Predicted (colour: {what})", fontsize=9); ax.set_ylabel("True", fontsize=9)
+    _class_ticks(ax, labels, cell_px=(side - 1.6) * 80 / n)
     if small:
-        ax.set_xticks(range(n), labels, rotation=45, ha="right", rotation_mode="anchor", fontsize=8)
-        ax.set_yticks(range(n), labels, fontsize=8)
-        fs = max(5, min(8, 90 // max(n, 1)))
+        fs = max(5, min(8, 80 // max(n, 1)))
         for i in range(n):
             for j in range(n):
                 if cm[i, j] == 0:  # empty cells stay quiet so the errors stand out
                     ax.text(j, i, "0", ha="center", va="center", fontsize=fs, color="0.6"); continue
-                text = f"{cm[i, j]} · {norm[i, j]:.0%}" if normalize else f"{cm[i, j]}"
-                ax.text(j, i, text, ha="center", va="center", fontsize=fs, color="white" if shade[i, j] > 0.5 else "black")
+                text = f"{cm[i, j]}\n{norm[i, j]:.0%}" if normalize else f"{cm[i, j]}"
+                ax.text(j, i, text, ha="center", va="center", fontsize=fs, linespacing=1.0,
+                        color="white" if shade[i, j] > 0.5 else "black")
     else:
-        if n <= 60: ax.set_yticks(range(n), labels, fontsize=5)
+        panel.axis("off")
         pairs = top_confusions(cm, labels)
         lines = ["Top confused pairs", "true → predicted: count (% of true)", ""] + [
             f"{t[:18]} → {p[:18]}: {c} ({f:.0%})" for t, p, c, f in pairs]
-        fig.text(0.67, 0.92, "\n".join(lines), va="top", ha="left", fontsize=8, family="monospace")
+        panel.text(0.0, 1.0, "\n".join(lines), va="top", ha="left", fontsize=9, family="monospace", transform=panel.transAxes)
     return fig
 
 def figure_to_png(fig:Figure, dpi:int=80)->bytes:
@@ -86,6 +100,10 @@ def figure_to_png(fig:Figure, dpi:int=80)->bytes:
     buf = io.BytesIO()
     fig.savefig(buf, format="png", dpi=dpi)
     return buf.getvalue()
+
+def png_size(png:bytes)->tuple:
+    "`(width, height)` in pixels, read from a PNG's header."
+    return int.from_bytes(png[16:20], "big"), int.from_bytes(png[20:24], "big")
 
 def confusion_matrix_png(cm, labels:list=None, title:str="Confusion matrix", normalize:bool=True, dpi:int=80)->bytes:
     "Render `cm` once to PNG bytes (the form every backend receives)."

@@ -1,4 +1,6 @@
-"""One real-browser test: JupyterLab on 127.0.0.1, headless Chromium, the logger form rendered, filled, clicked; the code shows."""
+"""Real-browser tests: JupyterLab on 127.0.0.1 in headless Chromium. The logger form filled and built; a tutorial's
+multi-epoch `fit` with its live view (bars, table, layout, pictures sent once an epoch), screenshots during and after;
+the confusion-matrix viewer's static copy in a saved notebook reopened later."""
 import json
 import os
 import secrets
@@ -26,16 +28,19 @@ def ensure_chromium():
     return CHROMIUM
 
 
+def notebook(*sources)->str:
+    "A notebook's JSON with one code cell per source."
+    cells = [{"cell_type": "code", "execution_count": None, "id": f"c{i}", "metadata": {}, "outputs": [], "source": src}
+             for i, src in enumerate(sources)]
+    return json.dumps({"cells": cells, "metadata": {"kernelspec": {"display_name": "Python 3 (ipykernel)", "language": "python",
+                                                                    "name": "python3"}}, "nbformat": 4, "nbformat_minor": 5})
+
+
 @pytest.fixture
-def lab(tmp_path):
-    "JupyterLab serving a copy of a notebook that shows the form; stopped after the test."
+def lab_server(tmp_path):
+    "JupyterLab serving `tmp_path/lab` (the test writes its notebooks there): `(base url, token, root)`; stopped after the test."
     root = tmp_path / "lab"
     root.mkdir()
-    cells = [{"cell_type": "code", "execution_count": None, "id": "c1", "metadata": {}, "outputs": [],
-              "source": "from autotimm import LoggerForm\nform = LoggerForm()\nform"}]
-    nb = {"cells": cells, "metadata": {"kernelspec": {"display_name": "Python 3 (ipykernel)", "language": "python", "name": "python3"}},
-          "nbformat": 4, "nbformat_minor": 5}
-    (root / "form.ipynb").write_text(json.dumps(nb))
     env = {**os.environ}
     for name in ("CONFIG", "RUNTIME"):  # per-test Jupyter dirs
         (tmp_path / name.lower()).mkdir()
@@ -59,11 +64,35 @@ def lab(tmp_path):
                 if proc.poll() is None: os.killpg(proc.pid, 9)
                 raise RuntimeError((tmp_path / "lab.log").read_text()[-3000:])
             time.sleep(0.3)
-    yield f"{base}/lab/tree/form.ipynb?token={token}"
+    yield base, token, root
     os.killpg(proc.pid, 15)
     try: proc.wait(timeout=20)
     except subprocess.TimeoutExpired:
         os.killpg(proc.pid, 9); proc.wait()
+
+
+@pytest.fixture
+def lab(lab_server):
+    "The URL of a notebook that shows the form."
+    base, token, root = lab_server
+    (root / "form.ipynb").write_text(notebook("from autotimm import LoggerForm\nform = LoggerForm()\nform"))
+    return f"{base}/lab/tree/form.ipynb?token={token}"
+
+
+def browser(p):
+    return p.chromium.launch(executable_path=ensure_chromium(), args=[
+        "--no-sandbox", "--disable-gpu", "--disable-background-networking", "--disable-component-update",
+        "--disable-sync", "--no-first-run"])
+
+
+def run_all(page, url):
+    "Open `url`, wait for the kernel, run every cell."
+    page.goto(url)
+    # the kernel is ready when its name shows in the toolbar (the idle dot shows earlier)
+    page.locator(".jp-Toolbar-kernelName").filter(has_text="Python 3").wait_for(timeout=60_000)
+    page.locator(".jp-Notebook").click()
+    page.locator(".lm-MenuBar-item", has_text="Run").click()
+    page.locator(".lm-Menu-item:visible", has_text="Run All Cells").first.click()
 
 
 def test_form_in_jupyterlab_in_chromium(lab, tmp_path):
@@ -102,3 +131,128 @@ def test_form_in_jupyterlab_in_chromium(lab, tmp_path):
             browser.close()
     assert "LoggerConfig(backend='wandb', params={'project': 'browser-project', 'tags': ['resnet', 'cifar10']" in text
     assert form is not None and (SCREENSHOTS / "logger_form.png").stat().st_size > 10_000
+
+
+TUTORIALS = Path(__file__).parent.parent / "nbs" / "tutorials"
+IMAGES = Path(__file__).parent.parent / "nbs" / "images"
+# counts, in the page, each new element the front end builds for the live view's text and for its pictures
+WATCH = """() => { window.__nodes = {text: 0, pictures: 0, srcs: new Set()};
+  setInterval(() => {
+    for (const [k, sel] of [["text", ".autotimm-live"], ["pictures", ".autotimm-pictures"]]) {
+      const el = document.querySelector(sel);
+      if (el && !el.__seen) { el.__seen = true; window.__nodes[k] += 1; }
+    }
+    document.querySelectorAll(".autotimm-pictures img").forEach(i => window.__nodes.srcs.add(i.src.length + ":" + i.src.slice(-40)));
+  }, 25); }"""
+
+
+def box(page, sel): return page.locator(sel).first.bounding_box()
+
+
+def readme_image(src, dst):
+    "The notebook area of a screenshot, in 256 colours, for the README (kept under 300 KB)."
+    from PIL import Image
+    dst.parent.mkdir(exist_ok=True)
+    Image.open(src).convert("RGB").crop((290, 85, 1245, 790)).quantize(256).save(dst, optimize=True)
+
+
+def test_live_view_of_the_quickstart_in_jupyterlab(lab_server, tmp_path):
+    "The quickstart with 5 epochs: bars with ETA, one table row per epoch, curves and matrix side by side, pictures sent once an epoch."
+    import re
+    from playwright.sync_api import sync_playwright
+    base, token, root = lab_server
+    nb = json.loads((TUTORIALS / "quickstart.ipynb").read_text())
+    for c in nb["cells"]:
+        c["source"] = re.sub(r"max_epochs=\d+", "max_epochs=5", "".join(c["source"]))
+    (root / "quickstart.ipynb").write_text(json.dumps(nb))
+    SCREENSHOTS.mkdir(exist_ok=True)
+    shots = {}
+    with sync_playwright() as p:
+        b = browser(p)
+        try:
+            page = b.new_page(viewport={"width": 1280, "height": 1000})
+            run_all(page, f"{base}/lab/tree/quickstart.ipynb?token={token}")
+            page.evaluate(WATCH)
+            view = page.locator(".autotimm-live").first
+            view.wait_for(timeout=120_000)
+            page.locator(".autotimm-epochs tbody tr").nth(1).wait_for(timeout=120_000)  # mid-training: two epochs done
+            no_news = page.locator(".jp-toast-button", has_text="No")  # JupyterLab's "get news?" question
+            if no_news.count(): no_news.first.click()
+            page.locator("details.autotimm-lightning").first.evaluate("e => e.scrollIntoView()")
+            during = view.inner_text()
+            page.screenshot(path=str(tmp_path / "live_during.png"))
+            shots["during"] = tmp_path / "live_during.png"
+            page.locator(".autotimm-done").wait_for(timeout=180_000)
+            page.locator("details.autotimm-lightning").first.evaluate("e => e.scrollIntoView()")
+            page.screenshot(path=str(tmp_path / "live_after.png"))
+            shots["after"] = tmp_path / "live_after.png"
+            text = page.locator(".autotimm-live").first.inner_text()
+            rows = page.locator(".autotimm-epochs tbody tr").count()
+            bars = page.locator(".autotimm-live progress").count()
+            curves, cm = box(page, ".autotimm-curves img"), box(page, ".autotimm-cm img")
+            nodes = page.evaluate("() => ({text: window.__nodes.text, pictures: window.__nodes.pictures, srcs: window.__nodes.srcs.size})")
+            folded = page.locator("details.autotimm-lightning").first.inner_text()
+            output = page.locator(".jp-OutputArea-output").all_inner_texts()
+        finally:
+            b.close()
+    for name, path in shots.items(): shutil.copy(path, SCREENSHOTS / f"live_{name}.png")
+    readme_image(shots["during"], IMAGES / "live_view.png")
+    # the bars: epochs, training, validation, each with elapsed<ETA and a speed
+    assert bars == 3 and re.search(r"Epoch \d/5", during) and re.search(r"\[\d\d:\d\d<\d\d:\d\d, [\d.]+ (batch/s|s/batch)\]", during)
+    assert "train" in during and "validate" in during
+    # a row per epoch, counted from 1, the best marked by the checkpoint's key, and the closing line
+    assert rows == 5 and "★" in text and "best epoch by val/accuracy (max)" in text
+    assert re.search(r"Trained 5 epochs in \d\d:\d\d · best epoch \d: val/accuracy", text) and "best checkpoint" in text
+    # curves and matrix side by side inside the output, nothing wrapped
+    assert abs(curves["y"] - cm["y"]) < 40 and cm["x"] >= curves["x"] + curves["width"] and cm["x"] + cm["width"] <= 1280
+    # the pictures were built once an epoch (plus the empty placeholder), the text far more often
+    assert nodes["pictures"] <= 5 + 1 and nodes["srcs"] <= 2 * 5 and nodes["text"] > nodes["pictures"]
+    # Lightning's start-up lines are in the folded line, not around the view
+    assert "Lightning:" in folded and not any("Trainable params" in o for o in output)
+
+
+def test_viewer_keeps_a_static_picture_in_the_saved_notebook(lab_server, tmp_path):
+    "While the kernel runs the widget shows and its static copy is hidden; saved and reopened later, the copy shows."
+    import urllib.request
+    from playwright.sync_api import sync_playwright
+    base, token, root = lab_server
+    (root / "viewer.ipynb").write_text(notebook(
+        "from autotimm import AutoTrainer, ConfusionMatrixViewer, ImageClassifier, ImageDataModule, LoggerConfig, LoggingConfig\n"
+        "model = ImageClassifier(backbone='test_resnet', num_classes=10, pretrained=False, logging_config=LoggingConfig(log_confusion_matrix=True))\n"
+        "trainer = AutoTrainer(max_epochs=2, logger=[LoggerConfig('csv', {'save_dir': 'runs'})], live=False, enable_progress_bar=False,\n"
+        "                      enable_model_summary=False, limit_train_batches=3, limit_val_batches=2)\n"
+        "trainer.fit(model, datamodule=ImageDataModule(dataset_name='digits', image_size=32, batch_size=32))",
+        "ConfusionMatrixViewer(trainer.logger.log_dir)"))
+    url = f"{base}/lab/tree/viewer.ipynb?token={token}"
+    static = ".jp-OutputArea-output.jp-RenderedImage img"
+    with sync_playwright() as p:
+        b = browser(p)
+        try:
+            page = b.new_page(viewport={"width": 1280, "height": 1000})
+            run_all(page, url)
+            page.locator(".widget-image").first.wait_for(timeout=120_000)
+            page.wait_for_timeout(500)
+            live_img = page.locator(".widget-image").first.bounding_box()
+            slider = page.locator(".widget-slider").first.bounding_box()
+            hidden_while_live = not page.locator(static).first.is_visible()
+            page.screenshot(path=str(tmp_path / "viewer_live.png"))
+            page.keyboard.press("Control+s")
+            deadline = time.time() + 30
+            while time.time() < deadline:
+                outs = [o for c in json.loads((root / "viewer.ipynb").read_text())["cells"] for o in c.get("outputs", [])]
+                if any("image/png" in o.get("data", {}) for o in outs): break
+                time.sleep(0.3)
+            for s in json.loads(urllib.request.urlopen(f"{base}/api/sessions?token={token}").read()):  # the kernel goes away
+                urllib.request.urlopen(urllib.request.Request(f"{base}/api/sessions/{s['id']}?token={token}", method="DELETE"))
+            page.close()
+            page = b.new_page(viewport={"width": 1280, "height": 1000})
+            page.goto(url)  # later: a new kernel that has not run anything, no widget models
+            page.locator(static).first.wait_for(state="visible", timeout=60_000)
+            natural = page.locator(static).first.evaluate("i => i.naturalWidth")
+            page.screenshot(path=str(tmp_path / "viewer_reopened.png"))
+        finally:
+            b.close()
+    for name in ("viewer_live", "viewer_reopened"): shutil.copy(tmp_path / f"{name}.png", SCREENSHOTS / f"{name}.png")
+    assert any("image/png" in o.get("data", {}) for o in outs)
+    assert hidden_while_live and slider["y"] < live_img["y"] and live_img["y"] + live_img["height"] < 1000  # slider and matrix together
+    assert natural == 432

@@ -35,7 +35,7 @@ def test_runs_magic_lists_every_backend(ip, run_dir):
 
 def test_cm_magic_shows_the_latest_matrix(ip, run_dir):
     fig = ip.run_line_magic("autotimm", "cm runs/csv")
-    assert fig.axes[0].get_title().startswith("Confusion matrix, epoch 0")
+    assert fig.axes[0].get_title().startswith("Confusion matrix, epoch 1")
 
 
 def test_loggers_magic_gives_a_form(ip):
@@ -54,3 +54,12 @@ def test_help(ip, capsys):
 def test_no_runs(ip, workdir, capsys):
     assert ip.run_line_magic("autotimm", f"runs {workdir}").empty
     assert "no runs found" in capsys.readouterr().out
+
+
+def test_errors_are_one_line(ip, workdir, capsys):
+    assert ip.run_line_magic("autotimm", "runs nowhere") is None
+    out = capsys.readouterr()
+    assert out.err == "%autotimm runs: find_runs: nowhere does not exist (%autotimm help: usage)\n" and out.out == ""
+    ip.run_line_magic("autotimm", "cm nowhere")
+    err = capsys.readouterr().err
+    assert err.startswith("%autotimm cm: no stored confusion matrix") and err.count("\n") == 1 and "Traceback" not in err

@@ -2,6 +2,7 @@
 import json
 
 import pytest
+from pytorch_lightning import Callback
 
 from autotimm import (AutoTrainer, ConfusionMatrixViewer, ImageClassifier, ImageDataModule, LoggerConfig, LoggerForm,
                       LoggingConfig, show_confusion_matrix)
@@ -86,7 +87,7 @@ def test_counts_are_stored_per_epoch_and_rerendered(trained):
     acc = sum(records[1]["counts"][i][i] for i in range(10)) / n_val
     fig = show_confusion_matrix(trainer)  # from the trainer's loggers
     assert f"accuracy {acc:.1%}" in fig.axes[0].get_title()
-    assert show_confusion_matrix(run, epoch=0, normalize=False).axes[0].texts[0].get_text() == str(records[0]["counts"][0][0])
+    assert show_confusion_matrix(run, epoch=1, normalize=False).axes[0].texts[0].get_text() == str(records[0]["counts"][0][0])
     assert "tb" in str(trainer.loggers[1].log_dir)  # TensorBoard keeps the counts too
     import glob
     assert len(glob.glob(f"{trainer.loggers[1].log_dir}/val_confusion_matrix_epoch_*.json")) == 2
@@ -95,7 +96,7 @@ def test_counts_are_stored_per_epoch_and_rerendered(trained):
 def test_viewer_slider_redraws(trained):
     trainer, _ = trained
     v = ConfusionMatrixViewer(trainer.logger.log_dir)
-    assert v.slider.options == (0, 1) and v.slider.value == 1
+    assert v.slider.options == (("1", 0), ("2", 1)) and v.slider.value == 1 and v.slider.label == "2"
     last = v.image.value
     v.slider.value = 0
     assert v.image.value != last
@@ -105,23 +106,87 @@ def test_viewer_slider_redraws(trained):
 
 def test_live_view_keeps_history_and_measures_its_cost(trained):
     trainer, live = trained
-    assert [e for e, _ in live.history["val/loss"]] == [0, 1]
+    assert [e for e, _ in live.history["val/loss"]] == [1, 2]  # epochs as a person counts them
     assert len(live.cost_s) == 2 and all(0 < c < 5 for c in live.cost_s)
-    assert live._pictures["curves"][:4] == b"\x89PNG" and live._pictures["cm"][:4] == b"\x89PNG"
+    assert live._curves[:4] == b"\x89PNG" and live._cm[:4] == b"\x89PNG"
 
 
-def test_live_view_updates_one_display_in_place(monkeypatch, workdir):
+class LossRecorder(Callback):
+    "The loss of every training batch, per epoch, as the model returned it."
+    def __init__(self): self.losses = {}
+    def on_train_batch_end(self, trainer, pl_module, outputs, batch, batch_idx):
+        self.losses.setdefault(trainer.current_epoch, []).append(float(outputs["loss"]))
+
+
+def test_table_rows_have_the_mean_train_loss_of_their_epoch(workdir):
+    live, rec = LiveView(min_interval=0.0, show=False), LossRecorder()
+    trainer = AutoTrainer(max_epochs=3, logger=False, callbacks=[live, rec], enable_progress_bar=False, enable_checkpointing=False,
+                          limit_train_batches=4, limit_val_batches=2)
+    trainer.fit(ImageClassifier(backbone="test_resnet", num_classes=10, pretrained=False),
+                datamodule=ImageDataModule(dataset_name="digits", image_size=16, batch_size=32))
+    assert [r["epoch"] for r in live.rows] == [1, 2, 3]
+    for e, row in enumerate(live.rows):
+        assert row["train/loss"] == pytest.approx(sum(rec.losses[e]) / 4)  # the epoch's mean, not its last batch
+        assert row["train/loss"] != pytest.approx(rec.losses[e][-1])
+    text = live.html["text"]
+    assert text.count("<tr") == 1 + 3 and "Epoch 3/3" in text and "<progress" in text and "validate" in text
+    best = min(live.rows, key=lambda r: r["val/loss"])["epoch"]
+    assert f"<td style=\"text-align:right;padding:1px 8px\">{best} ★</td>" in text and "best epoch by val/loss (min)" in text
+    assert f"✔ <b>Trained 3 epochs in" in text and f"best epoch {best}: val/loss" in text
+
+
+def test_the_best_epoch_follows_the_checkpoint_monitor(workdir):
+    live = LiveView(min_interval=0.0, show=False)
+    trainer = AutoTrainer(max_epochs=2, logger=[LoggerConfig("csv", {"save_dir": "logs"})], callbacks=[live], run_name="my-run",
+                          checkpoint_monitor="val/loss", checkpoint_mode="max", enable_progress_bar=False,
+                          limit_train_batches=3, limit_val_batches=2)
+    trainer.fit(ImageClassifier(backbone="test_resnet", num_classes=10, pretrained=False),
+                datamodule=ImageDataModule(dataset_name="digits", image_size=16, batch_size=32))
+    best = max(live.rows, key=lambda r: r["val/loss"])
+    assert live.best() == (best["epoch"], best["val/loss"]) and "best epoch by val/loss (max)" in live.html["text"]
+    done = live.html["text"].split("✔", 1)[1]
+    assert trainer.checkpoint_callback.best_model_path in done and "my-run" in done and trainer.logger.log_dir in done
+
+
+class Interrupt(Callback):
+    def on_train_batch_end(self, trainer, *args):
+        if trainer.current_epoch == 1 and trainer.global_step == 5: raise KeyboardInterrupt
+
+
+def test_an_interrupted_view_says_so_with_the_epoch_counted_from_1(workdir):
+    live = LiveView(min_interval=0.0, show=False)
+    trainer = AutoTrainer(max_epochs=4, logger=False, callbacks=[live, Interrupt()], enable_progress_bar=False, enable_checkpointing=False,
+                          limit_train_batches=3, limit_val_batches=1)
+    with pytest.raises(KeyboardInterrupt):
+        trainer.fit(ImageClassifier(backbone="test_resnet", num_classes=10, pretrained=False),
+                    datamodule=ImageDataModule(dataset_name="digits", image_size=16, batch_size=32))
+    text = live.html["text"]
+    assert "⏹ <b>Interrupted at epoch 2/4</b> (step 5)" in text and "✔" not in text
+    assert [r["epoch"] for r in live.rows] == [1]
+    import logging
+    assert not any(type(h).__name__ == "_Fold" for h in logging.getLogger("pytorch_lightning").handlers)  # Lightning's output is back
+
+
+def test_text_and_pictures_are_separate_outputs_and_pictures_go_once_an_epoch(monkeypatch, workdir):
     import autotimm.live as live_mod
     shown, updates = [], []
     class Handle:
-        def update(self, obj): updates.append(obj)
-    monkeypatch.setattr(live_mod, "display", lambda obj, display_id=False: shown.append(obj) or Handle())
+        def __init__(self, n): self.n = n
+        def update(self, obj): updates.append((self.n, obj))
+    monkeypatch.setattr(live_mod, "display", lambda obj, display_id=False: shown.append(obj) or Handle(len(shown) - 1))
     live = LiveView(min_interval=0.0)
-    trainer = AutoTrainer(max_epochs=2, logger=False, callbacks=[live], enable_progress_bar=False, limit_train_batches=3)
-    trainer.fit(ImageClassifier(backbone="test_resnet", num_classes=10, pretrained=False),
+    trainer = AutoTrainer(max_epochs=3, logger=False, callbacks=[live], enable_progress_bar=False, limit_train_batches=3, limit_val_batches=2)
+    trainer.fit(ImageClassifier(backbone="test_resnet", num_classes=10, pretrained=False, logging_config=LoggingConfig(log_confusion_matrix=True)),
                 datamodule=ImageDataModule(dataset_name="digits", image_size=16, batch_size=32))
-    assert len(shown) == 1 and len(updates) == 2 * 3 + 2  # one output, updated per batch and per epoch
-    assert "epoch 2/2" in updates[-1].data and "data:image/png;base64" in updates[-1].data
+    assert len(shown) == 3  # Lightning's folded lines, the text, the pictures
+    log = [o for n, o in updates if n == 0][-1].data  # filled in once Lightning has spoken
+    assert log == live.html["log"] and "Lightning:" in log and "model summary" in log and "<details" in log
+    pictures = [o for n, o in updates if n == 2]
+    assert len(pictures) == 3 == live.picture_updates  # once an epoch, not with every refresh of the text
+    assert all("data:image/png" not in o.data for n, o in updates if n == 1)  # the text never carries a picture
+    assert 1 + len([1 for n, _ in updates if n == 1]) == live.text_updates > 3 * 3  # its first display, then updates
+    sent = sum(len(o.data.encode()) for o in shown) + sum(len(o.data.encode()) for _, o in updates)
+    assert live.bytes_sent == sent
 
 
 def test_live_is_off_outside_a_kernel_and_switchable():
