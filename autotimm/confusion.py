@@ -12,12 +12,8 @@ from pathlib import Path
 import ipywidgets as widgets
 from IPython.display import Image, display
 
-<<<<<<< HEAD
 from .backends import backend_of
-from .plots import confusion_matrix_png, plot_confusion_matrix
-=======
 from .plots import confusion_matrix_png, plot_confusion_matrix, png_size
->>>>>>> nb
 
 # %% auto #0
 __all__ = ['confusion_matrices', 'show_confusion_matrix', 'ConfusionMatrixViewer']
