@@ -102,7 +102,7 @@ class ConfusionMatrixLogger(Callback):
     def _render_and_send(self, loggers, counts, labels, step, epoch):
         "Render once, send the PNG and the raw counts to every logger (on the background thread)."
         name = f"epoch_{epoch:03d}"
-        png = confusion_matrix_png(counts, labels, title=f"Confusion matrix, epoch {epoch}")
+        png = confusion_matrix_png(counts, labels, title=f"Confusion matrix, epoch {epoch + 1}")  # people count epochs from 1; files keep Lightning's numbering
         self.last_png = png
         locations = log_image(loggers, self.key, png, step=step, name=name)
         record = {"key": self.key, "epoch": epoch, "step": step, "labels": labels, "counts": counts.tolist()}

@@ -19,6 +19,7 @@ from matplotlib.ticker import MaxNLocator
 from pytorch_lightning import Callback
 from pytorch_lightning.callbacks import ModelSummary
 
+from .backends import backend_of
 from .delivery import delivery_of
 from .plots import figure_to_png, top_confusions
 
@@ -131,7 +132,10 @@ def fold_lightning_logs(lines:list):
 
 # %% ../nbs/13_live.ipynb #f01d0005
 def where_logged(logger)->str:
-    "Where a logger writes, for a person: its `log_dir` or `save_dir`, else its name and version."
+    "Where a logger writes, for a person: as its backend says (`Backend.where`), else its `log_dir`, `save_dir` or name and version."
+    if (spec := backend_of(logger)) is not None:
+        try: return f"{spec.name}: {spec.where(logger)[0]}"
+        except Exception: pass
     for attr in ("log_dir", "save_dir"):
         try: d = getattr(logger, attr, None)
         except Exception: d = None

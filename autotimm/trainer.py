@@ -5,6 +5,7 @@
 # %% ../nbs/09_trainer.ipynb #74477f74
 from __future__ import annotations
 
+import contextlib
 import os
 import re
 import signal
@@ -148,13 +149,16 @@ class AutoTrainer(pl.Trainer):
             callbacks += [make_checkpoint(checkpoint_monitor, checkpoint_mode), make_last_checkpoint()]
         self._own_checkpoints = [cb for cb in callbacks if isinstance(cb, ModelCheckpoint) and cb.dirpath is None]
         if live is None: live = in_notebook()
+        view = None
         if live:
-            from autotimm.live import LiveView  # the notebook layer, imported only when a live view is wanted
-            callbacks.append(LiveView())
+            from autotimm.live import LiveView, fold_lightning_logs  # the notebook layer, imported only when a live view is wanted
+            view = LiveView()
+            callbacks.append(view)
             trainer_kwargs.setdefault("enable_progress_bar", False)  # the live view shows progress in place
         self.checkpoint_monitor = checkpoint_monitor
         trainer_kwargs.setdefault("accelerator", "auto")
-        super().__init__(max_epochs=max_epochs, logger=loggers, callbacks=callbacks, **trainer_kwargs)
+        with (fold_lightning_logs(view.startup_lines) if view is not None else contextlib.nullcontext()):  # Lightning's start-up lines
+            super().__init__(max_epochs=max_epochs, logger=loggers, callbacks=callbacks, **trainer_kwargs)
 
     @property
     def last_checkpoint(self)->str|None:
