@@ -17,7 +17,8 @@ py_versions = '3.10 3.11 3.12 3.13'.split()
 
 reqs = lambda key: shlex.split(cfg.get(key, ''))
 requirements = reqs('requirements')
-extras = {b: reqs(f'{b}_requirements') for b in ('tensorboard', 'wandb', 'mlflow')}
+# one extra per `<name>_requirements` line of settings.ini (a backend's extra is its registry entry's `extra`)
+extras = {k[:-len('_requirements')]: reqs(k) for k in cfg if k.endswith('_requirements') and k not in ('dev_requirements',)}
 extras['all'] = sorted({r for v in extras.values() for r in v})
 extras['dev'] = extras['all'] + reqs('dev_requirements')
 min_python = cfg['min_python']

@@ -4,7 +4,9 @@ __version__ = "0.1.0"
 _LAZY = {
     "LoggerConfig": "autotimm.config", "LoggingConfig": "autotimm.config", "MetricConfig": "autotimm.config",
     "LoggerManager": "autotimm.loggers",
-    "list_backends": "autotimm.backends", "get_backend": "autotimm.backends",
+    "list_backends": "autotimm.backends", "get_backend": "autotimm.backends", "register_backend": "autotimm.backends",
+    "Backend": "autotimm.backends", "Param": "autotimm.backends",
+    "BackendError": "autotimm.delivery", "BackendWarning": "autotimm.delivery", "replay": "autotimm.loggers",
     "plot_confusion_matrix": "autotimm.plots",
     "ImageDataModule": "autotimm.data",
     "ImageClassifier": "autotimm.model",

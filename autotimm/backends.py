@@ -391,6 +391,7 @@ _WANDB_ID = r"[^/\\#?%:\s]{1,64}"
 
 class WandbBackend(Backend):
     name, title, logger_class, package, extra = "wandb", "W&B", "WandbLogger", "wandb", "wandb"
+    close_after_stage = True  # W&B's service writes the run file as it goes; a finished run is complete to read
     params = (
         _str("project", required=True, form="str", default=""), _str("name", form="str", default=""),
         _strs("tags", form="list", default=""), _str("notes", form="str", default=""), _str("group", form="str", default=""),
@@ -485,7 +486,7 @@ class WandbBackend(Backend):
             points += [(step, k, v) for k, v in row.items()
                        if isinstance(v, (int, float)) and step is not None and not k.startswith(media or ("\0",))]
         cfg = {k: (v["value"] if isinstance(v, dict) and set(v) == {"value"} else v) for k, v in w["config"].items() if not k.startswith("_")}
-        status = None if w["exit_code"] is None else ("finished" if w["exit_code"] == 0 else "failed")
+        status = "running" if w["exit_code"] is None else ("finished" if w["exit_code"] == 0 else "failed")
         return {"name": w["name"], "location": str(d), "points": points, "hparams": cfg, "status": status,
                 "confusion_matrices": counts_from_files(sorted(f for p in parts for f in (p/"files"/"val_confusion_matrix").glob("epoch_*.json")))}
 
@@ -726,12 +727,12 @@ class CometBackend(Backend):
         folder = Path(params.pop("save_dir", None) or params.get("offline_directory") or "comet").resolve()
         params["offline_directory"] = str(folder)
         if not online: folder.mkdir(parents=True, exist_ok=True)
-        previous = os.environ.get("COMET_START_ONLINE")
-        os.environ["COMET_START_ONLINE"] = "1" if online else "0"
-        try: return CometLogger(**params)
-        finally:
-            if previous is None: os.environ.pop("COMET_START_ONLINE", None)
-            else: os.environ["COMET_START_ONLINE"] = previous
+        logger = CometLogger.__new__(CometLogger)
+        logger._create_experiment = lambda: None  # Lightning starts the experiment in __init__; autotimm starts runs in `fit`
+        CometLogger.__init__(logger, **params)
+        del logger._create_experiment
+        logger._online = online  # passed to comet_ml.start when the run starts (offline, not disabled)
+        return logger
 
     def remote(self, logger): return type(getattr(logger, "_experiment", None)).__name__ != "OfflineExperiment"
     def run_ids(self, logger):

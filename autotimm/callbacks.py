@@ -121,6 +121,7 @@ class ConfusionMatrixLogger(Callback):
         self._collect(block=True)
 
     def on_fit_end(self, trainer, pl_module): self.wait()
+    def on_exception(self, trainer, pl_module, exception): self.wait()  # an interrupt keeps the matrices already made
 
     def teardown(self, trainer, pl_module, stage):
         try: self.wait()

@@ -17,7 +17,7 @@ __all__ = ['STAGES', 'RESERVED_NAMES', 'METRIC_BACKENDS', 'LoggerConfig', 'Loggi
 @dataclass
 class LoggerConfig:
     "One logging backend and the params for its Lightning logger, checked when constructed."
-    backend:str                                # a registered backend: 'tensorboard', 'csv', 'wandb', 'mlflow', 'comet' (any case)
+    backend:str                                # a registered backend (`list_backends()`), any case
     params:dict = field(default_factory=dict)  # the backend's params; see the registry for the valid names
     strict:bool = False                        # True: a failure of this backend stops training (default: spooled, replayed)
 

@@ -44,7 +44,7 @@ def confusion_matrices(run=".", key:str="val/confusion_matrix")->dict:
 def show_confusion_matrix(run=".", epoch:int=None, normalize:bool=True, key:str="val/confusion_matrix"):
     "The confusion matrix of `epoch` (counted from 1, as the live view shows it; the last when None) of `run`, re-rendered from its stored counts."
     cms = confusion_matrices(run, key)
-    if not cms: raise FileNotFoundError(f"no stored confusion matrix ({key}) under {run}; train with LoggingConfig(log_confusion_matrix=True) and a csv or tensorboard logger")
+    if not cms: raise FileNotFoundError(f"no stored confusion matrix ({key}) under {run}; train with LoggingConfig(log_confusion_matrix=True) and a backend that keeps a local run folder (CSV, TensorBoard)")
     stored = [e + 1 for e in cms]
     epoch = max(stored) if epoch is None else epoch
     if epoch not in stored: raise ValueError(f"no confusion matrix for epoch {epoch}; stored epochs: {stored}")

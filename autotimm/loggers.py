@@ -98,7 +98,7 @@ class LoggerManager:
             raise TypeError(f"LoggerManager: configs must be a list of LoggerConfig, got {type(configs).__name__}")
         if not configs:  # AutoTimm's words first
             raise ValueError("At least one LoggerConfig is required. LoggerManager: configs is empty; pass at least one "
-                             "LoggerConfig, e.g. [LoggerConfig('csv', {'save_dir': 'logs'})]")
+                             "LoggerConfig, e.g. [LoggerConfig(backend=..., params={...})] with a backend from autotimm.list_backends()")
         bad = [type(c).__name__ for c in configs if not isinstance(c, LoggerConfig)]
         if bad:
             raise TypeError(f"LoggerManager: every item of configs must be a LoggerConfig, got {', '.join(bad)}")
@@ -138,7 +138,8 @@ class LoggerManager:
         "The run's folder: the first versioned backend's (TensorBoard/CSV) version folder, else `<save_dir>/<run_name>`."
         for c, lg in zip(self._configs, self._loggers):
             if get_backend(c.backend).versioned: return Path(lg.log_dir).resolve()
-        save_dir = (cfg.params.get("save_dir") if cfg is not None else None) or "autotimm-runs"
+        given = [cfg] if cfg is not None else self._configs
+        save_dir = next((c.params["save_dir"] for c in given if c.params.get("save_dir")), "autotimm-runs")
         return (Path(save_dir)/self.run_name).resolve()
 
     @property

@@ -5,6 +5,7 @@
 # %% ../nbs/10_runs.ipynb #d1a482d6
 from __future__ import annotations
 
+import warnings
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -62,7 +63,11 @@ def load_run(location, run:str=None)->Run:
         raise FileNotFoundError(f"load_run: {loc} does not exist")
     for name in list_backends():
         rec = get_backend(name).read(location, run)
-        if rec is not None: return _run(name, rec)
+        if rec is None: continue
+        r = _run(name, rec)
+        if r.status == "running":
+            warnings.warn(f"load_run: {name} run {r.name!r} is still open (being written); this is the run so far", stacklevel=2)
+        return r
     raise ValueError(f"load_run: {loc} holds no run of any backend ({', '.join(list_backends())}): expected e.g. "
                      "metrics.csv (CSV), events.out.tfevents.* (TensorBoard), mlflow.db (MLflow), a W&B offline-run-* "
                      "folder or a Comet offline .zip")

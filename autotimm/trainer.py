@@ -221,7 +221,10 @@ class AutoTrainer(pl.Trainer):
         main = threading.current_thread() is threading.main_thread()
         handler = signal.getsignal(signal.SIGINT) if main else None
         try:
-            return super().fit(model, train_dataloaders, val_dataloaders, datamodule, ckpt_path, **kwargs)
+            with warnings.catch_warnings():
+                if ckpt_path is not None or more:  # continuing a run: its checkpoint folder holds its earlier checkpoints
+                    warnings.filterwarnings("ignore", message=r".*Checkpoint directory .* exists and is not empty.*")
+                return super().fit(model, train_dataloaders, val_dataloaders, datamodule, ckpt_path, **kwargs)
         except SystemExit:
             if not self.interrupted: raise
             self._after_interrupt()
