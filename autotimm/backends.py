@@ -423,7 +423,9 @@ class WandbBackend(Backend):
         save_dir = Path(params.get("save_dir") or ".").resolve()
         save_dir.mkdir(parents=True, exist_ok=True)
         params["save_dir"] = str(save_dir)
-        return WandbLogger(**params)
+        logger = WandbLogger(**params)
+        if logger._wandb_init.get("anonymous") is None: logger._wandb_init.pop("anonymous", None)  # W&B warns on any value
+        return logger
 
     def remote(self, logger): return getattr(logger, "_wandb_init", {}).get("mode") not in ("offline", "disabled")
 

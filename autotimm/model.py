@@ -185,7 +185,8 @@ class ImageClassifier(pl.LightningModule):
         if lc.log_gradient_norm or lc.log_weight_norm: cbs.append(NormLogger(grad=lc.log_gradient_norm, weight=lc.log_weight_norm))
         if lc.log_confusion_matrix: cbs.append(ConfusionMatrixLogger(self.hparams.num_classes))
         if lc.log_system_metrics: cbs.append(SystemMetricsMonitor(lc.system_metrics_interval))
-        return cbs
+        have = {type(cb) for cb in self._trainer.callbacks} if self._trainer is not None else set()
+        return [cb for cb in cbs if type(cb) not in have]  # `test` after `fit` keeps the ones `fit` added (no override notice)
 
     def configure_optimizers(self):
         hp = self.hparams

@@ -47,9 +47,10 @@ def _class_ticks(ax, labels:list, cell_px:float):
     fs = max(4.0, min(9.0, cell_px * 0.85 * 72 / 80))  # points at 80 dpi, a little under the row's height
     step = 1 if cell_px * 72 / 80 >= 4.0 else math.ceil(4.0 / (cell_px * 72 / 80))
     ticks = list(range(0, n, step))
+    # parse_math=False: a class name is shown as it is ('$', '_' and '\\' are not matplotlib's math markup)
     ax.set_xticks(ticks, [labels[i] for i in ticks], rotation=90 if n > 30 else 45, ha="right",
-                  rotation_mode="anchor", fontsize=fs)
-    ax.set_yticks(ticks, [labels[i] for i in ticks], fontsize=fs)
+                  rotation_mode="anchor", fontsize=fs, parse_math=False)
+    ax.set_yticks(ticks, [labels[i] for i in ticks], fontsize=fs, parse_math=False)
 
 def plot_confusion_matrix(
     cm,                        # (C, C) counts, rows = true class, columns = predicted class
@@ -92,7 +93,8 @@ def plot_confusion_matrix(
         pairs = top_confusions(cm, labels)
         lines = ["Top confused pairs", "true → predicted: count (% of true)", ""] + [
             f"{t[:18]} → {p[:18]}: {c} ({f:.0%})" for t, p, c, f in pairs]
-        panel.text(0.0, 1.0, "\n".join(lines), va="top", ha="left", fontsize=9, family="monospace", transform=panel.transAxes)
+        panel.text(0.0, 1.0, "\n".join(lines), va="top", ha="left", fontsize=9, family="monospace", transform=panel.transAxes,
+                   parse_math=False)
     return fig
 
 def figure_to_png(fig:Figure, dpi:int=80)->bytes:

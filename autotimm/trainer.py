@@ -252,6 +252,8 @@ class AutoTrainer(pl.Trainer):
         if names and not self.interrupted: m.close("success", backends=names)
 
     def _run_other_stage(self, stage, *args, **kwargs):
+        if kwargs.get("ckpt_path") == "best" and self.checkpoint_callback is not None and self.checkpoint_callback.best_model_path:
+            kwargs["ckpt_path"] = self.checkpoint_callback.best_model_path  # the monitored checkpoint, not `last.ckpt`'s callback
         if self.logger_manager is not None and self.is_global_zero:
             self.loggers = start_loggers(self._reopen())
         try: return stage(*args, **kwargs)
