@@ -168,9 +168,11 @@ def run_b(args, root):
 def run_c(args, root):
     timer = EpochTimer()
     t = time.perf_counter()
-    manager = LoggerManager([LoggerConfig("tensorboard", {"save_dir": f"{root}/tb"}), LoggerConfig("csv", {"save_dir": f"{root}/csv"}),
-                             LoggerConfig("mlflow", {"experiment_name": "bench", "save_dir": f"{root}/../mlruns-C"}),
-                             LoggerConfig("wandb", {"project": "bench", "save_dir": root, "offline": True})])
+    configs = {"tensorboard": {"save_dir": f"{root}/tb"}, "csv": {"save_dir": f"{root}/csv"},
+               "mlflow": {"experiment_name": "bench", "save_dir": f"{root}/../mlruns-C"},
+               "wandb": {"project": "bench", "save_dir": root, "offline": True},
+               "comet": {"project": "bench", "save_dir": f"{root}/comet"}}
+    manager = LoggerManager([LoggerConfig(b, configs[b]) for b in args.backends.split(",")])
     model = ImageClassifier(backbone=MODEL, num_classes=10, pretrained=False,
                             metrics=[MetricConfig(name="accuracy", metric_class="Accuracy", params={"task": "multiclass"},
                                                   stages=["train", "val"])],
@@ -229,6 +231,8 @@ def main():
     ap.add_argument("--batch-size", type=int, default=32)
     ap.add_argument("--quick", action="store_true", help="2 epochs, 1 repeat: a smoke run")
     ap.add_argument("--json", default=None, help="write the results to this file")
+    ap.add_argument("--backends", default="tensorboard,csv,mlflow,wandb",
+                    help="C's backends, comma-separated (add comet to measure it: tensorboard,csv,mlflow,wandb,comet)")
     args = ap.parse_args()
     if args.quick: args.epochs, args.repeats, args.train_repeat = 2, 1, 1
     torch.set_num_threads(max(1, torch.get_num_threads()))
