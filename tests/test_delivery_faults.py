@@ -137,3 +137,57 @@ def test_the_run_folder_turns_read_only_mid_run(workdir, capsys, monkeypatch):
             assert_nothing_lost(trainer, warned, fallback, capsys, free)
         finally:
             if ro.mounted: subprocess.run(["umount", str(runs)], capture_output=True)
+
+
+class Freeze(Callback):
+    "SIGSTOP the MLflow server's processes when epoch `at` starts: it accepts connections and never answers."
+    def __init__(self, proc, at=1): self.proc, self.at, self.frozen = proc, at, False
+    def on_train_epoch_start(self, trainer, pl_module):
+        if trainer.current_epoch == self.at:
+            os.killpg(self.proc.pid, signal.SIGSTOP)
+            self.frozen = True
+
+
+def timed_fit(uri, save_dir, callbacks=(), epochs=4):
+    trainer = AutoTrainer(max_epochs=epochs, enable_progress_bar=False, limit_train_batches=6, limit_val_batches=3,
+                          callbacks=list(callbacks), logger=[LoggerConfig("csv", {"save_dir": save_dir}),
+                                                             LoggerConfig("mlflow", {"experiment_name": "frozen", "tracking_uri": uri})])
+    d = delivery_of(trainer.logger_manager.loggers[1])
+    d.background, d.drain_timeout = True, 0.5  # a remote backend: its events go through the worker
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", BackendWarning)
+        t0 = time.perf_counter()
+        trainer.fit(model(), datamodule=data())
+        return trainer, time.perf_counter() - t0
+
+
+def test_a_frozen_mlflow_server_costs_the_training_thread_nothing(tmp_path, workdir, monkeypatch):
+    monkeypatch.setenv("MLFLOW_HTTP_REQUEST_MAX_RETRIES", "0")
+    monkeypatch.setenv("MLFLOW_HTTP_REQUEST_TIMEOUT", "120")  # the call in flight waits for the server, and gets its answer
+    root, port = tmp_path / "server", free_port()
+    root.mkdir()
+    proc = start_mlflow_server(root, port)
+    uri = f"http://127.0.0.1:{port}"
+    try:
+        timed_fit(uri, "warmup", epochs=1)  # imports, data and first-call costs paid before the timed runs
+        alive, t_alive = timed_fit(uri, "alive")
+        freeze = Freeze(proc)
+        frozen, t_frozen = timed_fit(uri, "frozen", [freeze])
+        assert freeze.frozen and frozen.current_epoch == 4
+        print(f"fit: {t_alive:.1f} s with the server alive, {t_frozen:.1f} s with it frozen from epoch 1")
+        assert t_frozen <= 1.3 * t_alive, (t_frozen, t_alive)  # the training thread never waited on the server
+        csv, mlf = frozen.logger_manager.loggers
+        d = delivery_of(mlf)
+        assert d.pending > 0 and d.lost == 0 and d.spool_paths
+    finally:
+        os.killpg(proc.pid, signal.SIGCONT)
+    try:
+        assert d.join(120)  # the call that was in flight got its answer
+        for path in d.spool_paths: assert replay(path)["pending"] == 0
+        client = MlflowClient(uri)
+        got, ref = mlflow_scalars(client, mlf.run_id), csv_scalars(csv.log_dir)
+        for key in ref: assert got.get(key) == ref[key], key  # every point, once, at its step
+        assert client.get_run(mlf.run_id).info.status == "FINISHED"
+        assert mlflow_scalars(client, alive.logger_manager.loggers[1].run_id)["val/loss"] == csv_scalars(alive.logger_manager.loggers[0].log_dir)["val/loss"]
+    finally:
+        stop_mlflow_server(proc)
