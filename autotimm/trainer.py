@@ -71,7 +71,9 @@ def check_reachable(logger, timeout:float=3.0):
     if (spec := backend_of(logger)) is not None: spec.check_reachable(logger, timeout)
 
 # %% ../nbs/09_trainer.ipynb #94e2c59a
-class StandIn(Logger):
+from .delivery import DeliveryMixin  # the guarded loggers' methods, shared by the stand-in
+
+class StandIn(DeliveryMixin, Logger):
     "Takes a backend's place in the trainer while its run cannot start: every event goes to its delivery."
     def __init__(self, logger):
         super().__init__()
@@ -84,10 +86,8 @@ class StandIn(Logger):
     def save_dir(self): return None
     @property
     def experiment(self): return Unavailable(self._delivery.backend, "its run could not be started yet")
-    def log_metrics(self, metrics, step=None): self._delivery.send("log_metrics", dict(metrics), step)
-    def log_hyperparams(self, params, *args, **kwargs): self._delivery.send("log_hyperparams", plain_params(params))
-    def finalize(self, status:str="success"): self._delivery.send("finalize", status)
-    def save(self): self.real.save()  # guarded: skipped while the backend is down
+    def log_hyperparams(self, params, *args, **kwargs): return self._delivery.send("log_hyperparams", plain_params(params))
+    def save(self, *args, **kwargs): return self.real.save(*args, **kwargs)  # the real logger's, guarded: skipped while its backend is down
 
 def start_loggers(loggers)->list:
     "The loggers for a trainer: each guarded one whose run cannot start is replaced by its `StandIn` (placed last)."

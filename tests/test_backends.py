@@ -7,6 +7,7 @@ from pytorch_lightning.loggers import CometLogger, CSVLogger, Logger, MLFlowLogg
 
 from autotimm import AutoTrainer, LoggerConfig, LoggerManager
 from autotimm.backends import get_backend, list_backends
+from autotimm.delivery import lightning_class
 
 LIGHTNING = {"tensorboard": TensorBoardLogger, "csv": CSVLogger, "wandb": WandbLogger, "mlflow": MLFlowLogger,
              "comet": CometLogger}
@@ -47,7 +48,7 @@ def test_accepted_params_are_the_seeds_plus_lightnings(name):
     ("wandb", {"project": "p", "offline": True}), ("mlflow", {"experiment_name": "e"})])
 def test_manager_builds_the_real_lightning_loggers(name, params):
     m = LoggerManager(configs=[LoggerConfig(backend=name.upper(), params=params)])
-    assert type(m.loggers[0]) is LIGHTNING[name] and isinstance(m[0], Logger)
+    assert isinstance(m.loggers[0], LIGHTNING[name]) and type(m.loggers[0]).__name__ == f"Guarded{LIGHTNING[name].__name__}"
     assert m.get_logger_by_backend(name) is m.loggers[0] and m.configs[0].backend == name
     assert [l for l in m] == m.loggers and len(m) == 1
 
@@ -84,7 +85,7 @@ def test_missing_package_says_what_to_install(monkeypatch, package, backend, par
 def test_trainer_logger_argument_kinds(workdir):
     cfgs = [LoggerConfig("csv", {"save_dir": "logs"}), LoggerConfig("tensorboard", {"save_dir": "logs"})]
     kw = dict(max_epochs=1, enable_progress_bar=False)
-    assert [type(l) for l in AutoTrainer(logger=cfgs, **kw).loggers] == [CSVLogger, TensorBoardLogger]
+    assert [lightning_class(l) for l in AutoTrainer(logger=cfgs, **kw).loggers] == [CSVLogger, TensorBoardLogger]
     m = LoggerManager(cfgs)
     t = AutoTrainer(logger=m, **kw)
     assert t.loggers == m.loggers and t.logger_manager is m

@@ -12,7 +12,7 @@ from pytorch_lightning.loggers import CSVLogger, Logger
 
 from autotimm import AutoTrainer, LoggerConfig, LoggerManager
 from autotimm.backends import Backend, Param, _REGISTRY, get_backend, register_backend
-from autotimm.delivery import BackendError, BackendWarning
+from autotimm.delivery import BackendError, BackendWarning, lightning_class
 from conftest import digits as data, free_port, start_mlflow_server, stop_mlflow_server, tiny_classifier as model
 from readers import WandbRun, csv_scalars, mlflow_artifacts, mlflow_scalars, tensorboard_scalars
 
@@ -209,7 +209,7 @@ class BackAt(Callback):
     def __init__(self, epoch): self.epoch, self.held = epoch, None
     def on_train_epoch_start(self, trainer, pl_module):
         if trainer.current_epoch == self.epoch:
-            self.held = [type(l).__name__ for l in trainer.loggers]
+            self.held = [lightning_class(l).__name__ for l in trainer.loggers]
             FlakyCSV.down = False
 
 
@@ -228,7 +228,7 @@ def test_a_backend_that_cannot_start_is_stood_in_for_then_gets_everything(workdi
     finally:
         _REGISTRY.pop("flakycsv")
     real, flaky = trainer.logger_manager.loggers
-    assert back.held == ["CSVLogger", "StandIn"] and type(flaky) is FlakyCSV  # the manager keeps the real logger
+    assert back.held == ["CSVLogger", "StandIn"] and isinstance(flaky, FlakyCSV)  # the manager keeps the real logger
     assert any("failed on starting its run" in str(w.message) for w in caught)
     s = trainer.logger_manager.summary()["flakycsv"]
     assert s["spooled"] > 0 and s["replayed"] == s["spooled"] and s["pending"] == 0 and s["lost"] == 0
@@ -245,7 +245,7 @@ def test_a_plain_lightning_trainer_gets_the_same_isolation(exploding_backend, wo
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", BackendWarning)
         trainer.fit(model(), datamodule=data())
-    assert trainer.current_epoch == 1 and [type(l).__name__ for l in trainer.loggers] == ["CSVLogger", "StandIn"]
+    assert trainer.current_epoch == 1 and [lightning_class(l).__name__ for l in trainer.loggers] == ["CSVLogger", "StandIn"]
     summary = manager.summary()
     assert summary["csv"]["delivered"] > 0 and summary["exploding"]["pending"] == summary["exploding"]["spooled"] > 0
     assert "val/loss" in csv_scalars(manager[0].log_dir)

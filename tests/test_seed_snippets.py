@@ -2,6 +2,7 @@
 import pytest
 from pytorch_lightning.loggers import CSVLogger, MLFlowLogger, TensorBoardLogger, WandbLogger
 
+from autotimm.delivery import lightning_class
 from readers import csv_scalars, tensorboard_run
 
 
@@ -86,7 +87,7 @@ def test_multiple_loggers():
             LoggerConfig(backend="wandb", params={"project": "my-project"}),
         ],
     )
-    assert [type(l) for l in trainer.loggers] == [TensorBoardLogger, CSVLogger, WandbLogger]
+    assert [lightning_class(l) for l in trainer.loggers] == [TensorBoardLogger, CSVLogger, WandbLogger]
 
 
 def test_logger_manager(capsys):

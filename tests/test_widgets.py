@@ -6,6 +6,7 @@ from pytorch_lightning import Callback
 
 from autotimm import (AutoTrainer, ConfusionMatrixViewer, ImageClassifier, ImageDataModule, LoggerConfig, LoggerForm,
                       LoggingConfig, show_confusion_matrix)
+from autotimm.delivery import lightning_class
 from autotimm.live import LiveView
 
 
@@ -61,9 +62,9 @@ def test_form_prefill_manager_and_trainer(workdir):
             LoggerConfig("wandb", {"project": "p", "tags": ["a", "b"], "offline": True})]
     form = LoggerForm(configs=cfgs)
     assert form.to_configs() == [cfgs[0], LoggerConfig("wandb", {"project": "p", "tags": ["a", "b"], "save_dir": ".", "offline": True})]
-    assert [type(l).__name__ for l in form.to_manager()] == ["CSVLogger", "WandbLogger"]
+    assert [lightning_class(l).__name__ for l in form.to_manager()] == ["CSVLogger", "WandbLogger"]
     t = AutoTrainer(max_epochs=1, logger=form, enable_progress_bar=False)
-    assert [type(l).__name__ for l in t.loggers] == ["CSVLogger", "WandbLogger"]
+    assert [lightning_class(l).__name__ for l in t.loggers] == ["CSVLogger", "WandbLogger"]
 
 
 @pytest.fixture

@@ -1,0 +1,193 @@
+"""Real faults, really injected: the run folder's disk fills (a small tmpfs) or turns read-only (a bind mount remounted
+read-only) mid-run, and a real `mlflow server` freezes (SIGSTOP) mid-run. Training finishes, healthy backends end their
+runs complete, what could not be written waits in a fallback spool and reaches the backend by replay; nothing is lost.
+Mounting needs root (CI runs as root); the tests skip with the reason where it is not allowed."""
+import os
+import shutil
+import signal
+import subprocess
+import time
+import warnings
+from contextlib import contextmanager
+from pathlib import Path
+
+import pytest
+from mlflow.tracking import MlflowClient
+from pytorch_lightning import Callback
+
+from autotimm import AutoTrainer, LoggerConfig
+from autotimm.backends import mlflow_local_uri
+from autotimm.delivery import BackendWarning, delivery_of
+from autotimm.loggers import replay
+from conftest import digits as data, free_port, start_mlflow_server, stop_mlflow_server, tiny_classifier as model
+from readers import WandbRun, csv_metrics, csv_scalars, mlflow_scalars
+
+EPOCHS = 3
+
+
+@contextmanager
+def mounted(target, *options):
+    "`mount <options> <target>` (made by the test, on its own folder), unmounted when the block ends."
+    if os.geteuid() != 0: pytest.skip("mounting a tmpfs or a read-only bind mount needs root (CI runs as root)")
+    if shutil.which("mount") is None: pytest.skip("the mount command is not available")
+    Path(target).mkdir(parents=True, exist_ok=True)
+    done = subprocess.run(["mount", *options, str(target)], capture_output=True, text=True)
+    if done.returncode: pytest.skip(f"mount {' '.join(options)} is not allowed here: {done.stderr.strip()}")
+    try: yield Path(target)
+    finally: subprocess.run(["umount", "-l", str(target)], capture_output=True)
+
+
+class FillDisk(Callback):
+    "At the start of epoch `at`, write a filler file until the disk holding `folder` is full."
+    def __init__(self, folder, at=1): self.folder, self.at, self.filled = Path(folder), at, 0
+    def on_train_epoch_start(self, trainer, pl_module):
+        if trainer.current_epoch != self.at: return
+        fd = os.open(self.folder / "filler", os.O_WRONLY | os.O_CREAT)
+        try:
+            while True: self.filled += os.write(fd, b"\0" * 65536)
+        except OSError: pass
+        finally: os.close(fd)
+
+
+class ReadOnly(Callback):
+    "At the start of epoch `at`, bind-mount `folder` over itself and remount that read-only."
+    def __init__(self, folder, at=1): self.folder, self.at, self.mounted = Path(folder), at, False
+    def on_train_epoch_start(self, trainer, pl_module):
+        if trainer.current_epoch != self.at: return
+        subprocess.run(["mount", "--bind", str(self.folder), str(self.folder)], check=True)
+        self.mounted = True
+        subprocess.run(["mount", "-o", "remount,ro,bind", str(self.folder)], check=True)
+        assert subprocess.run(["touch", str(self.folder / "probe")], capture_output=True).returncode != 0
+
+
+def four_backends(runs):
+    "TensorBoard and CSV in `runs` (the folder the fault hits); W&B offline and a local MLflow store on the normal disk."
+    return [LoggerConfig("tensorboard", {"save_dir": str(runs)}), LoggerConfig("csv", {"save_dir": str(runs)}),
+            LoggerConfig("wandb", {"project": "faults", "offline": True, "save_dir": "wandb"}),
+            LoggerConfig("mlflow", {"experiment_name": "faults", "save_dir": "mlruns"})]
+
+
+def fit_with(fault, runs):
+    trainer = AutoTrainer(max_epochs=EPOCHS, enable_progress_bar=False, limit_train_batches=4, limit_val_batches=2,
+                          enable_checkpointing=False,  # Lightning's checkpoints would go to the full disk: not logging's
+                          callbacks=[fault], logger=four_backends(runs))
+    for lg in trainer.logger_manager.loggers: delivery_of(lg).retry_interval = 0.5  # replay tries while the fault lasts
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        trainer.fit(model(), datamodule=data())
+    return trainer, [str(w.message) for w in caught if issubclass(w.category, BackendWarning)]
+
+
+def assert_nothing_lost(trainer, warned, fallback, capsys, free):
+    "Training finished; W&B and MLflow are complete; CSV's events wait in the fallback spool and complete its run by replay."
+    assert trainer.current_epoch == EPOCHS
+    manager = trainer.logger_manager
+    tb, csv, wb, mlf = manager.loggers
+    summary = manager.summary()
+    assert all(c["lost"] == 0 for c in summary.values()), summary
+    assert summary["wandb"]["spooled"] == summary["mlflow"]["spooled"] == 0  # the healthy backends never noticed
+    d = delivery_of(csv)
+    assert summary["csv"]["pending"] > 0 and d.spool_paths and all(Path(p).is_relative_to(fallback) for p in d.spool_paths)
+    assert str(fallback) in d.spool_location
+    assert any("cannot be written in the run's folder" in m and str(fallback) in m for m in warned), warned
+    out = capsys.readouterr().out
+    assert f"autotimm replay {d.spool.path}" in out  # the report says where the events wait and how to send them
+    # MLflow (its local store is on the normal disk) ended FINISHED; W&B offline is complete
+    client = MlflowClient(mlflow_local_uri("mlruns"))
+    assert client.get_run(mlf.run_id).info.status == "FINISHED"
+    ml = mlflow_scalars(client, mlf.run_id)
+    assert len(ml["val/loss"]) == EPOCHS
+    wandb_dir = Path(wb.experiment.dir).parent
+    manager.close()
+    wrun = WandbRun(wandb_dir)
+    assert wrun.exit_code == 0 and len([r for r in wrun.history if "val/loss" in r]) == EPOCHS
+    # the disk takes writes again: the replay completes the CSV run, every point at its step (read with pandas)
+    free()
+    for path in delivery_of(csv).spool_paths + delivery_of(tb).spool_paths:
+        assert replay(path)["pending"] == 0
+    got = csv_scalars(csv.log_dir)
+    for key, points in ml.items():
+        if key != "epoch": assert got.get(key) == points, key  # every point MLflow holds, once, at its step
+    df = csv_metrics(csv.log_dir)
+    assert df.loc[df["val/loss"].notna(), "epoch"].tolist() == list(range(EPOCHS))
+
+
+def test_the_run_folders_disk_fills_mid_run(workdir, capsys, monkeypatch):
+    fallback = workdir / "fallback"
+    monkeypatch.setenv("AUTOTIMM_SPOOL_DIR", str(fallback))
+    with mounted(workdir / "runs", "-t", "tmpfs", "-o", "size=3m", "tmpfs") as runs:
+        fill = FillDisk(runs)
+        trainer, warned = fit_with(fill, runs)
+        assert fill.filled > 0
+        assert any("No space left on device" in m for m in warned), warned
+        assert_nothing_lost(trainer, warned, fallback, capsys, free=lambda: (runs / "filler").unlink())
+
+
+def test_the_run_folder_turns_read_only_mid_run(workdir, capsys, monkeypatch):
+    fallback = workdir / "fallback"
+    monkeypatch.setenv("AUTOTIMM_SPOOL_DIR", str(fallback))
+    with mounted(workdir / "runs", "-t", "tmpfs", "-o", "size=64m", "tmpfs") as runs:  # our own mount, so the bind goes away with it
+        ro = ReadOnly(runs)
+        try:
+            trainer, warned = fit_with(ro, runs)
+            assert ro.mounted and any("Read-only file system" in m for m in warned), warned
+            def free():
+                subprocess.run(["umount", str(runs)], check=True)  # the read-only bind mount goes; the folder is writable
+                ro.mounted = False
+            assert_nothing_lost(trainer, warned, fallback, capsys, free)
+        finally:
+            if ro.mounted: subprocess.run(["umount", str(runs)], capture_output=True)
+
+
+class Freeze(Callback):
+    "SIGSTOP the MLflow server's processes when epoch `at` starts: it accepts connections and never answers."
+    def __init__(self, proc, at=1): self.proc, self.at, self.frozen = proc, at, False
+    def on_train_epoch_start(self, trainer, pl_module):
+        if trainer.current_epoch == self.at:
+            os.killpg(self.proc.pid, signal.SIGSTOP)
+            self.frozen = True
+
+
+def timed_fit(uri, save_dir, callbacks=(), epochs=4):
+    trainer = AutoTrainer(max_epochs=epochs, enable_progress_bar=False, limit_train_batches=6, limit_val_batches=3,
+                          callbacks=list(callbacks), logger=[LoggerConfig("csv", {"save_dir": save_dir}),
+                                                             LoggerConfig("mlflow", {"experiment_name": "frozen", "tracking_uri": uri})])
+    d = delivery_of(trainer.logger_manager.loggers[1])
+    d.background, d.drain_timeout = True, 0.5  # a remote backend: its events go through the worker
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", BackendWarning)
+        t0 = time.perf_counter()
+        trainer.fit(model(), datamodule=data())
+        return trainer, time.perf_counter() - t0
+
+
+def test_a_frozen_mlflow_server_costs_the_training_thread_nothing(tmp_path, workdir, monkeypatch):
+    monkeypatch.setenv("MLFLOW_HTTP_REQUEST_MAX_RETRIES", "0")
+    monkeypatch.setenv("MLFLOW_HTTP_REQUEST_TIMEOUT", "120")  # the call in flight waits for the server, and gets its answer
+    root, port = tmp_path / "server", free_port()
+    root.mkdir()
+    proc = start_mlflow_server(root, port)
+    uri = f"http://127.0.0.1:{port}"
+    try:
+        timed_fit(uri, "warmup", epochs=1)  # imports, data and first-call costs paid before the timed runs
+        alive, t_alive = timed_fit(uri, "alive")
+        freeze = Freeze(proc)
+        frozen, t_frozen = timed_fit(uri, "frozen", [freeze])
+        assert freeze.frozen and frozen.current_epoch == 4
+        print(f"fit: {t_alive:.1f} s with the server alive, {t_frozen:.1f} s with it frozen from epoch 1")
+        assert t_frozen <= 1.3 * t_alive, (t_frozen, t_alive)  # the training thread never waited on the server
+        csv, mlf = frozen.logger_manager.loggers
+        d = delivery_of(mlf)
+        assert d.pending > 0 and d.lost == 0 and d.spool_paths
+    finally:
+        os.killpg(proc.pid, signal.SIGCONT)
+    try:
+        assert d.join(120)  # the call that was in flight got its answer
+        for path in d.spool_paths: assert replay(path)["pending"] == 0
+        client = MlflowClient(uri)
+        got, ref = mlflow_scalars(client, mlf.run_id), csv_scalars(csv.log_dir)
+        for key in ref: assert got.get(key) == ref[key], key  # every point, once, at its step
+        assert client.get_run(mlf.run_id).info.status == "FINISHED"
+        assert mlflow_scalars(client, alive.logger_manager.loggers[1].run_id)["val/loss"] == csv_scalars(alive.logger_manager.loggers[0].log_dir)["val/loss"]
+    finally:
+        stop_mlflow_server(proc)
