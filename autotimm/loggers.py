@@ -14,7 +14,7 @@ from pathlib import Path
 
 from .backends import get_backend
 from .config import LoggerConfig
-from .delivery import Spool, apply_event, delivery_of, guard
+from .delivery import Spool, apply_event, delivery_of, fallback_spool_dir, guard
 from .utils import check_positive, mask_param
 
 # %% auto #0
@@ -172,8 +172,8 @@ class LoggerManager:
         for cfg, l in zip(self._configs, self._loggers):
             d = delivery_of(l)
             if d is not None and d.pending:
-                lines.append(f"  {cfg.backend}: {d.pending} events wait in {d.spool.path}; once the backend answers, "
-                             f"send them with: autotimm replay {d.spool.path}")
+                lines.append(f"  {cfg.backend}: {d.pending} events wait in {d.spool_location}; once the backend answers, send them with:")
+                lines += [f"    autotimm replay {p}" for p in d.spool_paths]
         return "\n".join(lines)
 
     def where(self)->dict:
@@ -235,15 +235,17 @@ def _check_header(spec, head:dict, spool_path:Path, given:dict):
     "Refuse a header whose run is not the one the spool file sits in, unless `given` names the place."
     if any(k in given for k in ("save_dir", "tracking_uri", "dir", "offline_directory", "name", "version")): return
     run_dir = spool_path.resolve().parent.parent
-    recorded = head.get("spool_dir")
-    if recorded is not None and Path(recorded).resolve() != run_dir:
+    recorded = head.get("run_folder")
+    # a spool written to the fallback place (the run's folder could not take it) is named after that folder
+    fallback = recorded is not None and spool_path.resolve().parent.name == fallback_spool_dir(head.get("run_name") or spec.name, recorded).name
+    if recorded is not None and Path(recorded).resolve() != run_dir and not fallback:
         raise ValueError(f"replay: the spool's header says its run is in {recorded}, but the spool is in {run_dir}; "
                          f"pass the place to send it to, e.g. --param save_dir=... (params={{'save_dir': ...}})")
     p = head.get("params", {})
-    if spec.versioned and p.get("save_dir") and spec.run_name_param in p:
+    if spec.versioned and p.get("save_dir") and p.get(spec.run_name_param) is not None and recorded is not None:
         folder = (Path(p["save_dir"])/(p.get("name", "lightning_logs") or "")/str(p[spec.run_name_param])).resolve()
-        if folder != run_dir and not str(head.get("ids", {}).get("log_dir", "")) == str(run_dir):
-            raise ValueError(f"replay: the spool's header points at {folder}, not at the run it sits in ({run_dir}); "
+        if folder != Path(recorded).resolve():
+            raise ValueError(f"replay: the spool's header points at {folder}, not at the run it came from ({recorded}); "
                              "pass the place to send it to, e.g. --param save_dir=...")
 
 def replay(path, params:dict=None)->dict:
@@ -251,8 +253,7 @@ def replay(path, params:dict=None)->dict:
     importlib.import_module("autotimm.manifest")  # registers the actions RunManifest sends (TensorBoard HParams)
     spool = Spool(path)
     if not spool.path.is_file(): raise FileNotFoundError(f"replay: no spool file at {str(path)!r}")
-    head = spool.header()
-    if not isinstance(head.get("backend"), str): raise ValueError(f"replay: {str(path)!r} is no autotimm spool (no header line)")
+    head, pending = spool.load()  # every record checked before anything is built or sent
     spec = get_backend(head["backend"])
     given = dict(params or {})
     stored = head.get("params", {})
@@ -269,7 +270,7 @@ def replay(path, params:dict=None)->dict:
     if spec.param("synchronous") is not None: built["synchronous"] = True  # nothing left in a background queue at the end
     logger = spec.build(built)
     spec.reopen(logger, training=False)
-    pending, sent = spool.pending(), 0
+    sent = 0
     try:
         for seq, kind, args in pending:
             apply_event(logger, kind, args)
@@ -277,4 +278,4 @@ def replay(path, params:dict=None)->dict:
     finally:
         if sent: spool.mark_replayed(last)
     spec.after_replay(logger, finalized=any(kind == "finalize" for _, kind, _ in pending))
-    return {"backend": spec.name, "replayed": sent, "pending": len(spool.pending())}
+    return {"backend": spec.name, "replayed": sent, "pending": len(spool.pending()), "torn_lines": list(spool.torn)}

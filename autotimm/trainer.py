@@ -20,7 +20,7 @@ from pytorch_lightning.loggers import Logger
 from .backends import backend_of, get_backend
 from .callbacks import ShortRunLogging
 from .config import LoggerConfig
-from .delivery import Unavailable, plain_params, delivery_of
+from .delivery import DeliveryMixin, Unavailable, plain_params, delivery_of
 from .utils import closest, in_notebook
 from .loggers import LoggerManager
 from .manifest import RunManifest
@@ -71,8 +71,6 @@ def check_reachable(logger, timeout:float=3.0):
     if (spec := backend_of(logger)) is not None: spec.check_reachable(logger, timeout)
 
 # %% ../nbs/09_trainer.ipynb #94e2c59a
-from .delivery import DeliveryMixin  # the guarded loggers' methods, shared by the stand-in
-
 class StandIn(DeliveryMixin, Logger):
     "Takes a backend's place in the trainer while its run cannot start: every event goes to its delivery."
     def __init__(self, logger):

@@ -11,7 +11,7 @@ from pytorch_lightning.loggers import Logger
 
 from autotimm import AutoTrainer, LoggerConfig, LoggerForm, LoggerManager, load_run
 from autotimm.backends import Backend, Param, get_backend, register_backend, unregister_backend
-from autotimm.delivery import delivery_of
+from autotimm.delivery import delivery_of, lightning_class
 from autotimm.loggers import replay
 from conftest import digits, tiny_classifier
 
@@ -109,7 +109,7 @@ class Outage(Callback):
         lg = self.logger_of(trainer)
         FolderLogger.broken = on if isinstance(lg, FolderLogger) else FolderLogger.broken
         if not isinstance(lg, FolderLogger):  # a real backend: its logger class raises, as a dead connection would
-            cls = type(lg).__mro__[1] if type(lg).__name__.startswith("Guarded") else type(lg)
+            cls = lightning_class(lg)
             if on:
                 Outage.saved = cls.log_metrics
                 def down(self, *a, **k): raise ConnectionError("backend down")
