@@ -36,7 +36,7 @@ def demo(out:str="autotimm_demo",     # folder every backend writes under
     _quiet()
     from autotimm import (AutoTrainer, ImageClassifier, ImageDataModule, LoggerConfig, LoggerManager,
                           LoggingConfig, MetricConfig)
-    from autotimm.backends import mlflow_local_uri
+    from autotimm.callbacks import ConfusionMatrixLogger
     import pytorch_lightning as pl
     t0 = time.perf_counter()
     pl.seed_everything(0, verbose=False)
@@ -59,25 +59,22 @@ def demo(out:str="autotimm_demo",     # folder every backend writes under
                           log_every_n_steps=10)
     trainer.fit(model, datamodule=data)
     val = {k: float(v) for k, v in trainer.callback_metrics.items() if k.startswith("val/")}
-    cm = next((cb for cb in trainer.callbacks if type(cb).__name__ == "ConfusionMatrixLogger"), None)
+    cm = next((cb for cb in trainer.callbacks if isinstance(cb, ConfusionMatrixLogger)), None)
     test = trainer.test(model, datamodule=data, ckpt_path="best", verbose=False)[0]
     seconds = time.perf_counter() - t0
-    tb, csv, mlf, wb = (manager.get_logger_by_backend(b) for b in ("tensorboard", "csv", "mlflow", "wandb"))
-    wandb_dir = Path(os.path.relpath(Path(wb.experiment.dir).parent))  # W&B reports absolute paths
     manager.close()
     summary = {
         "seconds": seconds, "epochs": epochs, "backbone": backbone, "device": str(model.device), "run_name": manager.run_name,
         "val": val, "test": {k: float(v) for k, v in test.items()},
         "best_checkpoint": trainer.checkpoint_callback.best_model_path,
-        "confusion_matrix_png": cm.last_locations.get("csv") if cm else None,
-        "backends": {
-            "tensorboard": (tb.log_dir, f"tensorboard --logdir {out/'tensorboard'}"),
-            "csv": (str(Path(csv.log_dir)/"metrics.csv"), f"python -c \"import pandas; print(pandas.read_csv('{Path(csv.log_dir)/'metrics.csv'}'))\""),
-            "mlflow": (f"{mlflow_local_uri(out/'mlruns')} (run {mlf.run_id})", f"mlflow ui --backend-store-uri {mlflow_local_uri(out/'mlruns')}"),
-            "wandb": (str(wandb_dir), f"wandb sync {wandb_dir}"),
-        },
+        "confusion_matrix_png": next((p for p in (cm.last_locations.values() if cm else []) if str(p).endswith(".png")), None),
+        "backends": {name: (_relative(where), _relative(cmd)) for name, (where, cmd) in manager.where().items()},
     }
     return summary
+
+def _relative(text:str)->str:
+    "`text` with the working directory's absolute path shortened to a relative one (what people type)."
+    return str(text).replace(os.getcwd() + os.sep, "")
 
 def print_summary(s:dict, file=None):
     "Print the demo's summary: metrics, where each backend wrote and how to open it."

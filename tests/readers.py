@@ -47,16 +47,20 @@ def mlflow_artifacts(client, run_id, path=None):
 
 class WandbRun:
     "An offline W&B run folder: history rows, config and media files, read from its `.wandb` file."
-    def __init__(self, run_dir, wait:float=60.0):
+    def __init__(self, run_dir, wait:float=60.0, parts:list=None):
+        "`parts`: the folders of one run id (a run continued after `fit`, by `test` or a resume), merged in order."
         import time
         from autotimm.backends import read_wandb_run  # W&B has no public reader for offline run files
         self.dir = Path(run_dir)
-        deadline = time.time() + wait
-        while True:  # W&B's service process may still be writing the file when finish() returns
-            run = read_wandb_run(self.dir)
-            if run["exit_code"] is not None or time.time() > deadline: break
-            time.sleep(0.5)
-        self.history, self.config, self.exit_code = run["history"], run["config"], run["exit_code"]
+        self.history, self.config = [], {}
+        for part in parts or [self.dir]:
+            deadline = time.time() + wait
+            while True:  # W&B's service process may still be writing the file when finish() returns
+                run = read_wandb_run(part)
+                if run["exit_code"] is not None or time.time() > deadline: break
+                time.sleep(0.5)
+            self.history += run["history"]; self.config.update(run["config"])
+        self.exit_code = run["exit_code"]
 
     def scalars(self):
         "`{key: [(trainer/global_step, value), ...]}` for numeric keys."
@@ -74,5 +78,7 @@ class WandbRun:
 
     @staticmethod
     def find(save_dir):
-        runs = sorted(glob.glob(f"{save_dir}/wandb/offline-run-*"))
-        return [WandbRun(r) for r in runs]
+        "One `WandbRun` per run id under `save_dir` (folders of the same id merged)."
+        by_id = {}
+        for r in sorted(glob.glob(f"{save_dir}/wandb/offline-run-*")): by_id.setdefault(r.rsplit("-", 1)[-1], []).append(r)
+        return [WandbRun(parts[0], parts=parts) for parts in by_id.values()]
