@@ -126,27 +126,6 @@ def test_every_local_folder_goes_under_the_root_and_runs_lists_them_all(workdir)
     assert len(runs) == 1 and all(isinstance(runs.loc[0, b], str) for b in ("tensorboard", "csv", "mlflow", "wandb"))
 
 
-def test_colab_widget_manager_is_enabled_once(monkeypatch, ip_shell):
-    "In Colab (a fake `google.colab` stands in, for the call only) the custom widget manager is turned on once."
-    import sys, types
-    import autotimm.form as form_mod
-    calls = []
-    colab = types.ModuleType("google.colab")
-    colab.output = types.SimpleNamespace(enable_custom_widget_manager=lambda: calls.append(1))
-    monkeypatch.setitem(sys.modules, "google.colab", colab)
-    monkeypatch.setattr(form_mod, "_colab_widgets_on", False)
-    ip_shell.run_line_magic("load_ext", "autotimm")
-    form = LoggerForm()
-    form._ipython_display_(); form._ipython_display_()
-    assert calls == [1]
-
-
-@pytest.fixture
-def ip_shell():
-    from IPython.core.interactiveshell import InteractiveShell
-    return InteractiveShell.instance()
-
-
 def test_form_with_nothing_enabled_builds_nothing():
     form = LoggerForm()
     form.button.click()
