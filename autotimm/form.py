@@ -31,7 +31,7 @@ def _parse(kind, value):
     value = value.strip()
     if not value: return None
     if kind == "int":
-        if not re.fullmatch(r"[+-]?\d+", value): raise ValueError(f"{value!r} is not a whole number")
+        if not re.fullmatch(r"[+-]?\d+", value): raise ValueError("not a whole number")
         return int(value)
     if kind == "list": return [t.strip() for t in value.split(",") if t.strip()]
     if kind == "dict":
@@ -56,6 +56,7 @@ def _plain(msg:str, name:str=None)->str:
     msg = re.sub(r"^LoggerConfig\('\w+'\): ", "", msg)
     msg = re.sub(r"params\['(\w+)'\]", r"\1", msg)
     if name: msg = re.sub(rf"^{re.escape(name)}\b\s*", "", msg)
+    msg = re.sub(r"^'[^']*' (?=[a-z])", "", msg)  # the value typed: it stands right beside the message
     msg = re.sub(rf"\b([Ll])eave ({re.escape(name)}|it) out" if name else r"\b([Ll])eave (it) out", r"\1eave it empty", msg)
     msg = re.sub(r"must be >= (\S+), got (\S+)", r"must be \1 or more, not \2", msg)
     msg = re.sub(r"^missing required param\(s\) .*", "required", msg)
@@ -91,9 +92,10 @@ def _slot(text:str="", error:bool=False)->str:
 
 def _row(label:str, w, slot)->widgets.HBox:
     "Label, input, message slot: fixed widths and height, so a message never moves the input."
-    w.layout.width = "auto" if isinstance(w, widgets.Checkbox) else "260px"
-    slot.layout = widgets.Layout(width="440px", height="32px", margin="0 0 0 8px", overflow="hidden")
-    return widgets.HBox([widgets.Label(label, layout=widgets.Layout(width="190px", min_width="190px")), w, slot],
+    w.layout.width = "auto" if isinstance(w, widgets.Checkbox) else "240px"
+    w.layout.flex = "0 0 auto"
+    slot.layout = widgets.Layout(flex="1 1 0%", min_width="160px", max_height="32px", margin="0 0 0 8px", overflow="hidden")
+    return widgets.HBox([widgets.Label(label, layout=widgets.Layout(width="180px", min_width="180px")), w, slot],
                         layout=widgets.Layout(height="36px", align_items="center"))
 
 class _Section:
@@ -195,7 +197,7 @@ class LoggerForm:
         self.widget = widgets.VBox([widgets.HTML("<b>autotimm loggers</b> — enable backends, fill the fields (* = required)"),
                                     _row("root folder", self.root, self.root_slot)]
                                    + [s.widget for s in self.sections.values()] + [self.button, self.status, self.code_area],
-                                   layout=widgets.Layout(width="940px"))
+                                   layout=widgets.Layout(width="100%", max_width="940px"))
         self.widget.add_class("autotimm-form")
         for cfg in configs or []: self.sections[cfg.backend].prefill(cfg)
         self.root.observe(self._root_changed, "value")
@@ -207,7 +209,7 @@ class LoggerForm:
 
     def _validate(self):
         root = self.root.value.strip()
-        self.root_slot.value = _slot(f"every local folder goes under it: %autotimm runs {root} lists the runs" if root
+        self.root_slot.value = _slot(f"all local folders go under it; %autotimm runs {root} lists every run" if root
                                      else "empty: each backend's own default folder")
         return {b: m for b, s in self.sections.items() if (m := s.validate())}
 
