@@ -5,19 +5,62 @@
 # %% ../nbs/14_magics.ipynb #fa2d8dd7
 from __future__ import annotations
 
+import re
 import shlex
 import sys
+from pathlib import Path
 
 from IPython.core.magic import Magics, line_magic, magics_class
 
 # %% auto #0
-__all__ = ['USAGE', 'run_magic', 'error_line', 'AutotimmMagics', 'load_ipython_extension']
+__all__ = ['USAGE', 'runs_table', 'run_magic', 'error_line', 'AutotimmMagics', 'load_ipython_extension']
+
+# %% ../nbs/14_magics.ipynb #b7a1c0d1
+def _round(col, digits:int=4):
+    "Numbers to `digits` decimals; '' where there is none."
+    import pandas as pd
+    num = pd.to_numeric(col, errors="coerce")
+    return num.round(digits).astype(object).where(num.notna(), "")
+
+def _duration(s)->str:
+    "Seconds as `m:ss` or `h:mm:ss`; '' when unknown."
+    if s is None or s != s: return ""
+    m, sec = divmod(int(round(s)), 60)
+    h, m = divmod(m, 60)
+    return f"{h}:{m:02d}:{sec:02d}" if h else f"{m}:{sec:02d}"
+
+def _short(loc, root:Path)->str:
+    "A run's location as few characters as still find it: relative to `root`, ids cut, time stamps out."
+    if not isinstance(loc, str) or not loc: return ""
+    head, _, tail = loc.partition(" ")
+    if head.startswith("sqlite:///"): head = head[len("sqlite:///"):]
+    if "://" not in head:
+        try: head = str(Path(head).resolve().relative_to(root.resolve()))
+        except ValueError: pass
+    short = f"{head} {tail}".strip()
+    short = re.sub(r"-\d{8}_\d{6}-", "-", short)
+    return re.sub(r"\b([0-9a-f]{8})[0-9a-f]{16,}\b", "\\1…", short)
+
+def runs_table(runs:"pandas.DataFrame", root=".")->"pandas.DataFrame":
+    "`find_runs(root)` made readable: date to the minute, duration as m:ss, short locations, 4 decimals."
+    from autotimm.backends import list_backends
+    df, root = runs.copy(), Path(root)
+    if df.empty: return df
+    df["date"] = df["date"].dt.strftime("%Y-%m-%d %H:%M").fillna("")
+    df["duration_s"] = df["duration_s"].map(_duration)
+    df = df.rename(columns={"duration_s": "duration"})
+    for b in list_backends():
+        if b in df.columns: df[b] = df[b].map(lambda l: _short(l, root))
+    df["status"] = df["status"].fillna("")
+    for c in ["best"] + [c for c in df.columns[5:] if c not in list_backends()]: df[c] = _round(df[c])
+    return df
 
 # %% ../nbs/14_magics.ipynb #ba85fcb1
 USAGE = """%autotimm COMMAND [ARGS]
 
-  %autotimm loggers        a form to configure TensorBoard, CSV, W&B and MLflow loggers
-  %autotimm runs [DIR]     a table of the runs under DIR (default: .): backend, name, version, last metrics
+  %autotimm loggers        a form to configure every backend's logger, their folders under one root
+  %autotimm runs [DIR]     a table of the runs under DIR (default: .): one row per run with date, status, duration,
+                           best value, where each backend keeps it, last metrics (full values: autotimm.find_runs(DIR))
   %autotimm cm [RUN]       the latest confusion matrix of RUN (a run folder; default: the newest under .)
   %autotimm help           this help
 """
@@ -31,9 +74,10 @@ def run_magic(line:str):
         return LoggerForm()
     if cmd == "runs":
         from autotimm.runs import find_runs
-        runs = find_runs(rest[0] if rest else ".")
-        if runs.empty: print(f"no runs found under {rest[0] if rest else '.'}")
-        return runs
+        where = rest[0] if rest else "."
+        runs = find_runs(where)
+        if runs.empty: print(f"no runs found under {where}")
+        return runs_table(runs, where)
     if cmd == "cm":
         from autotimm.confusion import show_confusion_matrix
         return show_confusion_matrix(rest[0] if rest else ".")
@@ -55,5 +99,8 @@ class AutotimmMagics(Magics):
 AutotimmMagics.autotimm.__doc__ = USAGE  # what `%autotimm?` shows
 
 def load_ipython_extension(ipython):
-    "Register `%autotimm` (called by `%load_ext autotimm`)."
+    "Register `%autotimm` (called by `%load_ext autotimm`); in Colab, enable its widget manager for the widgets to come."
     ipython.register_magics(AutotimmMagics)
+    if "google.colab" in sys.modules:  # the form's module is only imported where it is needed
+        from autotimm.form import enable_colab_widgets
+        enable_colab_widgets()

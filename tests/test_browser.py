@@ -96,41 +96,87 @@ def run_all(page, url):
 
 
 def test_form_in_jupyterlab_in_chromium(lab, tmp_path):
+    "Type as a user: a message appears beside its field without moving the input, goes when fixed; 'abc' is refused; Build."
     from playwright.sync_api import sync_playwright
-    exe = ensure_chromium()
     SCREENSHOTS.mkdir(exist_ok=True)
+    shots = []
+    def shot(page, name):
+        page.screenshot(path=str(tmp_path / name), full_page=True)
+        shots.append(name)
     with sync_playwright() as p:
-        browser = p.chromium.launch(executable_path=exe, args=[
-            "--no-sandbox", "--disable-gpu", "--disable-background-networking", "--disable-component-update",
-            "--disable-sync", "--no-first-run"])
+        b = browser(p)
         try:
-            page = browser.new_page(viewport={"width": 1280, "height": 1400})
-            page.goto(lab)
-            # the kernel is ready when its name shows in the toolbar (the idle dot shows earlier)
-            page.locator(".jp-Toolbar-kernelName").filter(has_text="Python 3").wait_for(timeout=60_000)
-            page.locator(".jp-Notebook").click()
-            page.locator(".lm-MenuBar-item", has_text="Run").click()
-            page.locator(".lm-Menu-item:visible", has_text="Run All Cells").first.click()
-            form = page.locator(".widget-vbox", has_text="autotimm loggers").first
+            page = b.new_page(viewport={"width": 1280, "height": 1400})
+            run_all(page, lab)
+            form = page.locator(".autotimm-form").first
             form.wait_for(timeout=60_000)
-            # enable W&B, fill the project and tags, build
+            no_news = page.locator(".jp-toast-button", has_text="No")  # JupyterLab's "get news?" question
+            if no_news.count(): no_news.first.click()
+            section = lambda name: form.locator(".widget-vbox").filter(has=page.locator(".widget-checkbox", has_text=name)).last
+            def row(sec, label): return section(sec).locator(".widget-hbox").filter(has=page.get_by_text(label, exact=True))
+            def message(sec, label, present=True, says=""):
+                "The error beside a field, once one that `says` this shows (or once it is gone)."
+                err = row(sec, label).locator(".autotimm-error", has_text=says)
+                err.wait_for(state="visible" if present else "detached", timeout=15_000)
+                return err.inner_text() if present else ""
+            # the root folder at the top says where everything goes
+            assert "%autotimm runs runs" in form.locator(".widget-hbox", has_text="root folder").inner_text()
+            # CSV: a number field refuses 'abc' and '-5' beside it, keeps what was typed, and the input does not move
+            form.locator(".widget-checkbox", has_text="csv").locator("input").check()
+            n = row("csv", "flush_logs_every_n_steps").locator("input")
+            n.wait_for()
+            before = n.bounding_box()
+            n.fill("abc")
+            abc = message("csv", "flush_logs_every_n_steps")
+            after = n.bounding_box()
+            kept = n.input_value()
+            shot(page, "form_number_refused.png")
+            n.fill("-5")
+            minus = message("csv", "flush_logs_every_n_steps", says="-5")
+            n.fill("50")
+            fixed = message("csv", "flush_logs_every_n_steps", present=False)  # no message of any kind
+            # MLflow: 'required' beside experiment_name; Build refuses; fixing the field clears both
+            form.locator(".widget-checkbox", has_text="mlflow").locator("input").check()
+            required = message("mlflow", "experiment_name *")
+            form.locator("button", has_text="Build configs").click()
+            status = form.locator(".autotimm-error", has_text="Not built")
+            status.wait_for(timeout=15_000)
+            not_built = status.inner_text()
+            shot(page, "form_required.png")
+            row("mlflow", "experiment_name *").locator("input").fill("exp")
+            message("mlflow", "experiment_name *", present=False)
+            status.wait_for(state="detached", timeout=15_000)
+            # the backend's own rule on tracking_uri, beside tracking_uri
+            uri = row("mlflow", "tracking_uri").locator("input")
+            uri.fill("file:///tmp/mlruns")
+            uri_msg = message("mlflow", "tracking_uri")
+            shot(page, "form_tracking_uri.png")
+            uri.fill("")
+            message("mlflow", "tracking_uri", present=False)
+            # W&B: fill, build, see the code; then an edit makes the build stale
             form.locator(".widget-checkbox", has_text="wandb").locator("input").check()
-            wandb = form.locator(".widget-vbox").filter(has=page.locator(".widget-checkbox", has_text="wandb")).last
-            row = lambda label: wandb.locator(".widget-hbox").filter(has=page.get_by_text(label, exact=True))
-            row("project *").locator("input").fill("browser-project")
-            row("tags").locator("input").fill("resnet, cifar10")
-            row("tags").locator("input").press("Tab")
+            row("wandb", "project *").locator("input").fill("browser-project")
+            row("wandb", "tags").locator("input").fill("resnet, cifar10")
+            row("wandb", "tags").locator("input").press("Tab")
+            message("wandb", "project *", present=False)
             form.locator("button", has_text="Build configs").click()
             code = form.locator("textarea")
             deadline = time.time() + 30
             while "browser-project" not in code.input_value() and time.time() < deadline: time.sleep(0.2)
             text = code.input_value()
-            page.screenshot(path=str(SCREENSHOTS / "logger_form.png"), full_page=True)
-            shutil.copy(SCREENSHOTS / "logger_form.png", tmp_path / "logger_form.png")
+            shot(page, "form_built.png")
+            row("wandb", "notes").locator("input").fill("changed")
+            form.get_by_text("Changed since the last build").wait_for(timeout=15_000)
+            stale_code_hidden = not code.is_visible()
         finally:
-            browser.close()
+            b.close()
+    for name in shots: shutil.copy(tmp_path / name, SCREENSHOTS / name)
+    assert abc == "⚠ Not a whole number" and kept == "abc" and minus == "⚠ Must be 1 or more, not -5" and fixed == ""
+    assert after == before  # the message has its own slot: the input stays where it was
+    assert required == "⚠ Required" and "mlflow experiment_name: Required" in not_built
+    assert uri_msg.startswith("⚠ Uses MLflow's file store") and "Leave it empty" in uri_msg and "params[" not in uri_msg
     assert "LoggerConfig(backend='wandb', params={'project': 'browser-project', 'tags': ['resnet', 'cifar10']" in text
-    assert form is not None and (SCREENSHOTS / "logger_form.png").stat().st_size > 10_000
+    assert "'save_dir': 'runs/wandb'" in text and "'save_dir': 'runs/mlruns'" in text and stale_code_hidden
 
 
 TUTORIALS = Path(__file__).parent.parent / "nbs" / "tutorials"

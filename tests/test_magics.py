@@ -1,8 +1,11 @@
 """`%load_ext autotimm` in a real IPython shell, each magic run and its output checked."""
+import re
+
 import pytest
 from IPython.core.interactiveshell import InteractiveShell
+from pytorch_lightning import Callback
 
-from autotimm import AutoTrainer, ImageClassifier, ImageDataModule, LoggerConfig, LoggerForm, LoggingConfig
+from autotimm import AutoTrainer, ImageClassifier, ImageDataModule, LoggerConfig, LoggerForm, LoggingConfig, find_runs
 
 
 @pytest.fixture(scope="module")
@@ -12,30 +15,68 @@ def ip():
     yield shell
 
 
-@pytest.fixture
-def run_dir(workdir):
+def backends(root, only=("csv", "tensorboard", "mlflow", "wandb")):
+    "Every local backend's logger, each in its folder under `root`."
+    cfgs = {"csv": LoggerConfig("csv", {"save_dir": f"{root}/csv", "name": "exp"}),
+            "tensorboard": LoggerConfig("tensorboard", {"save_dir": f"{root}/tb", "name": "exp"}),
+            "mlflow": LoggerConfig("mlflow", {"experiment_name": "exp", "save_dir": f"{root}/mlruns"}),
+            "wandb": LoggerConfig("wandb", {"project": "exp", "save_dir": f"{root}/wandb", "offline": True})}
+    return [cfgs[b] for b in only]
+
+
+class Interrupt(Callback):
+    "Ctrl-C in the second epoch."
+    def on_train_batch_end(self, trainer, *args):
+        if trainer.current_epoch == 1 and trainer.global_step >= 3: raise KeyboardInterrupt
+
+
+def train(run_name, loggers, interrupt=False):
+    "Two epochs of test_resnet on the digits at 32 px (interrupted in the second), logging the confusion matrix."
     model = ImageClassifier(backbone="test_resnet", num_classes=10, pretrained=False,
                             logging_config=LoggingConfig(log_confusion_matrix=True))
-    trainer = AutoTrainer(max_epochs=1, enable_progress_bar=False, limit_train_batches=4, logger=[
-        LoggerConfig("csv", {"save_dir": "runs/csv", "name": "exp"}), LoggerConfig("tensorboard", {"save_dir": "runs/tb", "name": "exp"}),
-        LoggerConfig("mlflow", {"experiment_name": "exp", "save_dir": "runs/mlruns", "run_name": "r1"}),
-        LoggerConfig("wandb", {"project": "exp", "name": "w1", "save_dir": "runs/wandb", "offline": True})])
-    trainer.fit(model, datamodule=ImageDataModule(dataset_name="digits", image_size=16, batch_size=32))
+    trainer = AutoTrainer(max_epochs=2, logger=loggers, run_name=run_name, checkpoint_monitor="val/loss", live=False,
+                          callbacks=[Interrupt()] if interrupt else [], enable_progress_bar=False, enable_model_summary=False,
+                          limit_train_batches=2, limit_val_batches=1)
+    try: trainer.fit(model, datamodule=ImageDataModule(dataset_name="digits", image_size=32, batch_size=32))
+    except KeyboardInterrupt: pass
     import wandb; wandb.finish()
     return trainer
 
 
-def test_runs_magic_lists_every_backend(ip, run_dir):
-    runs = ip.run_line_magic("autotimm", "runs runs")
-    assert sorted(runs["backend"]) == ["csv", "mlflow", "tensorboard", "wandb"]
-    assert set(runs["name"]) >= {"exp", "r1", "w1"}
-    val = run_dir.callback_metrics["val/loss"].item()
-    assert runs["val/loss"].tolist() == pytest.approx([val] * 4, rel=1e-5)
+@pytest.fixture
+def run_dir(workdir):
+    return train("done", backends("runs"))
+
+
+def test_runs_magic_shows_one_row_per_run_readably(ip, run_dir):
+    train("stopped", backends("runs", only=("csv", "tensorboard", "mlflow")), interrupt=True)
+    table = ip.run_line_magic("autotimm", "runs runs")
+    assert list(table.columns[:9]) == ["run", "date", "status", "duration", "best", "csv", "mlflow", "tensorboard", "wandb"]
+    done, stopped = (table.set_index("run").loc[r] for r in ("done", "stopped"))
+    assert done["status"] == "finished" and stopped["status"] == "interrupted"  # an interrupted run does not look finished
+    assert re.fullmatch(r"\d{4}-\d\d-\d\d \d\d:\d\d", done["date"]) and re.fullmatch(r"\d+:\d\d", done["duration"])
+    assert done["csv"] == "csv/exp/done" and done["tensorboard"] == "tb/exp/done"  # where, relative to the folder asked about
+    assert re.fullmatch(r"mlruns/mlflow\.db run [0-9a-f]{8}…", done["mlflow"]) and re.fullmatch(r"wandb/wandb/offline-run-\w+", done["wandb"])
+    assert stopped["wandb"] == ""  # no W&B record for that run
+    best = min(float(r["val/loss"]) for r in __import__("csv").DictReader(open("runs/csv/exp/done/metrics.csv")) if r["val/loss"])
+    assert done["best"] == pytest.approx(best, abs=1e-4)
+    assert done["val/loss"] == pytest.approx(run_dir.callback_metrics["val/loss"].item(), abs=1e-4)
+    media = [c for c in table.columns if "confusion" in c or c.endswith(("/height", "/width", "/count", "/format"))]
+    assert media == [] and set(table.columns[9:]) == {"train/loss", "val/loss"}  # media never appear as metrics
+    raw = find_runs("runs")  # the full values stay one call away
+    assert raw.set_index("run").loc["done", "csv"].endswith("runs/csv/exp/done") and not any("confusion" in c for c in raw.columns)
+
+
+@pytest.mark.xfail(strict=True, reason="an interrupted W&B run reads back as 'running' (alone) or 'failed' "
+                   "(exit_code 1, beside other backends): request to 00b_backends")
+def test_an_interrupted_wandb_run_reads_back_as_interrupted(workdir):
+    train("stopped", backends("runs", only=("wandb",)), interrupt=True)
+    assert find_runs("runs").loc[0, "status"] == "interrupted"
 
 
 def test_cm_magic_shows_the_latest_matrix(ip, run_dir):
     fig = ip.run_line_magic("autotimm", "cm runs/csv")
-    assert fig.axes[0].get_title().startswith("Confusion matrix, epoch 1")
+    assert fig.axes[0].get_title().startswith("Confusion matrix, epoch 2")
 
 
 def test_loggers_magic_gives_a_form(ip):
@@ -63,3 +104,40 @@ def test_errors_are_one_line(ip, workdir, capsys):
     ip.run_line_magic("autotimm", "cm nowhere")
     err = capsys.readouterr().err
     assert err.startswith("%autotimm cm: no stored confusion matrix") and err.count("\n") == 1 and "Traceback" not in err
+
+
+@pytest.fixture
+def fake_colab(monkeypatch):
+    "A stand-in `google.colab` whose only part is the call autotimm makes; the calls it got."
+    import sys, types
+    import autotimm.form as form_mod
+    calls = []
+    colab = types.ModuleType("google.colab")
+    colab.output = types.SimpleNamespace(enable_custom_widget_manager=lambda: calls.append("enabled"))
+    monkeypatch.setitem(sys.modules, "google.colab", colab)
+    monkeypatch.setattr(form_mod, "_colab_widgets_on", False)
+    return calls
+
+
+def test_in_colab_load_ext_enables_the_custom_widget_manager_once(ip, fake_colab):
+    ip.run_line_magic("reload_ext", "autotimm")  # what `%load_ext autotimm` runs
+    assert fake_colab == ["enabled"]  # before any widget is shown
+    ip.run_line_magic("autotimm", "loggers")._ipython_display_()
+    LoggerForm()._ipython_display_()
+    ip.run_line_magic("reload_ext", "autotimm")
+    assert fake_colab == ["enabled"]
+
+
+def test_in_colab_a_form_shown_first_enables_it(fake_colab):
+    LoggerForm()._ipython_display_()
+    LoggerForm()._ipython_display_()
+    assert fake_colab == ["enabled"]
+
+
+def test_outside_colab_nothing_is_called(ip, monkeypatch):
+    import sys
+    import autotimm.form as form_mod
+    monkeypatch.delitem(sys.modules, "google.colab", raising=False)
+    monkeypatch.setattr(form_mod, "_colab_widgets_on", False)
+    ip.run_line_magic("reload_ext", "autotimm")
+    assert form_mod.enable_colab_widgets() is False and form_mod._colab_widgets_on is False

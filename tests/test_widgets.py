@@ -25,7 +25,7 @@ def test_form_builds_the_configs_a_user_filled_in():
     form.button.click()
     assert form.configs == [
         LoggerConfig("mlflow", {"experiment_name": "exp1", "tracking_uri": "http://127.0.0.1:5000",
-                                "tags": {"env": "dev", "team": "vision"}, "save_dir": "mlruns"}),
+                                "tags": {"env": "dev", "team": "vision"}, "save_dir": "runs/mlruns"}),
         LoggerConfig("tensorboard", {"save_dir": "logs/tb", "name": "lightning_logs", "log_graph": False,
                                      "default_hp_metric": False}),
     ]
@@ -36,19 +36,95 @@ def test_form_builds_the_configs_a_user_filled_in():
     assert ns["loggers"] == form.configs
 
 
-def test_invalid_fields_show_the_message_beside_the_field_and_build_nothing():
+def error(form, backend, name):
+    "The message a user sees beside a field: '' when there is none (a grey help line is no error)."
+    import re
+    html = form.sections[backend].errors[name].value
+    return re.sub(r"<[^>]+>", "", html).replace("&#x27;", "'").removeprefix("⚠ ") if "autotimm-error" in html else ""
+
+
+def test_invalid_fields_show_a_plain_message_beside_the_field_and_build_nothing():
     form = LoggerForm()
     form.sections["wandb"].enabled.value = True
-    assert "missing required param(s) &#x27;project&#x27;" in form.sections["wandb"].errors["project"].value
+    assert error(form, "wandb", "project") == "Required"
     field(form, "wandb", "project").value = "p"
-    assert form.sections["wandb"].errors["project"].value == ""
+    assert error(form, "wandb", "project") == ""
     form.sections["csv"].enabled.value = True
     field(form, "csv", "save_dir").value = ""
-    assert "save_dir" in form.sections["csv"].errors["save_dir"].value
+    assert error(form, "csv", "save_dir") == "Required"
     form.button.click()
-    assert form.configs is None and "missing required param" in form.status.value
+    assert form.configs is None and "Not built: fix the fields marked ⚠: csv save_dir: Required" in form.status.value
     assert form.code_area.layout.display == "none"
-    with pytest.raises(ValueError, match="'save_dir'"): form.to_configs()
+    with pytest.raises(ValueError, match="csv save_dir: Required"): form.to_configs()
+
+
+def test_the_tracking_uri_message_stands_beside_tracking_uri():
+    form = LoggerForm()
+    form.sections["mlflow"].enabled.value = True
+    field(form, "mlflow", "experiment_name").value = "exp"
+    field(form, "mlflow", "tracking_uri").value = "file:///tmp/mlruns"
+    msg = error(form, "mlflow", "tracking_uri")
+    assert msg.startswith("Uses MLflow's file store, which MLflow 3 refuses. Leave it empty") and "Leave it empty" in msg
+    assert "params[" not in msg and "LoggerConfig(" not in msg
+    assert form.sections["mlflow"].message.value == "" and error(form, "mlflow", "save_dir") == ""
+    field(form, "mlflow", "tracking_uri").value = "http://127.0.0.1:5000"
+    assert error(form, "mlflow", "tracking_uri") == ""
+
+
+def test_a_build_error_goes_as_soon_as_the_field_is_fixed_and_a_build_goes_stale_on_any_edit():
+    form = LoggerForm()
+    form.sections["mlflow"].enabled.value = True
+    form.button.click()
+    assert "Not built" in form.status.value and "experiment_name" in form.status.value
+    field(form, "mlflow", "experiment_name").value = "exp"  # fixed: the build error is gone
+    assert form.status.value == "" and error(form, "mlflow", "experiment_name") == ""
+    form.button.click()
+    assert "Built 1 config" in form.status.value and "experiment_name='exp'" not in form.code_area.value
+    assert "'experiment_name': 'exp'" in form.code_area.value and form.configs
+    field(form, "mlflow", "run_name").value = "r2"  # any edit: the built configs and code no longer match
+    assert "Built" not in form.status.value and "Changed since the last build" in form.status.value
+    assert form.configs is None and form.code_area.value == "" and form.code_area.layout.display == "none"
+    form.button.click()
+    assert "'run_name': 'r2'" in form.code_area.value
+    field(form, "mlflow", "experiment_name").value = ""  # made invalid: no "Built" either
+    assert "Built" not in form.status.value and form.configs is None and form.code_area.layout.display == "none"
+    assert error(form, "mlflow", "experiment_name") == "Required"
+
+
+@pytest.mark.parametrize("typed, says", [("abc", "Not a whole number"), ("1.5", "Not a whole number"),
+                                         ("-5", "Must be 1 or more, not -5"), ("0", "Must be 1 or more, not 0")])
+def test_a_number_field_refuses_a_bad_value_and_keeps_what_was_typed(typed, says):
+    form = LoggerForm()
+    form.sections["csv"].enabled.value = True
+    n = field(form, "csv", "flush_logs_every_n_steps")
+    n.value = typed
+    assert error(form, "csv", "flush_logs_every_n_steps") == says
+    assert n.value == typed  # never silently another number
+    with pytest.raises(ValueError, match=f"csv flush_logs_every_n_steps: {says}"): form.to_configs()
+    n.value = "50"
+    assert error(form, "csv", "flush_logs_every_n_steps") == "" and form.to_configs()[0].params["flush_logs_every_n_steps"] == 50
+
+
+def test_every_local_folder_goes_under_the_root_and_runs_lists_them_all(workdir):
+    form = LoggerForm()
+    folders = {b: field(form, b, "save_dir").value for b in form.sections}
+    assert folders == {"tensorboard": "runs/tb", "csv": "runs/csv", "wandb": "runs/wandb", "mlflow": "runs/mlruns", "comet": "runs/comet"}
+    assert "%autotimm runs runs lists every run" in form.root_slot.value
+    field(form, "csv", "save_dir").value = "mine"  # typed by hand: kept when the root changes
+    form.root.value = "exp"
+    assert field(form, "tensorboard", "save_dir").value == "exp/tb" and field(form, "csv", "save_dir").value == "mine"
+    assert "%autotimm runs exp" in form.root_slot.value
+    field(form, "csv", "save_dir").value = "exp/csv"
+    for b in ("tensorboard", "csv", "mlflow", "wandb"): form.sections[b].enabled.value = True
+    field(form, "mlflow", "experiment_name").value = "e"
+    field(form, "wandb", "project").value = "p"
+    trainer = AutoTrainer(max_epochs=1, logger=form, live=False, enable_progress_bar=False, enable_model_summary=False,
+                          limit_train_batches=2, limit_val_batches=1, run_name="under-root")
+    trainer.fit(ImageClassifier(backbone="test_resnet", num_classes=10, pretrained=False),
+                datamodule=ImageDataModule(dataset_name="digits", image_size=32, batch_size=32))
+    from autotimm import find_runs
+    runs = find_runs("exp")
+    assert len(runs) == 1 and all(isinstance(runs.loc[0, b], str) for b in ("tensorboard", "csv", "mlflow", "wandb"))
 
 
 def test_form_with_nothing_enabled_builds_nothing():
@@ -61,7 +137,7 @@ def test_form_prefill_manager_and_trainer(workdir):
     cfgs = [LoggerConfig("csv", {"save_dir": "logs", "name": "n", "flush_logs_every_n_steps": 5}),
             LoggerConfig("wandb", {"project": "p", "tags": ["a", "b"], "offline": True})]
     form = LoggerForm(configs=cfgs)
-    assert form.to_configs() == [cfgs[0], LoggerConfig("wandb", {"project": "p", "tags": ["a", "b"], "save_dir": ".", "offline": True})]
+    assert form.to_configs() == [cfgs[0], LoggerConfig("wandb", {"project": "p", "tags": ["a", "b"], "save_dir": "runs/wandb", "offline": True})]
     assert [lightning_class(l).__name__ for l in form.to_manager()] == ["CSVLogger", "WandbLogger"]
     t = AutoTrainer(max_epochs=1, logger=form, enable_progress_bar=False)
     assert [lightning_class(l).__name__ for l in t.loggers] == ["CSVLogger", "WandbLogger"]
