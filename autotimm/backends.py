@@ -386,8 +386,9 @@ class CSVBackend(Backend):
 
 register_backend(CSVBackend())
 
-# %% ../nbs/00b_backends.ipynb #3dd0a43d
+# %% ../nbs/00b_backends.ipynb #891e7210
 _WANDB_ID = r"[^/\\#?%:\s]{1,64}"
+_WANDB_EXIT = {"success": 0, "interrupted": 130, "failed": 1}  # 130: the shell's code for a run stopped by Ctrl-C
 
 class WandbBackend(Backend):
     name, title, logger_class, package, extra = "wandb", "W&B", "WandbLogger", "wandb", "wandb"
@@ -449,7 +450,7 @@ class WandbBackend(Backend):
         return str(d), (f"wandb sync {d}" if "offline-run" in d.name else getattr(exp, "url", "") or "")
     def close(self, logger, status="success"):
         if getattr(logger, "_experiment", None) is None: return None
-        logger.experiment.finish(exit_code=0 if status == "success" else 1)
+        logger.experiment.finish(exit_code=_WANDB_EXIT[status])
         return "run finished"
     def resume_params(self, ids, step=None):
         run_id = ids.get("run_id") or ids.get("id")
@@ -488,7 +489,7 @@ class WandbBackend(Backend):
             points += [(step, k, v) for k, v in row.items()
                        if isinstance(v, (int, float)) and step is not None and not k.startswith(media or ("\0",))]
         cfg = {k: (v["value"] if isinstance(v, dict) and set(v) == {"value"} else v) for k, v in w["config"].items() if not k.startswith("_")}
-        status = "running" if w["exit_code"] is None else ("finished" if w["exit_code"] == 0 else "failed")
+        status = "running" if w["exit_code"] is None else {0: "finished", 130: "interrupted"}.get(w["exit_code"], "failed")
         return {"name": w["name"], "location": str(d), "points": points, "hparams": cfg, "status": status,
                 "confusion_matrices": counts_from_files(sorted(f for p in parts for f in (p/"files"/"val_confusion_matrix").glob("epoch_*.json")))}
 
@@ -580,9 +581,8 @@ class MLflowBackend(Backend):
         if not uri: return
         scheme = urlparse(uri).scheme
         if scheme == "file":
-            raise ValueError(f"{owner}: tracking_uri {mask_secrets(uri)!r} uses MLflow's file store, which MLflow 3 "
-                             "refuses. Leave tracking_uri out (runs go to a local sqlite store under save_dir) "
-                             "or pass an http(s):// or sqlite:/// URI.")
+            raise ValueError(f"{owner}: tracking_uri uses MLflow's file store, which MLflow 3 refuses. Leave tracking_uri empty "
+                             f"(a local sqlite store under save_dir) or use http(s):// or sqlite:/// (got {mask_secrets(uri)!r})")
         if scheme not in _MLFLOW_SCHEMES:
             raise ValueError(f"{owner}: params['tracking_uri'] {mask_secrets(uri)!r} is no MLflow tracking URI; "
                              f"use one of {', '.join(s + '://' for s in _MLFLOW_SCHEMES)} or leave it out")

@@ -13,6 +13,7 @@ import ipywidgets as widgets
 from IPython.display import Image, display
 
 from .backends import backend_of
+from .utils import enable_colab_widgets
 from .plots import confusion_matrix_png, plot_confusion_matrix, png_size
 
 # %% auto #0
@@ -88,5 +89,6 @@ class ConfusionMatrixViewer:
         if self.static is not None: self.static.update(Image(png))
 
     def _ipython_display_(self):
+        enable_colab_widgets()
         display(self.widget)
         self.static = display(Image(self.image.value), display_id=True)  # what a saved notebook shows without the widget

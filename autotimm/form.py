@@ -16,9 +16,10 @@ from IPython.display import display
 from .backends import get_backend, list_backends
 from .config import LoggerConfig
 from .loggers import LoggerManager
+from .utils import enable_colab_widgets
 
 # %% auto #0
-__all__ = ['form_fields', 'enable_colab_widgets', 'LoggerForm']
+__all__ = ['form_fields', 'LoggerForm']
 
 # %% ../nbs/12_form.ipynb #429bbec1
 def form_fields(backend:str)->list:
@@ -66,18 +67,6 @@ def _field_named(msg:str, names)->str|None:
     "The first of `names` that `msg` is about (named as a word), or None."
     hits = [(m.start(), n) for n in names if (m := re.search(rf"(?<![\w.]){re.escape(n)}(?!\w)", msg))]
     return min(hits)[1] if hits else None
-
-# %% ../nbs/12_form.ipynb #f1e1d7a5
-_colab_widgets_on = False
-
-def enable_colab_widgets()->bool:
-    "In Colab, enable its custom widget manager (ipywidgets 8 needs it) once per kernel; True when it was enabled now."
-    global _colab_widgets_on
-    if _colab_widgets_on or "google.colab" not in sys.modules: return False
-    from google.colab import output
-    output.enable_custom_widget_manager()
-    _colab_widgets_on = True
-    return True
 
 # %% ../nbs/12_form.ipynb #69f2b721
 _ERROR, _HELP = "autotimm-error", "autotimm-help"

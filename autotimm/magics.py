@@ -12,6 +12,8 @@ from pathlib import Path
 
 from IPython.core.magic import Magics, line_magic, magics_class
 
+from .utils import enable_colab_widgets
+
 # %% auto #0
 __all__ = ['USAGE', 'runs_table', 'run_magic', 'error_line', 'AutotimmMagics', 'load_ipython_extension']
 
@@ -101,6 +103,4 @@ AutotimmMagics.autotimm.__doc__ = USAGE  # what `%autotimm?` shows
 def load_ipython_extension(ipython):
     "Register `%autotimm` (called by `%load_ext autotimm`); in Colab, enable its widget manager for the widgets to come."
     ipython.register_magics(AutotimmMagics)
-    if "google.colab" in sys.modules:  # the form's module is only imported where it is needed
-        from autotimm.form import enable_colab_widgets
-        enable_colab_widgets()
+    enable_colab_widgets()

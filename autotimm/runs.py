@@ -80,9 +80,9 @@ _STATUS_RANK = {"failed": 4, "interrupted": 3, "running": 2, "finished": 1, None
 def _keep(key:str)->bool: return key.startswith(SUMMARY_PREFIXES) or key in SUMMARY_KEYS
 
 def _best(run:Run):
-    "The best value of the run's checkpoint monitor (from its manifest), or None."
-    key, mode = run.hparams.get("training/monitor"), run.hparams.get("training/monitor_mode")
-    if not key or run.metrics.empty: return None
+    "The best value of the run's checkpoint monitor (from its manifest; `val/loss` when it had none), or None."
+    key, mode = run.hparams.get("training/monitor") or "val/loss", run.hparams.get("training/monitor_mode") or "min"
+    if run.metrics.empty: return None
     values = run.metrics[run.metrics["key"] == key]["value"]
     return None if values.empty else float(values.min() if mode == "min" else values.max())
 

@@ -15,7 +15,7 @@ from urllib.parse import urlparse
 
 # %% auto #0
 __all__ = ['SECRET_WORDS', 'closest', 'check_type', 'is_number', 'check_positive', 'is_secret', 'mask_secrets', 'mask_param',
-           'flatten', 'in_notebook', 'tcp_reachable']
+           'flatten', 'in_notebook', 'tcp_reachable', 'enable_colab_widgets']
 
 # %% ../nbs/00_utils.ipynb #7a194091
 def closest(name, choices)->str|None:
@@ -89,3 +89,15 @@ def tcp_reachable(url:str, timeout:float=3.0):
     u = urlparse(url)
     try: socket.create_connection((u.hostname, u.port or (443 if u.scheme == "https" else 80)), timeout=timeout).close()
     except OSError as e: return e
+
+# %% ../nbs/00_utils.ipynb #46d68106
+_colab_widgets_on = False
+
+def enable_colab_widgets()->bool:
+    "In Colab, enable its custom widget manager (ipywidgets 8 needs it) once per kernel; True when it was enabled now."
+    global _colab_widgets_on
+    if _colab_widgets_on or "google.colab" not in sys.modules: return False
+    from google.colab import output
+    output.enable_custom_widget_manager()
+    _colab_widgets_on = True
+    return True

@@ -18,7 +18,7 @@ CASES = [  # (id, callable, exception type, text the message must contain)
     ("wrong param type", lambda: LoggerConfig("tensorboard", {"save_dir": 3}), TypeError, "params['save_dir'] must be a path"),
     ("offline not bool", lambda: LoggerConfig("wandb", {"project": "p", "offline": "false"}), TypeError, "params['offline'] must be True or False"),
     ("flush interval 0", lambda: LoggerConfig("csv", {"save_dir": "l", "flush_logs_every_n_steps": 0}), ValueError, "must be >= 1"),
-    ("mlflow file: uri", lambda: LoggerConfig("mlflow", {"experiment_name": "e", "tracking_uri": "file:./mlruns"}), ValueError, "Leave tracking_uri out"),
+    ("mlflow file: uri", lambda: LoggerConfig("mlflow", {"experiment_name": "e", "tracking_uri": "file:./mlruns"}), ValueError, "Leave tracking_uri empty"),
     ("empty manager", lambda: LoggerManager(configs=[]), ValueError, "configs is empty"),
     ("strict not bool", lambda: LoggerConfig("csv", {"save_dir": "l"}, strict="yes"), TypeError, "strict must be True or False"),
     ("manager strict not bool", lambda: LoggerManager([LoggerConfig("csv", {"save_dir": "l"})], strict=1), TypeError, "strict must be True, False or None"),

@@ -174,7 +174,7 @@ def test_form_in_jupyterlab_in_chromium(lab, tmp_path):
     assert abc == "⚠ Not a whole number" and kept == "abc" and minus == "⚠ Must be 1 or more, not -5" and fixed == ""
     assert after == before  # the message has its own slot: the input stays where it was
     assert required == "⚠ Required" and "mlflow experiment_name: Required" in not_built
-    assert uri_msg.startswith("⚠ Uses MLflow's file store") and "Leave it empty" in uri_msg and "params[" not in uri_msg
+    assert uri_msg.startswith("⚠ Uses MLflow's file store") and "Leave tracking_uri empty" in uri_msg and "params[" not in uri_msg
     assert "LoggerConfig(backend='wandb', params={'project': 'browser-project', 'tags': ['resnet', 'cifar10']" in text
     assert "'save_dir': 'runs/wandb'" in text and "'save_dir': 'runs/mlruns'" in text and stale_code_hidden
 

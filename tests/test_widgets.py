@@ -64,7 +64,7 @@ def test_the_tracking_uri_message_stands_beside_tracking_uri():
     field(form, "mlflow", "experiment_name").value = "exp"
     field(form, "mlflow", "tracking_uri").value = "file:///tmp/mlruns"
     msg = error(form, "mlflow", "tracking_uri")
-    assert msg.startswith("Uses MLflow's file store, which MLflow 3 refuses. Leave it empty") and "Leave it empty" in msg
+    assert msg.startswith("Uses MLflow's file store, which MLflow 3 refuses.") and "Leave tracking_uri empty" in msg
     assert "params[" not in msg and "LoggerConfig(" not in msg
     assert form.sections["mlflow"].message.value == "" and error(form, "mlflow", "save_dir") == ""
     field(form, "mlflow", "tracking_uri").value = "http://127.0.0.1:5000"
