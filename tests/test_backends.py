@@ -11,12 +11,12 @@ from autotimm.delivery import lightning_class
 
 LIGHTNING = {"tensorboard": TensorBoardLogger, "csv": CSVLogger, "wandb": WandbLogger, "mlflow": MLFlowLogger,
              "comet": CometLogger}
-SEED_PARAMS = {  # the seed's per-backend params
+DOCUMENTED = {  # the per-backend params of AutoTimm's logging documentation
     "tensorboard": {"save_dir", "name", "version", "log_graph", "default_hp_metric"},
     "wandb": {"project", "name", "tags", "notes", "group", "job_type", "save_dir", "offline"},
     "mlflow": {"experiment_name", "tracking_uri", "run_name", "tags", "save_dir"},
     "csv": {"save_dir", "name", "version", "flush_logs_every_n_steps"},
-    "comet": {"project", "name", "save_dir", "tags"},  # not in the seed: autotimm's names, as for W&B
+    "comet": {"project", "name", "save_dir", "tags"},  # not in AutoTimm: autotimm's names, as for W&B
 }
 
 
@@ -26,10 +26,10 @@ def _init_params(cls):
 
 
 @pytest.mark.parametrize("name", list_backends())
-def test_accepted_params_are_the_seeds_plus_lightnings(name):
+def test_accepted_params_are_the_documented_ones_plus_lightnings(name):
     accepted = set(get_backend(name).param_names)
     lightning = _init_params(LIGHTNING[name])
-    assert SEED_PARAMS[name] <= accepted and lightning <= accepted
+    assert DOCUMENTED[name] <= accepted and lightning <= accepted
     extra = set()  # what the Lightning logger forwards through **kwargs
     if name == "wandb":
         import wandb
@@ -40,7 +40,7 @@ def test_accepted_params_are_the_seeds_plus_lightnings(name):
     if name == "comet":
         import comet_ml
         extra = set(inspect.signature(comet_ml.ExperimentConfig).parameters)
-    assert accepted <= SEED_PARAMS[name] | lightning | extra, accepted - (SEED_PARAMS[name] | lightning | extra)
+    assert accepted <= DOCUMENTED[name] | lightning | extra, accepted - (DOCUMENTED[name] | lightning | extra)
 
 
 @pytest.mark.parametrize("name,params", [
