@@ -11,6 +11,7 @@ import re
 import signal
 import threading
 import warnings
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import pytorch_lightning as pl
@@ -88,8 +89,12 @@ class StandIn(DeliveryMixin, Logger):
     def save(self, *args, **kwargs): return self.real.save(*args, **kwargs)  # the real logger's, guarded: skipped while its backend is down
 
 def start_loggers(loggers)->list:
-    "The loggers for a trainer: each guarded one whose run cannot start is replaced by its `StandIn` (placed last)."
-    out = [StandIn(l) if delivery_of(l) is not None and not delivery_of(l).start() else l for l in loggers]
+    "The loggers for a trainer, their runs started together; each guarded one whose run cannot start is replaced by its `StandIn` (placed last)."
+    guarded = [l for l in loggers if delivery_of(l) is not None]
+    # W&B's service process, MLflow's store and Comet's experiment each take a second or so to start: in parallel
+    with ThreadPoolExecutor(max_workers=max(1, len(guarded)), thread_name_prefix="autotimm-start") as pool:
+        started = dict(zip(map(id, guarded), pool.map(lambda l: delivery_of(l).start(), guarded)))
+    out = [StandIn(l) if not started.get(id(l), True) else l for l in loggers]
     return [l for l in out if not isinstance(l, StandIn)] + [l for l in out if isinstance(l, StandIn)]
 
 # %% ../nbs/09_trainer.ipynb #b0947c74
