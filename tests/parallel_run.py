@@ -7,6 +7,7 @@ import argparse
 import json
 import os
 import sys
+import time
 
 os.environ.setdefault("WANDB_MODE", "offline")
 os.environ.setdefault("WANDB_SILENT", "true")
@@ -29,10 +30,12 @@ if __name__ == "__main__":
     ap.add_argument("--save-dir", default=None)
     ap.add_argument("--epochs", type=int, default=2)
     ap.add_argument("--nodes", type=int, default=1)
+    ap.add_argument("--at", type=float, default=None, help="build the trainer at this time.time(), as another process does")
     a = ap.parse_args()
     model = ImageClassifier(backbone="test_resnet", num_classes=10, pretrained=False,
                             metrics=[MetricConfig(name="accuracy", metric_class="Accuracy", params={"task": "multiclass"})],
                             logging_config=LoggingConfig(log_confusion_matrix=True))
+    while a.at is not None and time.time() < a.at: time.sleep(0.001)
     dist = dict(num_nodes=a.nodes, devices=1, strategy="ddp") if a.nodes > 1 else {}
     trainer = AutoTrainer(max_epochs=a.epochs, accelerator="cpu", live=False, enable_progress_bar=False, enable_model_summary=False,
                           limit_train_batches=4, limit_val_batches=2, checkpoint_monitor="val/accuracy", run_name=a.run_name,

@@ -4,6 +4,7 @@ import json
 import os
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import pandas as pd
@@ -86,3 +87,15 @@ def test_a_script_rerun_with_a_fixed_run_name_never_rewrites_the_first_run(workd
     names = sorted(m.info.run_name for m in client.search_runs([e.experiment_id for e in client.search_experiments()]))
     assert names == ["baseline", "baseline-2"]
     assert len(WandbRun.find(workdir / "wb")) == 2
+
+
+def test_processes_building_their_loggers_at_the_same_instant_share_a_fresh_mlflow_store(workdir):
+    "MLflow creates a fresh sqlite store's tables without a lock: processes starting at one instant must not race on it."
+    at = time.time() + 25  # after every process has imported torch, Lightning and MLflow
+    runs = finish([start(workdir, "--epochs", "1", "--at", str(at)) for _ in range(3)])
+    assert sorted(r["run_name"] for r in runs) == ["version_0", "version_1", "version_2"]
+    client = MlflowClient(mlflow_local_uri(workdir / "mlruns"))
+    (exp,) = [e for e in client.search_experiments() if e.name == "parallel"]  # one experiment, not one per process
+    mruns = client.search_runs([exp.experiment_id])
+    assert sorted(m.info.run_id for m in mruns) == sorted(r["mlflow"] for r in runs)
+    assert {m.info.status for m in mruns} == {"FINISHED"} and not list(workdir.rglob("spool"))  # every event delivered
