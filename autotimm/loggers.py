@@ -16,7 +16,7 @@ from pathlib import Path
 
 from .backends import get_backend
 from .config import LoggerConfig
-from .delivery import Spool, apply_event, delivery_of, guard
+from .delivery import _ACTIONS, _METHODS, Spool, apply_event, delivery_of, guard
 from .utils import check_positive, mask_param
 
 # %% auto #0
@@ -263,9 +263,33 @@ def _check_header(spec, head:dict, spool_path:Path, given:dict):
     p = head.get("params", {})
     if spec.versioned and p.get("save_dir") and spec.run_name_param in p:
         folder = (Path(p["save_dir"])/(p.get("name", "lightning_logs") or "")/str(p[spec.run_name_param])).resolve()
-        if folder != run_dir and not str(head.get("ids", {}).get("log_dir", "")) == str(run_dir):
+        ids = head.get("ids") if isinstance(head.get("ids"), dict) else {}
+        # a backend of the run may log into another folder than the one its spool sits in: then its params and ids agree
+        elsewhere = isinstance(ids.get("log_dir"), str) and Path(ids["log_dir"]).resolve().is_relative_to(folder)
+        if folder != run_dir and not elsewhere:
             raise ValueError(f"replay: the spool's header points at {folder}, not at the run it sits in ({run_dir}); "
                              "pass the place to send it to, e.g. --param save_dir=...")
+
+_BLOB = re.compile(r"\d{6}-\d+\.bin")  # the names `Spool.append` gives binary payloads
+
+def _plain_name(s)->bool: return isinstance(s, str) and s not in ("", ".", "..") and not set(s) & set("/\\\0")
+
+def _check_records(spool:Spool):
+    "Refuse a spool with a record `replay` must not run: an unknown kind, a blob outside the spool's folder, a file name with path parts."
+    known = set(_METHODS) | set(_ACTIONS)
+    for i, r in enumerate(spool.read(), 1):
+        kind = r.get("kind") if isinstance(r, dict) else None
+        if kind in ("header", "replayed"): continue
+        where = f"replay: {spool.path}: record {i}"
+        if kind not in known: raise ValueError(f"{where} has an unknown kind {kind!r}; known: {', '.join(sorted(known))}")
+        args = r.get("args")
+        if not isinstance(r.get("seq"), int) or not isinstance(args, list): raise ValueError(f"{where} has no seq number or args list")
+        for a in args:
+            if isinstance(a, dict) and "$bytes" in a and not (isinstance(a["$bytes"], str) and _BLOB.fullmatch(a["$bytes"])):
+                raise ValueError(f"{where}: payload {str(a['$bytes'])[:80]!r} is not a file of the spool's own folder")
+        names = {"log_file": (1, 2), "log_image": (3,)}.get(kind, ())
+        if any(len(args) <= j or not _plain_name(args[j]) for j in names):
+            raise ValueError(f"{where}: a file name must have no path parts, got {[args[j] for j in names if j < len(args)]!r}")
 
 def replay(path, params:dict=None)->dict:
     "Send the events waiting in the spool file `path` to its backend now; `params` override the stored config."
@@ -274,6 +298,7 @@ def replay(path, params:dict=None)->dict:
     if not spool.path.is_file(): raise FileNotFoundError(f"replay: no spool file at {str(path)!r}")
     head = spool.header()
     if not isinstance(head.get("backend"), str): raise ValueError(f"replay: {str(path)!r} is no autotimm spool (no header line)")
+    _check_records(spool)
     spec = get_backend(head["backend"])
     given = dict(params or {})
     stored = head.get("params", {})
