@@ -116,6 +116,11 @@ def main(argv:list=None):
         if bad: ap.error(f"--param takes KEY=VALUE, got {bad[0]!r}")
         params = dict(p.split("=", 1) for p in a.param)
         for path in a.spool:
-            done = replay(path, params=params)
+            try: done = replay(path, params=params)
+            except Exception as e:  # a refused or unreadable spool, a backend still down: one line, no traceback
+                msg = str(e)
+                print(f"autotimm {msg}" if msg.startswith("replay:") else f"autotimm replay: {path}: {type(e).__name__}: {msg}",
+                      file=sys.stderr)
+                return 1
             print(f"{path}: {done['replayed']} events replayed to {done['backend']}, {done['pending']} still pending")
         return 0

@@ -5,6 +5,8 @@
 # %% ../nbs/02_loggers.ipynb #588d0351
 from __future__ import annotations
 
+import contextlib
+import hashlib
 import importlib
 import os
 import re
@@ -18,7 +20,7 @@ from .delivery import Spool, apply_event, delivery_of, fallback_spool_dir, guard
 from .utils import check_positive, mask_param
 
 # %% auto #0
-__all__ = ['is_rank_zero', 'next_version', 'reserve_run_name', 'default_run_name', 'LoggerManager', 'replay']
+__all__ = ['is_rank_zero', 'next_version', 'reserve_run_name', 'default_run_name', 'store_lock', 'LoggerManager', 'replay']
 
 # %% ../nbs/02_loggers.ipynb #0d2c5fdb
 _VERSION = re.compile(r"version_(\d+)")
@@ -84,6 +86,23 @@ def _check_writable(backend:str, save_dir):
         raise PermissionError(f"LoggerConfig({backend!r}): save_dir {str(save_dir)!r} is not writable ({type(e).__name__}: "
                               f"{e.strerror or e}); choose a folder you can write to") from e
 
+# %% ../nbs/02_loggers.ipynb #c68a2970
+def _lock_file(key:str)->Path:
+    return Path(tempfile.gettempdir())/f"autotimm-{hashlib.md5(key.encode(), usedforsecurity=False).hexdigest()[:16]}.lock"
+
+@contextlib.contextmanager
+def store_lock(configs:list):
+    "Hold this machine's lock on every local folder (`save_dir`) of `configs`, so processes create stores one at a time."
+    try: import fcntl
+    except ImportError: fcntl = None  # Windows: no advisory locks
+    keys = sorted({str(Path(c.params["save_dir"]).resolve()) for c in configs if c.params.get("save_dir")})
+    with contextlib.ExitStack() as stack:
+        for key in keys if fcntl is not None else []:  # always in the same order: two processes never wait on each other
+            f = stack.enter_context(open(_lock_file(key), "a"))
+            fcntl.flock(f, fcntl.LOCK_EX)
+            stack.callback(fcntl.flock, f, fcntl.LOCK_UN)
+        yield
+
 # %% ../nbs/02_loggers.ipynb #b60e88cf
 class LoggerManager:
     "Build and hold one Lightning logger per `LoggerConfig`."
@@ -130,7 +149,8 @@ class LoggerManager:
             p = spec.param(k)
             if p is not None and os.PathLike in p.types and isinstance(v, str): shown[k] = os.path.abspath(v)
         header = {"run_name": self.run_name, "params": shown}
-        return guard(spec.build(params), spool_dir=lambda: self.run_folder(cfg),
+        with store_lock([cfg]): logger = spec.build(params)  # a store is created here (MLflow's sqlite tables)
+        return guard(logger, spool_dir=lambda: self.run_folder(cfg),
                      strict=cfg.strict if self.strict is None else self.strict,
                      retry_interval=self.retry_interval, header=header, backend=cfg.backend)
 

@@ -5,8 +5,10 @@
 # %% ../nbs/09_trainer.ipynb #74477f74
 from __future__ import annotations
 
+import builtins
 import contextlib
 import os
+import sys
 import re
 import signal
 import threading
@@ -15,6 +17,7 @@ from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import pytorch_lightning as pl
+from pytorch_lightning import Callback
 from pytorch_lightning.callbacks import ModelCheckpoint
 from pytorch_lightning.loggers import Logger
 
@@ -23,12 +26,12 @@ from .callbacks import ShortRunLogging
 from .config import LoggerConfig
 from .delivery import DeliveryMixin, Unavailable, plain_params, delivery_of
 from .utils import closest, in_notebook
-from .loggers import LoggerManager
+from .loggers import LoggerManager, is_rank_zero, store_lock
 from .manifest import RunManifest
 
 # %% auto #0
 __all__ = ['resolve_loggers', 'monitor_mode', 'make_checkpoint', 'make_last_checkpoint', 'check_reachable', 'StandIn',
-           'start_loggers', 'run_ids', 'latest_step', 'changed_hparams', 'AutoTrainer']
+           'start_loggers', 'run_ids', 'latest_step', 'changed_hparams', 'external_launch', 'SameFate', 'AutoTrainer']
 
 # %% ../nbs/09_trainer.ipynb #e63703f8
 _LOGGER_TYPES = "a list of LoggerConfig, a LoggerManager, a Lightning Logger or a list of them, True/None, or False"
@@ -120,6 +123,33 @@ def changed_hparams(before:dict, after:dict)->dict:
     return {k: {"from": before.get(k), "to": v} for k, v in after.items()
             if not k.startswith(skip) and k in before and before.get(k) != v and isinstance(v, (int, float, str, bool, type(None)))}
 
+# %% ../nbs/09_trainer.ipynb #3238ddfc
+def external_launch(world_size:int, num_nodes:int, environment=None)->bool:
+    "Whether the ranks of this launch are started from outside (torchrun, SLURM, one process per node), not by Lightning."
+    if world_size < 2: return False
+    return num_nodes > 1 or not is_rank_zero() or bool(getattr(environment, "creates_processes_externally", False))
+
+def _rebuild(kind:str, message:str)->Exception:
+    "An exception of the built-in type called `kind` (else `RuntimeError`) with `message`."
+    cls = getattr(builtins, kind, None)
+    return cls(message) if isinstance(cls, type) and issubclass(cls, Exception) else RuntimeError(message)
+
+class SameFate(Callback):
+    "In a distributed launch, every rank learns whether one failed a check before training; then all raise its error."
+    def setup(self, trainer, pl_module, stage):
+        import torch.distributed as dist
+        if trainer.world_size < 2 or not (dist.is_available() and dist.is_initialized()): return
+        err = getattr(trainer, "failed_check", None)
+        got = [None] * trainer.world_size
+        dist.all_gather_object(got, None if err is None else (type(err).__name__, str(err)))
+        rank, first = next(((r, g) for r, g in enumerate(got) if g is not None), (None, None))
+        if first is None: return
+        if rank != trainer.global_rank:
+            print(f"autotimm: rank {rank} failed a check before training; every rank stops with its error", file=sys.stderr)
+        if err is not None and (type(err).__name__, str(err)) == first: raise err
+        raise _rebuild(*first) from None
+
+
 # %% ../nbs/09_trainer.ipynb #9d3356d7
 class AutoTrainer(pl.Trainer):
     "A `pytorch_lightning.Trainer` that builds loggers from configs and checkpoints on a monitored key."
@@ -139,9 +169,14 @@ class AutoTrainer(pl.Trainer):
         if on_resume not in ("auto", "fork", "continue"):
             raise ValueError(f"AutoTrainer: on_resume must be 'auto', 'fork' or 'continue', got {on_resume!r}")
         self.on_resume = on_resume
-        loggers, self.logger_manager = resolve_loggers(logger, run_name)
+        self.failed_check = None  # a check that failed on this rank in a distributed launch: raised on every rank by `SameFate`
+        try: loggers, self.logger_manager = resolve_loggers(logger, run_name)
+        except (OSError, ValueError, TypeError) as e:
+            external = os.environ.get("WORLD_SIZE", "1") not in ("", "0", "1") or trainer_kwargs.get("num_nodes", 1) != 1 or not is_rank_zero()
+            if not external: raise
+            loggers, self.logger_manager, self.failed_check = False, None, e
         self.run_name = self.logger_manager.run_name if self.logger_manager else run_name
-        callbacks = list(callbacks or []) + [ShortRunLogging(), RunManifest(self.run_name)]
+        callbacks = [SameFate()] + list(callbacks or []) + [ShortRunLogging(), RunManifest(self.run_name)]
         # ShortRunLogging lowers the interval to the run's length, so Lightning's advice to do so is moot
         warnings.filterwarnings("ignore", message=r".*is smaller than the logging interval.*")
         if checkpoint_monitor is not None:
@@ -162,6 +197,9 @@ class AutoTrainer(pl.Trainer):
         trainer_kwargs.setdefault("accelerator", "auto")
         with (fold_lightning_logs(view.startup_lines) if view is not None else contextlib.nullcontext()):  # Lightning's start-up lines
             super().__init__(max_epochs=max_epochs, logger=loggers, callbacks=callbacks, **trainer_kwargs)
+        if self.failed_check is not None and not self._external(): raise self.failed_check  # not distributed after all
+
+    def _external(self)->bool: return external_launch(self.world_size, self.num_nodes, getattr(self.strategy, "cluster_environment", None))
 
     @property
     def last_checkpoint(self)->str|None:
@@ -215,12 +253,17 @@ class AutoTrainer(pl.Trainer):
                   f"in run {self.run_name!r}; nothing to do. To train more in the same run, raise the limit "
                   f"(trainer.fit_loop.max_epochs = {self.max_epochs * 2}) and call fit again; for a new run, make a new AutoTrainer.")
             return None
-        self.preflight(model, dm)
+        try: self.preflight(model, dm)
+        except (OSError, ValueError, TypeError) as e:
+            if not self._external(): raise
+            self.failed_check = self.failed_check or e  # raised on every rank once DDP has joined them (`SameFate`)
         more = self.logger_manager is not None and getattr(self.logger_manager, "_fitted", False) and ckpt_path is None \
                and self.state.finished and 0 < self.current_epoch < self.max_epochs  # max_epochs raised: train on in the same run
         if more: self.loggers = self._reopen()
         else: self._new_run(model, run_ids(ckpt_path))
-        if self.logger_manager is not None: self.loggers = start_loggers(self.logger_manager.loggers)  # a backend that cannot start is stood in for
+        if self.logger_manager is not None:
+            with store_lock(self.logger_manager.configs):  # two processes starting together create one experiment, not two
+                self.loggers = start_loggers(self.logger_manager.loggers)  # a backend that cannot start is stood in for
         main = threading.current_thread() is threading.main_thread()
         handler = signal.getsignal(signal.SIGINT) if main else None
         try:
