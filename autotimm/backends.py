@@ -271,7 +271,7 @@ def _versioned_params(save_dir_default:str):
             Param("version", (str, int), "a string or an int >= 0", min=0, form="str", default=""))
 
 def _tidy_version(logger)->dict:
-    return {"log_dir": os.path.abspath(logger.log_dir), "version": str(logger.version)}
+    return {"log_dir": os.path.abspath(logger.log_dir), "version": logger.version}  # an int N stays N: the folder `version_N`
 
 class TensorBoardBackend(Backend):
     name, title, logger_class, package, extra = "tensorboard", "TensorBoard", "TensorBoardLogger", "tensorboard", "tensorboard"

@@ -30,8 +30,9 @@ from .loggers import LoggerManager, is_rank_zero, store_lock
 from .manifest import RunManifest
 
 # %% auto #0
-__all__ = ['resolve_loggers', 'monitor_mode', 'make_checkpoint', 'make_last_checkpoint', 'check_reachable', 'StandIn',
-           'start_loggers', 'run_ids', 'latest_step', 'changed_hparams', 'external_launch', 'SameFate', 'AutoTrainer']
+__all__ = ['resolve_loggers', 'monitor_mode', 'CheckpointWarning', 'Checkpoint', 'make_checkpoint', 'make_last_checkpoint',
+           'check_reachable', 'StandIn', 'start_loggers', 'run_ids', 'latest_step', 'changed_hparams',
+           'external_launch', 'SameFate', 'AutoTrainer']
 
 # %% ../nbs/09_trainer.ipynb #e63703f8
 _LOGGER_TYPES = "a list of LoggerConfig, a LoggerManager, a Lightning Logger or a list of them, True/None, or False"
@@ -58,16 +59,31 @@ def monitor_mode(key:str)->str:
     "'min' for loss-like keys, 'max' otherwise."
     return "min" if re.search(r"loss|error|mse|mae", key.lower()) else "max"
 
+class CheckpointWarning(UserWarning):
+    "A checkpoint could not be written (a full or read-only disk); training goes on."
+
+class Checkpoint(ModelCheckpoint):
+    "Lightning's `ModelCheckpoint`, except that a checkpoint the disk cannot take (full, read-only) warns and training goes on."
+    def _save_checkpoint(self, trainer, filepath):
+        if trainer.world_size > 1: return super()._save_checkpoint(trainer, filepath)  # every rank waits for the save: no skipping
+        try: super()._save_checkpoint(trainer, filepath)
+        except OSError as e:
+            if os.path.exists(filepath):
+                try: os.remove(filepath)  # a cut-short file would look like a checkpoint
+                except OSError: pass
+            warnings.warn(f"autotimm: checkpoint {filepath} could not be written ({type(e).__name__}: {e.strerror or e}); "
+                          "training goes on and the next checkpoint is tried as usual", CheckpointWarning, stacklevel=2)
+
 def make_checkpoint(monitor:str, mode:str=None, **kwargs)->ModelCheckpoint:
-    "A `ModelCheckpoint` on `monitor` whose file names show the monitored value."
+    "A `Checkpoint` on `monitor` whose file names show the monitored value."
     slug = re.sub(r"[^A-Za-z0-9_.-]", "_", monitor)
-    return ModelCheckpoint(monitor=monitor, mode=mode or monitor_mode(monitor),
-                           filename=f"epoch={{epoch:02d}}-{slug}={{{monitor}:.4f}}",
-                           auto_insert_metric_name=False, **kwargs)
+    return Checkpoint(monitor=monitor, mode=mode or monitor_mode(monitor),
+                      filename=f"epoch={{epoch:02d}}-{slug}={{{monitor}:.4f}}",
+                      auto_insert_metric_name=False, **kwargs)
 
 def make_last_checkpoint()->ModelCheckpoint:
-    "A `ModelCheckpoint` that overwrites `last.ckpt` with the latest state at every save point."
-    return ModelCheckpoint(filename=ModelCheckpoint.CHECKPOINT_NAME_LAST, save_top_k=1, enable_version_counter=False)
+    "A `Checkpoint` that overwrites `last.ckpt` with the latest state at every save point."
+    return Checkpoint(filename=ModelCheckpoint.CHECKPOINT_NAME_LAST, save_top_k=1, enable_version_counter=False)
 
 # %% ../nbs/09_trainer.ipynb #3630b0f0
 def check_reachable(logger, timeout:float=3.0):
@@ -148,7 +164,6 @@ class SameFate(Callback):
             print(f"autotimm: rank {rank} failed a check before training; every rank stops with its error", file=sys.stderr)
         if err is not None and (type(err).__name__, str(err)) == first: raise err
         raise _rebuild(*first) from None
-
 
 # %% ../nbs/09_trainer.ipynb #9d3356d7
 class AutoTrainer(pl.Trainer):

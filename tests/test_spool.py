@@ -86,7 +86,7 @@ CRAFTED = {
                       "args[1] of log_file must be a plain file name, got '../../../../escaped'"),
     "../ key": ({"seq": 1, "kind": "log_image", "args": ["../..", {"$bytes": "000001-1.bin"}, 0, "m"]},
                 "args[0] of log_image (the key) must be names joined by '/'"),
-    "unknown kind": ({"seq": 1, "kind": "exec", "args": ["import os"]}, "kind must be one of header, replayed, finalize"),
+    "unknown kind": ({"seq": 1, "kind": "exec", "args": ["import os"]}, "kind must be one of header, replayed, "),
     "metric not a number": ({"seq": 1, "kind": "log_metrics", "args": [{"loss": "DROP TABLE"}, 0]},
                             "args[0] of log_metrics must be a dict of str to numbers"),
     "step not an int": ({"seq": 1, "kind": "log_metrics", "args": [{"loss": 1.0}, "0"]},
