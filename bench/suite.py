@@ -276,7 +276,6 @@ def settle():
 
 # ---------------------------------------------------------------- the figures
 med = statistics.median
-METRICS = ("step", "epoch", "fixed", "startup", "whole")
 
 
 def round_figures(raw:dict)->dict:
@@ -315,7 +314,7 @@ def report(res):
         print(f"{v:14}" + "".join(f"{fmt(s[k], f):>22}" for k, f in
               (("step", lambda x: f'{1000 * x:.1f}'), ("epoch", lambda x: f'{x:.3f}'), ("fixed", lambda x: f'{x:.3f}'),
                ("startup", lambda x: f'{x:.2f}'), ("whole", lambda x: f'{x:.2f}'))))
-    print(f"\nagainst A       {'step x':>22}{'epoch x':>22}{'fixed +s':>22}{'start-up +s':>22}{'whole x':>22}")
+    print(f"\n{'against A':14}{'step x':>22}{'epoch x':>22}{'fixed +s':>22}{'start-up +s':>22}{'whole x':>22}")
     rx, sx = (lambda x: f"{x:.3f}"), (lambda x: f"{x:+.3f}")
     for v, r in res["against_A"].items():
         print(f"{v:14}" + "".join(f"{fmt(r[k], f):>22}" for k, f in
@@ -404,6 +403,8 @@ def main():
            "variants": {v: {k: spread([f[k] for f in fs]) for k in fs[0]} for v, fs in rounds.items()},
            "against_A": {v: against(rounds, v) for v in variants if v != "A"},
            "rounds": rounds, "raw": raw}
+    if "C_none" in variants:  # each backend's own cost: its variant against autotimm with no backend
+        res["against_C_none"] = {v: against(rounds, v, "C_none") for v in variants if v.startswith("C") and v != "C_none"}
     res["training_s"] = time.perf_counter() - t0
     res["confusion_matrix_s"] = confusion_matrix_times(3 if args.quick else 7)
     res["import_s"] = import_times(1 if args.quick else 5)
