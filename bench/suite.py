@@ -49,6 +49,7 @@ from pathlib import Path
 os.environ.setdefault("WANDB_MODE", "offline")
 os.environ.setdefault("WANDB_SILENT", "true")
 os.environ.setdefault("COMET_LOGGING_CONSOLE", "error")
+os.environ.setdefault("MLFLOW_LOGGING_LEVEL", "ERROR")
 import contextlib
 import io
 import logging
