@@ -32,7 +32,7 @@ seconds; the median of the rounds' figures and their min-max. Targets printed be
 steady epoch <= 1.10x, start-up within 1 s of A, whole fit <= 1.3x (6 epochs of ~0.5 s).
 Also the confusion-matrix render times for 10, 100 and 1000 classes and the import times.
 
-    .venv/bin/python bench/suite.py --json out.json   # the full run: 7 variants x (1 + 5) rounds x 6 epochs, about 6 minutes on 2 quiet cores
+    .venv/bin/python bench/suite.py --json out.json   # the full run: 8 variants x (1 + 5) rounds x 6 epochs, about 6 minutes on 2 quiet cores
     .venv/bin/python bench/suite.py --quick            # CI smoke run: A, C, C_tensorboard, 2 epochs, 1 round, well under a minute
 """
 import argparse
