@@ -27,6 +27,25 @@ class Run:
     status:str|None = None       # 'finished', 'interrupted', 'failed', 'running', or None when the backend does not say
     start:float|None = None      # epoch seconds
     end:float|None = None
+    images:dict = field(default_factory=dict)     # `{key: [(step, PNG bytes), ...]}` by step
+    tables:dict = field(default_factory=dict)     # `{key: [(step, DataFrame), ...]}` by step
+    artifacts:dict = field(default_factory=dict)  # `{name: bytes}` of the files kept as `artifacts/{name}`
+
+    def image(self, key:str, step:int=None)->"PIL.Image.Image":
+        "The image logged as `key` at `step` (the last one when None)."
+        from PIL import Image
+        import io
+        return Image.open(io.BytesIO(self._at(self.images, key, step)))
+
+    def table(self, key:str, step:int=None)->"pandas.DataFrame":
+        "The table logged as `key` at `step` (the last one when None)."
+        return self._at(self.tables, key, step)
+
+    def _at(self, media:dict, key:str, step):
+        if key not in media: raise KeyError(f"Run {self.name!r}: no {key!r}; it has {sorted(media)}")
+        hits = [v for s, v in media[key] if step is None or s == step]
+        if not hits: raise KeyError(f"Run {self.name!r}: no {key!r} at step {step}; steps: {[s for s, _ in media[key]]}")
+        return hits[-1]
 
     def scalars(self, key:str)->list:
         "`[(step, value), ...]` of `key`."
@@ -53,7 +72,8 @@ def _tidy(points:list)->"pandas.DataFrame":
 # %% ../nbs/10_runs.ipynb #ac42462c
 def _run(backend:str, rec:dict)->Run:
     return Run(backend, rec.get("name"), rec.get("location"), _tidy(rec.get("points", [])), rec.get("hparams", {}),
-               rec.get("confusion_matrices", {}), rec.get("status"), rec.get("start"), rec.get("end"))
+               rec.get("confusion_matrices", {}), rec.get("status"), rec.get("start"), rec.get("end"),
+               rec.get("images", {}), rec.get("tables", {}), rec.get("artifacts", {}))
 
 def load_run(location, run:str=None)->Run:
     "Read one run back from any backend's records: a run folder, a store or server URI, an archive (or what `Backend.find` gives)."
