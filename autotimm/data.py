@@ -123,6 +123,8 @@ class ImageDataModule(pl.LightningDataModule):
         if dataset_name is not None and dataset_name.lower() == "digits": self.num_workers = 0  # in memory
         self.save_hyperparameters({"dataset": dataset_name or str(data_dir), "image_size": image_size, "batch_size": batch_size})
         self.class_names, self.train_ds, self.val_ds, self.test_ds = None, None, None, None
+        # the normalization of the model's inputs (what the misclassified gallery undoes to show an image)
+        self.mean, self.std = ((0.5,) * 3, (0.5,) * 3) if self._kind == "digits" else (IMAGENET_MEAN, IMAGENET_STD)
 
     @property
     def num_classes(self)->int|None:
