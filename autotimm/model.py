@@ -175,9 +175,17 @@ class ImageClassifier(pl.LightningModule):
             raise ValueError(f"ImageClassifier: num_classes={self.hparams.num_classes} but the data has {n} classes"
                              + (f" ({', '.join(names[:20])})" if names else "") + f"; pass num_classes={n}")
 
+    def data_config(self)->dict:
+        "timm's data config of the backbone: input size, interpolation, mean, std, crop."
+        from timm.data import resolve_model_data_config
+        return resolve_model_data_config(self.model)
+
     def setup(self, stage:str):
-        "Check the data's class count and add `max_epochs` to the logged hyperparameters."
-        self.check_data(getattr(self.trainer, "datamodule", None))
+        "Check the data's class count, hand the data module the backbone's data config, add `max_epochs` to the logged hyperparameters."
+        dm = getattr(self.trainer, "datamodule", None)
+        self.check_data(dm)
+        if callable(getattr(dm, "use_data_config", None)) and getattr(dm, "data_config_from", None) != self.hparams.backbone:
+            dm.use_data_config(self.data_config(), self.hparams.backbone)
         if stage == "fit": self.save_hyperparameters({**self.hparams, "max_epochs": self.trainer.max_epochs})
 
     def configure_callbacks(self):
