@@ -347,6 +347,11 @@ def _frame(columns, data):
     import pandas as pd
     return pd.DataFrame(data, columns=columns)
 
+def _json_file(path)->dict|None:
+    "The JSON object in `path` (a run manifest), or None."
+    try: return json.loads(Path(path).read_text())
+    except (OSError, ValueError): return None
+
 def _by_step(media:dict)->dict:
     "Each key's list sorted by step (None first)."
     return {k: sorted(v, key=lambda x: -1 if x[0] is None else x[0]) for k, v in media.items()}
@@ -421,7 +426,8 @@ class TensorBoardBackend(Backend):
         return {"name": d.name, "location": str(d), "points": points, "hparams": _yaml(d/"hparams.yaml"),
                 "confusion_matrices": counts_from_files(sorted(d.glob("val_confusion_matrix_epoch_*.json"))),
                 "start": min(times, default=None), "end": max(times, default=None), **_status(d),
-                "images": _by_step(media["images"]), "tables": _by_step(media["tables"]), "artifacts": media["artifacts"]}
+                "images": _by_step(media["images"]), "tables": _by_step(media["tables"]), "artifacts": media["artifacts"],
+                "manifest": _json_file(d/"run_manifest.json")}
 
 register_backend(TensorBoardBackend())
 
@@ -482,7 +488,8 @@ class CSVBackend(Backend):
         return {"name": d.name, "location": str(d), "points": points, "hparams": _yaml(d/"hparams.yaml"),
                 "confusion_matrices": counts_from_files(sorted(d.glob("val_confusion_matrix_epoch_*.json"))),
                 "start": (d/"hparams.yaml").stat().st_mtime if (d/"hparams.yaml").exists() else None, "end": st.st_mtime, **_status(d),
-                "images": _by_step(media["images"]), "tables": _by_step(media["tables"]), "artifacts": media["artifacts"]}
+                "images": _by_step(media["images"]), "tables": _by_step(media["tables"]), "artifacts": media["artifacts"],
+                "manifest": _json_file(d/"run_manifest.json")}
 
 register_backend(CSVBackend())
 
@@ -618,7 +625,8 @@ class WandbBackend(Backend):
         media = self._media(parts, w["history"])
         return {"name": w["name"], "location": str(d), "points": points, "hparams": cfg, "status": status,
                 "confusion_matrices": counts_from_files(sorted(f for p in parts for f in (p/"files"/"val_confusion_matrix").glob("epoch_*.json"))),
-                "images": _by_step(media["images"]), "tables": _by_step(media["tables"]), "artifacts": media["artifacts"]}
+                "images": _by_step(media["images"]), "tables": _by_step(media["tables"]), "artifacts": media["artifacts"],
+                "manifest": next((m for p in reversed(parts) if (m := _json_file(p/"files"/"run"/"manifest.json")) is not None), None)}
 
 def _wandb_records(path):
     "The protobuf records of a `.wandb` file."
@@ -819,6 +827,8 @@ class MLflowBackend(Backend):
             try: arts = client.list_artifacts(rid, "artifacts")
             except Exception: arts = []
             out["artifacts"] = {Path(f.path).name: get(f.path) for f in arts if not f.is_dir}
+            try: out["manifest"] = json.loads(get("run/manifest.json"))
+            except Exception: out["manifest"] = None
         return out
 
     def find(self, root):
@@ -859,7 +869,8 @@ class MLflowBackend(Backend):
                 "hparams": hparams, "confusion_matrices": cms, "status": status,
                 "start": r.info.start_time / 1000 if r.info.start_time else None,
                 "end": r.info.end_time / 1000 if r.info.end_time else None,
-                "images": _by_step(media["images"]), "tables": _by_step(media["tables"]), "artifacts": media["artifacts"]}
+                "images": _by_step(media["images"]), "tables": _by_step(media["tables"]), "artifacts": media["artifacts"],
+                "manifest": media["manifest"]}
 
 register_backend(MLflowBackend())
 
@@ -962,7 +973,7 @@ class CometBackend(Backend):
             named = [a for z, a in archives if run is None or run in (z.stem, a.get("offline_id"))] or [a for _, a in archives]
             key = max(named, key=lambda a: a.get("start_time") or 0)["offline_id"]
         out = {"name": None, "location": str(p), "points": [], "hparams": {}, "confusion_matrices": {}, "status": None,
-               "start": None, "end": None, "images": {}, "tables": {}, "artifacts": {}}
+               "start": None, "end": None, "images": {}, "tables": {}, "artifacts": {}, "manifest": None}
         status = "finished"
         for z, meta in sorted((x for x in archives if x[1]["offline_id"] == key), key=lambda x: x[1].get("start_time") or 0):
             with zipfile.ZipFile(z) as f:
@@ -993,6 +1004,8 @@ class CometBackend(Backend):
         if kind == "asset" and re.fullmatch(r"val_confusion_matrix/epoch_\d+\.json", fname):
             r = json.loads(f.read(body["file_path"]))
             out["confusion_matrices"][int(r["epoch"])] = {"counts": r["counts"], "labels": r.get("labels")}
+        elif kind == "asset" and fname == "run/manifest.json":
+            out["manifest"] = json.loads(f.read(body["file_path"]))
         elif kind == "asset" and fname.startswith("artifacts/"):
             out["artifacts"][fname[len("artifacts/"):]] = f.read(body["file_path"])
         elif kind == "visualization":  # what `log_image` writes
