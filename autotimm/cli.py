@@ -92,7 +92,8 @@ def add_copy_command(sub):
     "The `copy` subcommand's parser."
     c = sub.add_parser("copy", help="send a run (any backend) into another backend as a new run")
     c.add_argument("run", help="the run: a run folder, a store URI (sqlite:///.../mlflow.db, http://...), a W&B offline-run folder, a Comet archive")
-    c.add_argument("--to", required=True, help="the backend to copy into: tensorboard, csv, mlflow, wandb, comet")
+    from autotimm.backends import list_backends
+    c.add_argument("--to", required=True, help=f"the backend to copy into: {', '.join(list_backends())}")
     c.add_argument("--param", action="append", default=[], metavar="KEY=VALUE", help="a param of the target backend (repeat it)")
     c.add_argument("--run", dest="which", default=None, help="which run, where RUN holds several (an id or a name)")
     c.add_argument("--name", default=None, help="the copy's name (default: the source's)")

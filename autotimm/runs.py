@@ -167,7 +167,7 @@ def _media_names(items:list)->list:
 
 def copy_run(
     source,               # a `Run`, or what `load_run` takes (a run folder, a store URI, an archive)
-    to:str,               # the backend to copy into, e.g. 'mlflow'
+    to:str,               # the backend to copy into (a name from `list_backends()`)
     params:dict=None,     # that backend's `LoggerConfig` params (save_dir, project, tracking_uri, ...)
     run_name:str=None,    # the copy's name; the source's when None
     run:str=None,         # which run, where `source` holds several (an id or a name)
