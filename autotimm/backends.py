@@ -163,7 +163,7 @@ class Backend:
         return where
     def log_table(self, logger, key:str, step:int|None, name:str, table:dict)->str:
         "Store one table (`{'columns': [...], 'data': [[...], ...]}`) in the backend's native way; return where it went."
-        where = self.log_file(logger, key, name, "csv", table_csv(table))
+        where = self.log_file(logger, check_key(key), check_name(name), "csv", table_csv(table))  # a spool's names are checked again
         _index(self.run_folder(logger), "table", key, step, where)
         return where
     def log_artifact(self, logger, name:str, data:bytes)->str:

@@ -5,9 +5,18 @@ import torch.nn.functional as F
 
 from autotimm import AutoTrainer, ImageClassifier, LoggerConfig, LoggerManager, LoggingConfig, load_run
 from autotimm.callbacks import ConfusionMatrixLogger, MisclassifiedLogger
+from pytorch_lightning import Callback
 from conftest import digits
 
 COUNT = 8
+
+
+class OwnMedia(Callback):
+    "What a user does from the model during training: send the first validation input and a table, at the trainer's step."
+    def on_validation_batch_end(self, trainer, pl_module, outputs, batch, batch_idx, dataloader_idx=0):
+        if batch_idx == 0 and not trainer.sanity_checking:
+            pl_module.log_image("samples/first_input", batch[0][0] * 0.5 + 0.5)  # a CHW tensor in [0, 1]
+            pl_module.log_table("samples/first_targets", {"target": batch[1][:4].tolist()})
 
 
 @pytest.fixture(scope="module")
@@ -21,7 +30,7 @@ def fitted(tmp_path_factory):
     manager = LoggerManager([LoggerConfig("tensorboard", {"save_dir": str(root / "tb")}),
                              LoggerConfig("csv", {"save_dir": str(root / "csv")})], run_name="gallery")
     trainer = AutoTrainer(max_epochs=2, logger=manager, limit_train_batches=4, enable_progress_bar=False,
-                          enable_checkpointing=False, default_root_dir=str(root))
+                          enable_checkpointing=False, default_root_dir=str(root), callbacks=[OwnMedia()])
     trainer.fit(model, datamodule=dm)
     manager.close()
     tb, csv = manager.loggers
@@ -66,3 +75,13 @@ def test_the_per_class_table_equals_the_confusion_matrix(fitted):
                 p = (cm[c, c] / cm[:, c].sum()).item() if cm[:, c].sum() else 0.0
                 assert r["precision"] == pytest.approx(p, abs=1e-6)
             assert table["f1"].tolist() == sorted(table["f1"].tolist()), backend  # worst first
+
+
+def test_your_own_media_from_the_model_during_training(fitted):
+    first = fitted["dm"].val_ds[0][0] * 0.5 + 0.5
+    for backend, run in fitted["runs"].items():
+        assert [s for s, _ in run.images["samples/first_input"]] == [4, 8], backend  # the trainer's step by default
+        img = torch.tensor(list(run.image("samples/first_input").getdata()), dtype=torch.float32)
+        assert img.shape == (32 * 32, 3)
+        assert (img / 255 - first.permute(1, 2, 0).reshape(-1, 3)).abs().max() < 1 / 255 + 1e-6, backend
+        assert run.table("samples/first_targets")["target"].tolist() == [0, 0, 0, 0], backend
