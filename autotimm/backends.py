@@ -23,8 +23,9 @@ from .utils import check_type, closest, is_number, is_secret, mask_secrets, tcp_
 
 # %% auto #0
 __all__ = ['Param', 'Backend', 'register_backend', 'unregister_backend', 'list_backends', 'get_backend', 'backend_of', 'require',
-           'slug', 'log_image', 'log_file', 'counts_from_files', 'TensorBoardBackend', 'CSVBackend', 'WandbBackend',
-           'read_wandb_run', 'mlflow_local_uri', 'MLflowBackend', 'CometBackend']
+           'slug', 'log_image', 'log_file', 'log_table', 'log_artifact', 'counts_from_files', 'check_name', 'check_key',
+           'table_csv', 'TensorBoardBackend', 'CSVBackend', 'WandbBackend', 'read_wandb_run', 'mlflow_local_uri',
+           'MLflowBackend', 'CometBackend']
 
 # %% ../nbs/00b_backends.ipynb #3e153de8
 _PATH = (str, os.PathLike)
@@ -155,9 +156,22 @@ class Backend:
         self.close(logger, "success")
 
     # -- media
-    def log_image(self, logger, key:str, png:bytes, step:int, name:str)->str:
+    def log_image(self, logger, key:str, png:bytes, step:int|None, name:str)->str:
         "Store one PNG in the backend's native way; return where it went."
-        return self.log_file(logger, key, name, "png", png)
+        where = self.log_file(logger, key, name, "png", png)
+        _index(self.run_folder(logger), "image", key, step, where)
+        return where
+    def log_table(self, logger, key:str, step:int|None, name:str, table:dict)->str:
+        "Store one table (`{'columns': [...], 'data': [[...], ...]}`) in the backend's native way; return where it went."
+        where = self.log_file(logger, check_key(key), check_name(name), "csv", table_csv(table))  # a spool's names are checked again
+        _index(self.run_folder(logger), "table", key, step, where)
+        return where
+    def log_artifact(self, logger, name:str, data:bytes)->str:
+        "Keep one file with the run as `artifacts/{name}`; return where it went."
+        path = Path(self.run_folder(logger))/"artifacts"/check_name(name)
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_bytes(data)
+        return str(path)
     def log_file(self, logger, key:str, name:str, ext:str, data:bytes)->str:
         "Store one file with the run; return where it went."
         return _file_in_run_dir(self.run_folder(logger), key, name, ext, data)
@@ -232,6 +246,14 @@ def log_file(loggers, key:str, name:str, ext:str, data:bytes)->dict:
     "Store one file with every logger whose backend is registered; return `{backend: location}`."
     return _each(loggers, "log_file", key, name, ext, data)
 
+def log_table(loggers, key:str, step:int|None, name:str, table:dict)->dict:
+    "Send one table `{'columns', 'data'}` to every logger whose backend is registered; return `{backend: location}`."
+    return _each(loggers, "log_table", key, step, name, table)
+
+def log_artifact(loggers, name:str, data:bytes)->dict:
+    "Keep one file as `artifacts/{name}` with every logger whose backend is registered; return `{backend: location}`."
+    return _each(loggers, "log_artifact", name, data)
+
 def _file_in_run_dir(run_dir, key, name, ext, data)->str:
     "Write `data` as `run_dir/{key}_{name}.{ext}`."
     path = Path(run_dir)/f"{slug(key)}_{name}.{ext}"
@@ -263,6 +285,76 @@ def _status(d:Path)->dict:
 def _yaml(path:Path)->dict:
     import yaml
     return (yaml.safe_load(path.read_text()) or {}) if path.exists() else {}
+
+# %% ../nbs/00b_backends.ipynb #f75a1841
+def check_name(name:str)->str:
+    "`name` when it is a plain file name (no `/`, `\\`, NUL, not `..`); `ValueError` otherwise."
+    if not isinstance(name, str) or name in ("", ".") or name.startswith("..") or any(c in name for c in "/\\\0"):
+        raise ValueError(f"autotimm: {name!r} is no plain file name (no '/', '\\', NUL or leading '..')")
+    return name
+
+def check_key(key:str)->str:
+    "`key` when it is names joined by `/` (such as `val/misclassified`); `ValueError` otherwise."
+    if not isinstance(key, str) or not all(p not in ("", ".") and not p.startswith("..") and not any(c in p for c in "\\\0")
+                                           for p in key.split("/")):
+        raise ValueError(f"autotimm: key must be names joined by '/', such as 'val/misclassified', got {key!r}")
+    return key
+
+def table_csv(table:dict)->bytes:
+    "A table `{'columns', 'data'}` as CSV bytes."
+    import csv
+    out = io.StringIO()
+    w = csv.writer(out, lineterminator="\n")
+    w.writerow(table["columns"]); w.writerows(table["data"])
+    return out.getvalue().encode()
+
+def _index(run_dir, kind:str, key:str, step:int|None, where:str):
+    "Note one media file of a run folder in its `media.jsonl` (what `_media` reads back)."
+    if run_dir is None: return
+    with open(Path(run_dir)/"media.jsonl", "a") as f:
+        f.write(json.dumps({"kind": kind, "key": key, "step": step, "file": Path(where).name}) + "\n")
+
+def _media(d:Path)->dict:
+    "`{'images': {key: [(step, png)]}, 'tables': {key: [(step, DataFrame)]}, 'artifacts': {name: bytes}}` of a run folder."
+    out = {"images": {}, "tables": {}, "artifacts": {}}
+    index = d/"media.jsonl"
+    for line in (index.read_text().splitlines() if index.exists() else []):
+        try: r = json.loads(line); path = d/check_name(r["file"])
+        except (ValueError, KeyError, TypeError): continue
+        if not path.is_file(): continue
+        if r.get("kind") == "image": out["images"].setdefault(r["key"], []).append((r.get("step"), path.read_bytes()))
+        elif r.get("kind") == "table": out["tables"].setdefault(r["key"], []).append((r.get("step"), _csv_table(path.read_bytes())))
+    if (d/"artifacts").is_dir():
+        out["artifacts"] = {str(p.relative_to(d/"artifacts")): p.read_bytes() for p in sorted((d/"artifacts").rglob("*")) if p.is_file()}
+    return out
+
+def _csv_table(data:bytes):
+    "A DataFrame from CSV bytes."
+    import pandas as pd
+    return pd.read_csv(io.BytesIO(data))
+
+def _stepped(name:str, step:int|None)->str:
+    "`name` with the step in it, for backends whose tables and files have no step of their own."
+    return name if step is None else f"{name}+step+{step}"
+
+def _unstepped(stem:str)->tuple:
+    "`(name, step)` from a `_stepped` name."
+    m = re.fullmatch(r"(.*)\+step\+(-?\d+)", stem)
+    return (m[1], int(m[2])) if m else (stem, None)
+
+def _frame(columns, data):
+    "A DataFrame of a table's columns and rows."
+    import pandas as pd
+    return pd.DataFrame(data, columns=columns)
+
+def _json_file(path)->dict|None:
+    "The JSON object in `path` (a run manifest), or None."
+    try: return json.loads(Path(path).read_text())
+    except (OSError, ValueError): return None
+
+def _by_step(media:dict)->dict:
+    "Each key's list sorted by step (None first)."
+    return {k: sorted(v, key=lambda x: -1 if x[0] is None else x[0]) for k, v in media.items()}
 
 # %% ../nbs/00b_backends.ipynb #05d41912
 def _versioned_params(save_dir_default:str):
@@ -312,17 +404,30 @@ class TensorBoardBackend(Backend):
         logger.experiment.flush()
         return logger.log_dir
 
+    def log_table(self, logger, key, step, name, table):
+        "A markdown table in TensorBoard's Text tab, and the CSV file in the run folder (read back exactly)."
+        where = super().log_table(logger, key, step, name, table)
+        rows = ["| " + " | ".join(map(str, table["columns"])) + " |", "|" + "---|" * len(table["columns"])]
+        rows += ["| " + " | ".join(f"{v:.4g}" if isinstance(v, float) else str(v) for v in r) + " |" for r in table["data"]]
+        logger.experiment.add_text(key, "\n".join(rows), global_step=step)
+        logger.experiment.flush()
+        return where
+
     def find(self, root): return sorted({f.parent for f in Path(root).rglob("events.out.tfevents.*")})
     def read(self, location, run=None):
         d = Path(location)
         if not d.is_dir() or not any(d.glob("events.out.tfevents.*")): return None
         from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
-        acc = EventAccumulator(str(d), size_guidance={"scalars": 0, "images": 1, "tensors": 1}); acc.Reload()
+        acc = EventAccumulator(str(d), size_guidance={"scalars": 0, "images": 0, "tensors": 1}); acc.Reload()
         points = [(e.step, t, e.value) for t in acc.Tags()["scalars"] for e in acc.Scalars(t)]
         times = [e.wall_time for t in acc.Tags()["scalars"] for e in acc.Scalars(t)]
+        media = _media(d)
+        media["images"] = {t: [(e.step, e.encoded_image_string) for e in acc.Images(t)] for t in acc.Tags()["images"]}
         return {"name": d.name, "location": str(d), "points": points, "hparams": _yaml(d/"hparams.yaml"),
                 "confusion_matrices": counts_from_files(sorted(d.glob("val_confusion_matrix_epoch_*.json"))),
-                "start": min(times, default=None), "end": max(times, default=None), **_status(d)}
+                "start": min(times, default=None), "end": max(times, default=None), **_status(d),
+                "images": _by_step(media["images"]), "tables": _by_step(media["tables"]), "artifacts": media["artifacts"],
+                "manifest": _json_file(d/"run_manifest.json")}
 
 register_backend(TensorBoardBackend())
 
@@ -379,10 +484,12 @@ class CSVBackend(Backend):
             for r in csv.DictReader(fh):
                 for k, v in r.items():
                     if k != "step" and v not in ("", None): points.append((int(float(r["step"])), k, float(v)))
-        st = (d/"metrics.csv").stat()
+        st, media = (d/"metrics.csv").stat(), _media(d)
         return {"name": d.name, "location": str(d), "points": points, "hparams": _yaml(d/"hparams.yaml"),
                 "confusion_matrices": counts_from_files(sorted(d.glob("val_confusion_matrix_epoch_*.json"))),
-                "start": (d/"hparams.yaml").stat().st_mtime if (d/"hparams.yaml").exists() else None, "end": st.st_mtime, **_status(d)}
+                "start": (d/"hparams.yaml").stat().st_mtime if (d/"hparams.yaml").exists() else None, "end": st.st_mtime, **_status(d),
+                "images": _by_step(media["images"]), "tables": _by_step(media["tables"]), "artifacts": media["artifacts"],
+                "manifest": _json_file(d/"run_manifest.json")}
 
 register_backend(CSVBackend())
 
@@ -466,6 +573,32 @@ class WandbBackend(Backend):
     def log_file(self, logger, key, name, ext, data):
         "Write into the run's files folder, which W&B keeps with the run (and uploads when it syncs)."
         return _write_in(logger.experiment.dir, key, name, ext, data)
+    def log_table(self, logger, key, step, name, table):
+        "A `wandb.Table` in the run's history at `step`."
+        logger.log_table(key=key, columns=list(table["columns"]), data=[list(r) for r in table["data"]], step=step)
+        return getattr(logger.experiment, "dir", None)
+
+    def _media(self, parts:list, history:list)->dict:
+        "Images and tables of the history rows (W&B keeps their files under `files/media`), artifacts of the files folder."
+        out = {"images": {}, "tables": {}, "artifacts": {}}
+        def file(rel):
+            for p in parts:
+                if (f := p/"files"/rel).is_file(): return f.read_bytes()
+        for row in history:
+            step = row.get("trainer/global_step", row.get("_step"))
+            for t in [k for k in row if k.endswith("/_type")]:  # a media value's fields come flattened: `{key}/_type`, `{key}/path`
+                k = t[:-len("/_type")]
+                v = {f[len(k) + 1:]: x for f, x in row.items() if f.startswith(k + "/")}
+                if v["_type"] in ("images/separated", "image-file"):
+                    for rel in v.get("filenames") or [v.get("path")]:
+                        if rel and (data := file(rel)) is not None: out["images"].setdefault(k, []).append((step, data))
+                elif v["_type"] == "table-file" and (data := file(v.get("path", ""))) is not None:
+                    t = json.loads(data)
+                    out["tables"].setdefault(k, []).append((step, _frame(t["columns"], t["data"])))
+        for p in parts:
+            a = p/"files"/"artifacts"
+            if a.is_dir(): out["artifacts"].update({str(f.relative_to(a)): f.read_bytes() for f in sorted(a.rglob("*")) if f.is_file()})
+        return out
 
     def _folders(self, root)->list:
         return sorted(p for p in Path(root).rglob("offline-run-*") if p.is_dir() and any(p.glob("*.wandb")))
@@ -490,8 +623,11 @@ class WandbBackend(Backend):
                        if isinstance(v, (int, float)) and step is not None and not k.startswith(media or ("\0",))]
         cfg = {k: (v["value"] if isinstance(v, dict) and set(v) == {"value"} else v) for k, v in w["config"].items() if not k.startswith("_")}
         status = "running" if w["exit_code"] is None else {0: "finished", 130: "interrupted"}.get(w["exit_code"], "failed")
+        media = self._media(parts, w["history"])
         return {"name": w["name"], "location": str(d), "points": points, "hparams": cfg, "status": status,
-                "confusion_matrices": counts_from_files(sorted(f for p in parts for f in (p/"files"/"val_confusion_matrix").glob("epoch_*.json")))}
+                "confusion_matrices": counts_from_files(sorted(f for p in parts for f in (p/"files"/"val_confusion_matrix").glob("epoch_*.json"))),
+                "images": _by_step(media["images"]), "tables": _by_step(media["tables"]), "artifacts": media["artifacts"],
+                "manifest": next((m for p in reversed(parts) if (m := _json_file(p/"files"/"run"/"manifest.json")) is not None), None)}
 
 def _wandb_records(path):
     "The protobuf records of a `.wandb` file."
@@ -654,6 +790,46 @@ class MLflowBackend(Backend):
             path.write_bytes(data)
             logger.experiment.log_artifact(logger.run_id, str(path), artifact_path=slug(key))
         return f"run {logger.run_id}: {slug(key)}/{name}.{ext}"
+    def log_image(self, logger, key, png, step, name):
+        "An MLflow image at `step` (the UI's step slider), and the PNG as an artifact `{key}/{name}.png` where it always was."
+        from PIL import Image
+        logger.experiment.log_image(logger.run_id, Image.open(io.BytesIO(png)), key=key, step=step or 0)
+        return super().log_image(logger, key, png, step, name)
+    def log_table(self, logger, key, step, name, table):
+        "An MLflow table (`log_table`: the UI's artifact view shows it as a table), the step in its name."
+        path = f"{check_key(key)}/{_stepped(check_name(name), step)}.json"  # the key's own folders: read back exactly
+        logger.experiment.log_table(logger.run_id, _frame(table["columns"], table["data"]), artifact_file=path)
+        return f"run {logger.run_id}: {path}"
+    def log_artifact(self, logger, name, data):
+        with tempfile.TemporaryDirectory() as d:
+            path = Path(d)/check_name(name)
+            path.write_bytes(data)
+            logger.experiment.log_artifact(logger.run_id, str(path), artifact_path="artifacts")
+        return f"run {logger.run_id}: artifacts/{name}"
+
+    def _media(self, client, r)->dict:
+        "Stepped images (`images/{key}+step+{n}+...png`), tables (the run's `mlflow.loggedArtifacts` tag) and `artifacts/`."
+        out, rid = {"images": {}, "tables": {}, "artifacts": {}}, r.info.run_id
+        with tempfile.TemporaryDirectory() as tmp:
+            def get(path): return Path(client.download_artifacts(rid, path, tmp)).read_bytes()
+            try: images = client.list_artifacts(rid, "images")
+            except Exception: images = []
+            for f in images:
+                m = re.fullmatch(r"images/(.+)\+step\+(-?\d+)\+.*(?<!compressed)\.png", f.path)
+                if m: out["images"].setdefault(m[1].replace("~", "/"), []).append((int(m[2]), get(f.path)))
+            try: logged = json.loads(r.data.tags.get("mlflow.loggedArtifacts", "[]"))
+            except ValueError: logged = []
+            for a in logged:
+                if a.get("type") != "table": continue
+                key, step = a["path"].rsplit("/", 1)[0], _unstepped(Path(a["path"]).stem)[1]
+                t = json.loads(get(a["path"]))
+                out["tables"].setdefault(key, []).append((step, _frame(t["columns"], t["data"])))
+            try: arts = client.list_artifacts(rid, "artifacts")
+            except Exception: arts = []
+            out["artifacts"] = {Path(f.path).name: get(f.path) for f in arts if not f.is_dir}
+            try: out["manifest"] = json.loads(get("run/manifest.json"))
+            except Exception: out["manifest"] = None
+        return out
 
     def find(self, root):
         out = []
@@ -687,11 +863,14 @@ class MLflowBackend(Backend):
             try: local = client.download_artifacts(r.info.run_id, "val_confusion_matrix", tmp)
             except Exception: local = None
             cms = counts_from_files(sorted(Path(local).glob("epoch_*.json"))) if local else {}
+        media = self._media(client, r)
         status = {"FINISHED": "finished", "FAILED": "failed", "KILLED": "interrupted", "RUNNING": "running"}.get(r.info.status, r.info.status)
         return {"name": r.info.run_name, "location": f"{mask_secrets(loc)} run {r.info.run_id}", "points": points,
                 "hparams": hparams, "confusion_matrices": cms, "status": status,
                 "start": r.info.start_time / 1000 if r.info.start_time else None,
-                "end": r.info.end_time / 1000 if r.info.end_time else None}
+                "end": r.info.end_time / 1000 if r.info.end_time else None,
+                "images": _by_step(media["images"]), "tables": _by_step(media["tables"]), "artifacts": media["artifacts"],
+                "manifest": media["manifest"]}
 
 register_backend(MLflowBackend())
 
@@ -761,6 +940,14 @@ class CometBackend(Backend):
     def log_file(self, logger, key, name, ext, data):
         logger.experiment.log_asset_data(data, name=f"{slug(key)}/{name}.{ext}")
         return f"experiment {logger._experiment_key}: {slug(key)}/{name}.{ext}"
+    def log_table(self, logger, key, step, name, table):
+        "A Comet table (`log_table`: the UI's Assets tab shows it as one), the step in its name."
+        path = f"{check_key(key)}/{_stepped(check_name(name), step)}.csv"
+        logger.experiment.log_table(path, tabular_data=[list(r) for r in table["data"]], headers=list(table["columns"]))
+        return f"experiment {logger._experiment_key}: {path}"
+    def log_artifact(self, logger, name, data):
+        logger.experiment.log_asset_data(data, name=f"artifacts/{check_name(name)}")
+        return f"experiment {logger._experiment_key}: artifacts/{name}"
 
     def find(self, root):
         keys = {}
@@ -786,7 +973,7 @@ class CometBackend(Backend):
             named = [a for z, a in archives if run is None or run in (z.stem, a.get("offline_id"))] or [a for _, a in archives]
             key = max(named, key=lambda a: a.get("start_time") or 0)["offline_id"]
         out = {"name": None, "location": str(p), "points": [], "hparams": {}, "confusion_matrices": {}, "status": None,
-               "start": None, "end": None}
+               "start": None, "end": None, "images": {}, "tables": {}, "artifacts": {}, "manifest": None}
         status = "finished"
         for z, meta in sorted((x for x in archives if x[1]["offline_id"] == key), key=lambda x: x[1].get("start_time") or 0):
             with zipfile.ZipFile(z) as f:
@@ -801,15 +988,30 @@ class CometBackend(Backend):
                         out["hparams"][body["param"]["paramName"].replace("|", "/")] = v
                     elif kind == "log_other" and body.get("key") == "Name": out["name"] = body["value"]
                     elif kind == "log_other" and body.get("key") == "autotimm_status": status = body["value"]
-                    elif kind == "file_upload" and body.get("upload_type") == "asset":
-                        fname = body["additional_params"].get("fileName", "")
-                        if re.fullmatch(r"val_confusion_matrix/epoch_\d+\.json", fname):
-                            r = json.loads(f.read(body["file_path"]))
-                            out["confusion_matrices"][int(r["epoch"])] = {"counts": r["counts"], "labels": r.get("labels")}
+                    elif kind == "file_upload":
+                        self._file(f, body, out)
             out["start"] = out["start"] or (meta.get("start_time") or 0) / 1000
             out["end"], out["status"] = (meta.get("stop_time") or 0) / 1000 or None, status
         out["confusion_matrices"] = dict(sorted(out["confusion_matrices"].items()))
+        out["images"], out["tables"] = _by_step(out["images"]), _by_step(out["tables"])
         out["location"] = f"{p} (experiment {key})"
         return out
+
+    def _file(self, f, body:dict, out:dict):
+        "One uploaded file of an archive into `out`: a confusion matrix's counts, an image, a table or an artifact."
+        kind, extra = body.get("upload_type"), body.get("additional_params") or {}
+        fname = extra.get("fileName") or extra.get("figName") or ""
+        if kind == "asset" and re.fullmatch(r"val_confusion_matrix/epoch_\d+\.json", fname):
+            r = json.loads(f.read(body["file_path"]))
+            out["confusion_matrices"][int(r["epoch"])] = {"counts": r["counts"], "labels": r.get("labels")}
+        elif kind == "asset" and fname == "run/manifest.json":
+            out["manifest"] = json.loads(f.read(body["file_path"]))
+        elif kind == "asset" and fname.startswith("artifacts/"):
+            out["artifacts"][fname[len("artifacts/"):]] = f.read(body["file_path"])
+        elif kind == "visualization":  # what `log_image` writes
+            out["images"].setdefault(fname, []).append((extra.get("step"), f.read(body["file_path"])))
+        elif kind in ("asset", "dataframe") and fname.endswith(".csv") and "/" in fname:  # what `log_table` writes
+            key, (_, step) = fname.rsplit("/", 1)[0], _unstepped(Path(fname).stem)
+            out["tables"].setdefault(key, []).append((step, _csv_table(f.read(body["file_path"]))))
 
 register_backend(CometBackend())

@@ -13,11 +13,13 @@ import torch
 from pytorch_lightning import Callback
 from pytorch_lightning.utilities import rank_zero_only
 
-from .backends import log_file, log_image
-from .plots import confusion_matrix_png
+from . import media  # registers the media events with the delivery
+from .backends import log_file, log_image, log_table
+from .plots import confusion_matrix_png, figure_to_png
 
 # %% auto #0
-__all__ = ['ShortRunLogging', 'will_log', 'LearningRateLogger', 'NormLogger', 'ConfusionMatrixLogger']
+__all__ = ['ShortRunLogging', 'will_log', 'LearningRateLogger', 'NormLogger', 'per_class_metrics', 'ConfusionMatrixLogger',
+           'misclassified_png', 'unnormalize', 'MisclassifiedLogger']
 
 # %% ../nbs/05_callbacks.ipynb #842191ff
 class ShortRunLogging(Callback):
@@ -60,16 +62,37 @@ class NormLogger(Callback):
             weights = [p.detach() for p in pl_module.parameters()]
             pl_module.log("train/weight_norm", torch.nn.utils.get_total_norm(weights, 2.0), on_step=True, on_epoch=False, batch_size=1)
 
+# %% ../nbs/05_callbacks.ipynb #ca2da754
+def per_class_metrics(
+    counts,             # (C, C) confusion matrix, rows = true class
+    labels:list=None,   # class names; indices when None
+)->dict:                # `{'columns': [class, precision, recall, f1, support], 'data': rows}`, worst first
+    "Per-class precision, recall, F1 and support of a confusion matrix, the worst classes first."
+    c = torch.as_tensor(counts).double()
+    tp, support, predicted = c.diag(), c.sum(1), c.sum(0)
+    div = lambda a, b: torch.where(b > 0, a / b.clamp(min=1e-12), torch.zeros_like(a))
+    precision, recall = div(tp, predicted), div(tp, support)
+    f1 = div(2 * precision * recall, precision + recall)
+    labels = [str(l) for l in labels] if labels is not None else [str(i) for i in range(len(c))]
+    order = sorted(range(len(c)), key=lambda i: (support[i].item() == 0, f1[i].item(), -support[i].item(), i))
+    return {"columns": ["class", "precision", "recall", "f1", "support"],
+            "data": [[labels[i], round(precision[i].item(), 6), round(recall[i].item(), 6), round(f1[i].item(), 6),
+                      int(support[i].item())] for i in order]}
+
 # %% ../nbs/05_callbacks.ipynb #6884df2b
 class ConfusionMatrixLogger(Callback):
-    "Log the validation confusion matrix as an image to every backend after each validation epoch."
+    "Log the validation confusion matrix as an image, and/or its per-class table, to every backend after each validation epoch."
     def __init__(self,
                  num_classes:int,              # number of classes
                  key:str="val/confusion_matrix",  # image key in every backend
                  class_names:list=None,        # labels; taken from the datamodule's `class_names` when None
+                 image:bool=True,              # log the matrix (image and counts) as `key`
+                 per_class:bool=False,         # log `per_class_metrics` as the table `per_class_key`
+                 per_class_key:str="val/per_class",  # table key in every backend
                 ):
         from torchmetrics.classification import MulticlassConfusionMatrix
-        self.key, self.class_names = key, class_names
+        self.key, self.class_names, self.image, self.per_class, self.per_class_key = key, class_names, image, per_class, per_class_key
+        self.last_table = None
         self.metric = MulticlassConfusionMatrix(num_classes=num_classes)
         self.last_counts, self.last_png, self.last_locations, self._n = None, None, {}, 0
         self._pool, self._pending = None, []
@@ -101,7 +124,11 @@ class ConfusionMatrixLogger(Callback):
 
     def _render_and_send(self, loggers, counts, labels, step, epoch):
         "Render once, send the PNG and the raw counts to every logger (on the background thread)."
-        name = f"epoch_{epoch:03d}"
+        name, locations = f"epoch_{epoch:03d}", {}
+        if self.per_class:
+            self.last_table = per_class_metrics(counts, labels)
+            locations = log_table(loggers, self.per_class_key, step, name, self.last_table)
+        if not self.image: return locations
         png = confusion_matrix_png(counts, labels, title=f"Confusion matrix, epoch {epoch + 1}")  # people count epochs from 1; files keep Lightning's numbering
         self.last_png = png
         locations = log_image(loggers, self.key, png, step=step, name=name)
@@ -122,6 +149,115 @@ class ConfusionMatrixLogger(Callback):
 
     def on_fit_end(self, trainer, pl_module): self.wait()
     def on_exception(self, trainer, pl_module, exception): self.wait()  # an interrupt keeps the matrices already made
+
+    def teardown(self, trainer, pl_module, stage):
+        try: self.wait()
+        finally:
+            if self._pool is not None: self._pool.shutdown(wait=True); self._pool = None
+
+# %% ../nbs/05_callbacks.ipynb #81bc9e74
+def misclassified_png(
+    images,               # (N, 3, H, W) floats in [0, 1]
+    target:list,          # true class of each image
+    pred:list,            # predicted class of each image
+    confidence:list,      # the model's probability of `pred`
+    labels:list=None,     # class names; indices when None
+    title:str="Misclassified",
+)->bytes:
+    "A grid of images titled `true → predicted (confidence)`, as PNG bytes."
+    from autotimm.plots import PlotFigure
+    from matplotlib.backends.backend_agg import FigureCanvasAgg
+    n = len(target)
+    cols = max(1, min(8, math.ceil(math.sqrt(n))))
+    rows = max(1, math.ceil(n / cols))
+    fig = PlotFigure(figsize=(2.0 * cols, 2.2 * rows + 0.4)); FigureCanvasAgg(fig)
+    name = lambda i: str(labels[i]) if labels is not None and i < len(labels) else str(i)
+    for k in range(n):
+        ax = fig.add_subplot(rows, cols, k + 1)
+        img = images[k].permute(1, 2, 0).clamp(0, 1).numpy()
+        ax.imshow(img, interpolation="nearest")
+        ax.set_title(f"{name(target[k])[:14]} → {name(pred[k])[:14]} ({confidence[k]:.0%})", fontsize=8, parse_math=False)
+        ax.axis("off")
+    if n == 0: fig.add_subplot().axis("off")
+    fig.suptitle(title, fontsize=10)
+    fig.tight_layout()
+    return figure_to_png(fig, dpi=80)
+
+# %% ../nbs/05_callbacks.ipynb #3a90c446
+def unnormalize(x, mean=None, std=None):
+    "Model inputs back to [0, 1] images: `x * std + mean` per channel, or min-max scaled when `mean`/`std` are unknown."
+    x = x.float()
+    if mean is not None and std is not None:
+        m, s = torch.tensor(mean, dtype=x.dtype).view(1, -1, 1, 1), torch.tensor(std, dtype=x.dtype).view(1, -1, 1, 1)
+        return (x * s + m).clamp(0, 1)
+    lo, hi = x.amin(dim=(1, 2, 3), keepdim=True), x.amax(dim=(1, 2, 3), keepdim=True)
+    return (x - lo) / (hi - lo).clamp(min=1e-8)
+
+class MisclassifiedLogger(Callback):
+    "Log a grid of the highest-loss misclassified validation images as `val/misclassified` after each validation epoch."
+    def __init__(self,
+                 count:int=16,               # images in the grid
+                 key:str="val/misclassified",  # image key in every backend
+                 class_names:list=None,      # labels; taken from the datamodule's `class_names` when None
+                ):
+        self.count, self.key, self.class_names = count, key, class_names
+        self.last, self.last_png, self.last_locations = None, None, {}
+        self._best, self._pool, self._pending = None, None, []
+
+    def on_validation_epoch_start(self, trainer, pl_module): self._best = None
+
+    def on_validation_batch_end(self, trainer, pl_module, outputs, batch, batch_idx, dataloader_idx=0):
+        if trainer.sanity_checking or not isinstance(outputs, dict) or "logits" not in outputs: return
+        with torch.no_grad():
+            x, y, logits = batch[0].detach(), batch[1], outputs["logits"].detach().float()
+            loss = torch.nn.functional.cross_entropy(logits, y, reduction="none")
+            conf, pred = logits.softmax(dim=1).max(dim=1)
+            score = torch.where(pred != y, loss, torch.full_like(loss, -math.inf))  # right answers never make the cut
+            k = min(self.count, len(y))
+            top = score.topk(k).indices
+            new = {"score": score[top], "x": x[top], "target": y[top], "pred": pred[top], "confidence": conf[top], "loss": loss[top]}
+            if self._best is not None: new = {n: torch.cat([self._best[n], v]) for n, v in new.items()}
+            keep = new["score"].topk(min(self.count, len(new["score"]))).indices
+            self._best = {n: v[keep] for n, v in new.items()}
+
+    def on_validation_epoch_end(self, trainer, pl_module):
+        best, self._best = self._best, None
+        if trainer.sanity_checking or best is None: return
+        wrong = best["score"] > -math.inf
+        self.last = {n: v[wrong].cpu() for n, v in best.items() if n != "score"}  # one copy to the host per epoch
+        self._log(trainer, self.last)
+
+    @rank_zero_only
+    def _log(self, trainer, found):
+        dm = trainer.datamodule
+        labels = self.class_names or getattr(dm, "class_names", None)
+        labels = list(labels) if labels is not None else None
+        mean, std = getattr(dm, "mean", None), getattr(dm, "std", None)
+        if self._pool is None: self._pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="autotimm-misclassified")
+        self._pending.append(self._pool.submit(self._render_and_send, list(trainer.loggers), found, labels, mean, std,
+                                               trainer.global_step, trainer.current_epoch))
+        self._collect(block=False)
+
+    def _render_and_send(self, loggers, found, labels, mean, std, step, epoch):
+        n = len(found["target"])
+        png = misclassified_png(unnormalize(found["x"], mean, std), found["target"].tolist(), found["pred"].tolist(),
+                                found["confidence"].tolist(), labels,
+                                title=f"Misclassified, highest loss first (epoch {epoch + 1}, {n} shown)")
+        self.last_png = png
+        return log_image(loggers, self.key, png, step=step, name=f"epoch_{epoch:03d}")
+
+    def _collect(self, block:bool):
+        for f in list(self._pending):
+            if block or f.done():
+                self._pending.remove(f)
+                self.last_locations = f.result()
+
+    def wait(self):
+        "Wait until every grid so far is rendered and delivered."
+        self._collect(block=True)
+
+    def on_fit_end(self, trainer, pl_module): self.wait()
+    def on_exception(self, trainer, pl_module, exception): self.wait()
 
     def teardown(self, trainer, pl_module, stage):
         try: self.wait()

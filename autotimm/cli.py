@@ -13,7 +13,7 @@ import time
 from pathlib import Path
 
 # %% auto #0
-__all__ = ['demo', 'print_summary', 'main']
+__all__ = ['demo', 'print_summary', 'add_copy_command', 'copy_command', 'main']
 
 # %% ../nbs/15_cli.ipynb #a3b69de9
 def _quiet():
@@ -87,6 +87,31 @@ def print_summary(s:dict, file=None):
     p(f"\nLast confusion matrix: {s['confusion_matrix_png']}")
     p(f"Best checkpoint:       {s['best_checkpoint']}")
 
+# %% ../nbs/15_cli.ipynb #3367a684
+def add_copy_command(sub):
+    "The `copy` subcommand's parser."
+    c = sub.add_parser("copy", help="send a run (any backend) into another backend as a new run")
+    c.add_argument("run", help="the run: a run folder, a store URI (sqlite:///.../mlflow.db, http://...), a W&B offline-run folder, a Comet archive")
+    from autotimm.backends import list_backends
+    c.add_argument("--to", required=True, help=f"the backend to copy into: {', '.join(list_backends())}")
+    c.add_argument("--param", action="append", default=[], metavar="KEY=VALUE", help="a param of the target backend (repeat it)")
+    c.add_argument("--run", dest="which", default=None, help="which run, where RUN holds several (an id or a name)")
+    c.add_argument("--name", default=None, help="the copy's name (default: the source's)")
+    return c
+
+def copy_command(a)->int:
+    "Run `autotimm copy` with parsed arguments `a`."
+    import yaml
+    from autotimm.runs import copy_run
+    bad = [p for p in a.param if "=" not in p]
+    if bad: raise SystemExit(f"autotimm copy: --param takes KEY=VALUE, got {bad[0]!r}")
+    params = {k: yaml.safe_load(v) for k, v in (p.split("=", 1) for p in a.param)}
+    _quiet()
+    manager = copy_run(a.run, a.to, params, run_name=a.name, run=a.which)
+    for name, (where, how) in manager.where().items():
+        print(f"copied {a.run} to {name}: {where}" + (f"\n  $ {how}" if how else ""))
+    return 0
+
 # %% ../nbs/15_cli.ipynb #c7ece874
 def main(argv:list=None):
     "The `autotimm` command line."
@@ -103,7 +128,9 @@ def main(argv:list=None):
     r.add_argument("spool", nargs="+", help="spool file(s), e.g. logs/version_0/spool/mlflow.jsonl")
     r.add_argument("--param", action="append", default=[], metavar="KEY=VALUE",
                    help="override a param of the stored config, e.g. a tracking_uri whose password was masked")
+    add_copy_command(sub)
     a = ap.parse_args(argv)
+    if a.command == "copy": return copy_command(a)
     if a.command == "demo":
         s = demo(out=a.out, epochs=a.epochs, backbone=a.backbone, image_size=a.image_size,
                  batch_size=a.batch_size, progress=not a.no_progress)

@@ -11,7 +11,7 @@ from .backends import get_backend, list_backends
 from .utils import check_positive, check_type, closest, mask_param, mask_secrets
 
 # %% auto #0
-__all__ = ['STAGES', 'RESERVED_NAMES', 'METRIC_BACKENDS', 'LoggerConfig', 'LoggingConfig', 'MetricConfig']
+__all__ = ['MAX_MISCLASSIFIED', 'STAGES', 'RESERVED_NAMES', 'METRIC_BACKENDS', 'LoggerConfig', 'LoggingConfig', 'MetricConfig']
 
 # %% ../nbs/01_config.ipynb #d862a289
 @dataclass
@@ -55,6 +55,8 @@ class LoggerConfig:
         return f"LoggerConfig(backend={self.backend!r}, params={self.shown_params()!r}" + (", strict=True)" if self.strict else ")")
 
 # %% ../nbs/01_config.ipynb #f96a8fc1
+MAX_MISCLASSIFIED = 64  # images in one `val/misclassified` grid at most (kept on the device during validation)
+
 @dataclass
 class LoggingConfig:
     "Switches for the extra keys logged during training."
@@ -64,11 +66,17 @@ class LoggingConfig:
     log_confusion_matrix:bool = False  # `val/confusion_matrix` image after each validation epoch
     log_system_metrics:bool = False    # `system/...`: CPU, RAM, GPU, samples/s, steps/s, epoch time
     system_metrics_interval:float = 10.0  # seconds between two system samples (taken off the training thread)
+    log_per_class_metrics:bool = False # `val/per_class` table (precision, recall, F1, support; worst first) after each validation epoch
+    log_misclassified:bool = False     # `val/misclassified` image: the highest-loss misclassified validation images
+    misclassified_count:int = 16       # how many images the `val/misclassified` grid shows
 
     def __post_init__(self):
         for f in fields(self):
             if f.name.startswith("log_"): check_type("LoggingConfig", f.name, getattr(self, f.name), (bool,), "True or False")
         check_positive("LoggingConfig", "system_metrics_interval", self.system_metrics_interval, "a positive number of seconds")
+        n = self.misclassified_count
+        if not isinstance(n, int) or isinstance(n, bool) or not 1 <= n <= MAX_MISCLASSIFIED:
+            raise ValueError(f"LoggingConfig: misclassified_count must be an int from 1 to {MAX_MISCLASSIFIED}, got {n!r}")
 
 # %% ../nbs/01_config.ipynb #12b460f4
 STAGES = ("train", "val", "test")

@@ -17,7 +17,8 @@ from .utils import closest, in_notebook
 
 # %% auto #0
 __all__ = ['TORCHVISION_DATASETS', 'NUM_CLASSES', 'BUILTIN_DATASETS', 'IMAGE_EXTENSIONS', 'IMAGENET_MEAN', 'IMAGENET_STD',
-           'default_num_workers', 'DigitsDataset', 'load_digits_splits', 'load_image', 'ImageDataModule']
+           'AUGMENT', 'default_num_workers', 'DigitsDataset', 'load_digits_splits', 'load_image', 'SwappableTransform',
+           'ImageDataModule']
 
 # %% ../nbs/04_data.ipynb #4fd1ef3f
 TORCHVISION_DATASETS = {"cifar10": "CIFAR10", "cifar100": "CIFAR100", "mnist": "MNIST", "fashionmnist": "FashionMNIST"}
@@ -33,18 +34,20 @@ def default_num_workers()->int:
 
 # %% ../nbs/04_data.ipynb #de7fb6ac
 class DigitsDataset(Dataset):
-    "scikit-learn's 8×8 digits as 3-channel float images of `image_size` pixels."
-    def __init__(self, images, labels, image_size:int):
-        self.images, self.labels, self.image_size = images, labels, image_size
+    "scikit-learn's 8×8 digits as 3-channel float images of `image_size` pixels, normalized with `mean` and `std`."
+    def __init__(self, images, labels, image_size:int, mean=(0.5,) * 3, std=(0.5,) * 3):
+        self.images, self.labels, self.image_size, self.mean, self.std = images, labels, image_size, mean, std
 
     def __len__(self): return len(self.labels)
 
     def __getitem__(self, i):
         x = self.images[i][None, None]  # (1, 1, 8, 8) in [0, 1]
         x = torch.nn.functional.interpolate(x, size=(self.image_size, self.image_size), mode="bilinear", align_corners=False)
-        return ((x[0] - 0.5) / 0.5).expand(3, -1, -1), self.labels[i]
+        x = x[0].expand(3, -1, -1)
+        m, s = torch.tensor(self.mean).view(3, 1, 1), torch.tensor(self.std).view(3, 1, 1)
+        return (x - m) / s, self.labels[i]
 
-def load_digits_splits(image_size:int, seed:int=42, fractions=(0.7, 0.15, 0.15)):
+def load_digits_splits(image_size:int, seed:int=42, fractions=(0.7, 0.15, 0.15), mean=(0.5,) * 3, std=(0.5,) * 3):
     "Train/val/test `DigitsDataset`s, stratified by class with a fixed seed."
     from sklearn.datasets import load_digits
     d = load_digits()
@@ -57,7 +60,7 @@ def load_digits_splits(image_size:int, seed:int=42, fractions=(0.7, 0.15, 0.15))
         idx = idx[torch.randperm(len(idx), generator=g)]
         n_train, n_val = int(len(idx) * fractions[0]), int(len(idx) * fractions[1])
         for part, chunk in zip(parts, (idx[:n_train], idx[n_train:n_train + n_val], idx[n_train + n_val:])): part.append(chunk)
-    return [DigitsDataset(images[torch.cat(p)], labels[torch.cat(p)], image_size) for p in parts]
+    return [DigitsDataset(images[torch.cat(p)], labels[torch.cat(p)], image_size, mean, std) for p in parts]
 
 # %% ../nbs/04_data.ipynb #df13adf8
 def _check_image_folder(folder:Path, split:str)->list:
@@ -86,18 +89,37 @@ def load_image(path:str):
     except Exception as e:
         raise RuntimeError(f"ImageDataModule: cannot read image {path} ({type(e).__name__}: {e}); remove or replace the file") from e
 
+# %% ../nbs/04_data.ipynb #f3c76a4d
+AUGMENT = {"scale": (0.5, 1.0), "hflip": 0.5, "color_jitter": 0.2}  # timm `create_transform` training arguments used by default
+
+class SwappableTransform:
+    "A dataset's transform that the data module can replace after the dataset is built."
+    def __init__(self, fn=None): self.fn = fn
+    def __call__(self, x): return self.fn(x)
+    def __repr__(self): return repr(self.fn)
+
+def _rgb(img): return img.convert("RGB")
+
+def _to_rgb_first(tf):
+    "`tf` preceded by a conversion to RGB (grey datasets such as MNIST, for a 3-channel backbone)."
+    from torchvision import transforms as T
+    return T.Compose([_rgb, tf])
+
 # %% ../nbs/04_data.ipynb #c250b0fd
 class ImageDataModule(pl.LightningDataModule):
     "Images for classification from folders, a torchvision dataset by name, or the built-in `digits`."
     def __init__(self,
                  data_dir:str="./data",       # image folders root, or where torchvision datasets are downloaded
                  dataset_name:str=None,       # 'CIFAR10', 'CIFAR100', 'MNIST', 'FashionMNIST', 'digits'; None = folders
-                 image_size:int=224,          # images are resized to image_size × image_size
+                 image_size:int=None,         # model input size (square); None: the backbone's (224 until a model hands its data config)
                  batch_size:int=32,           # batch size of every loader
                  num_workers:int=None,        # DataLoader workers; None = a default that does not hang in Jupyter
                  val_split:float=0.1,         # fraction of train used for validation when there is no val set
                  seed:int=42,                 # seed of the validation split
                  download:bool=True,          # download torchvision datasets when missing
+                 augment=True,                # training augmentation: True (`AUGMENT`), False (none), or a dict of timm `create_transform` args
+                 train_transform=None,        # your own training transform (then the model's data config is not used for it)
+                 eval_transform=None,         # your own validation/test transform
                 ):
         super().__init__()
         who = "ImageDataModule"
@@ -108,7 +130,10 @@ class ImageDataModule(pl.LightningDataModule):
                 hint = TORCHVISION_DATASETS.get(hint, hint)
                 raise ValueError(f"{who}: unknown dataset_name {dataset_name!r}. Valid: {', '.join(valid)}, "
                                  "or None for image folders" + (f". Did you mean {hint!r}?" if hint else ""))
+        if not isinstance(augment, (bool, dict)):
+            raise TypeError(f"{who}: augment must be True, False or a dict of timm create_transform arguments, got {augment!r}")
         for name, v in (("image_size", image_size), ("batch_size", batch_size)):
+            if v is None and name == "image_size": continue
             if not isinstance(v, int) or isinstance(v, bool) or v < 1:
                 raise ValueError(f"{who}: {name} must be a positive int, got {v!r}")
         if num_workers is not None and (not isinstance(num_workers, int) or num_workers < 0):
@@ -123,6 +148,38 @@ class ImageDataModule(pl.LightningDataModule):
         if dataset_name is not None and dataset_name.lower() == "digits": self.num_workers = 0  # in memory
         self.save_hyperparameters({"dataset": dataset_name or str(data_dir), "image_size": image_size, "batch_size": batch_size})
         self.class_names, self.train_ds, self.val_ds, self.test_ds = None, None, None, None
+        self.augment, self._given = augment, {"train": train_transform, "eval": eval_transform}
+        self._tf = {"train": SwappableTransform(), "eval": SwappableTransform()}  # what the datasets hold: swapped when the model's config arrives
+        self.use_data_config({"input_size": (3, 224, 224), "interpolation": "bilinear", "mean": (0.5,) * 3 if self._kind == "digits" else IMAGENET_MEAN,
+                              "std": (0.5,) * 3 if self._kind == "digits" else IMAGENET_STD, "crop_pct": 1.0, "crop_mode": "center"})
+        self.data_config_from = None  # the backbone whose config is in use, once a model handed it
+
+    def use_data_config(self, config:dict, backbone:str=None):
+        "Build the transforms from timm's data config `config` (mean, std, interpolation, crop, input size); the model calls it in `setup`."
+        from timm.data import create_transform
+        cfg = dict(config)
+        if self.image_size is not None: cfg["input_size"] = (3, self.image_size, self.image_size)
+        self.data_config, self.data_config_from = cfg, backbone
+        self.mean, self.std = tuple(cfg["mean"]), tuple(cfg["std"])  # what the misclassified gallery undoes to show an image
+        gray = self._kind in ("mnist", "fashionmnist")
+        keep = {k: cfg[k] for k in ("input_size", "interpolation", "mean", "std", "crop_pct", "crop_mode") if k in cfg}
+        evaluate = create_transform(**keep, is_training=False)
+        if self.augment is False: train = evaluate
+        else: train = create_transform(**{k: v for k, v in keep.items() if k not in ("crop_pct", "crop_mode")}, is_training=True,
+                                       **(AUGMENT if self.augment is True else self.augment))
+        for name, tf in (("train", train), ("eval", evaluate)):
+            tf = self._given[name] or tf
+            self._tf[name].fn = _to_rgb_first(tf) if gray and self._given[name] is None else tf
+        for ds in (self.train_ds, self.val_ds, self.test_ds):  # the built-in digits are tensors: only size and normalization apply
+            if isinstance(ds, DigitsDataset): ds.image_size, ds.mean, ds.std = cfg["input_size"][-1], self.mean, self.std
+        self.hparams.update({"image_size": cfg["input_size"][-1], "mean": list(self.mean), "std": list(self.std),
+                             "interpolation": cfg.get("interpolation"), "crop_pct": cfg.get("crop_pct"),
+                             "augment": self.augment if isinstance(self.augment, bool) else "custom"})
+
+    @property
+    def transforms(self)->dict:
+        "`{'train': ..., 'eval': ...}`: the transforms in use (what the run manifest records)."
+        return {k: v.fn for k, v in self._tf.items()}
 
     @property
     def num_classes(self)->int|None:
@@ -147,17 +204,13 @@ class ImageDataModule(pl.LightningDataModule):
     @property
     def _kind(self): return "folders" if self.dataset_name is None else self.dataset_name.lower()
 
-    def _transform(self, gray:bool=False):
-        from torchvision import transforms as T
-        t = [T.Resize((self.image_size, self.image_size))]
-        if gray: t.append(T.Grayscale(num_output_channels=3))
-        return T.Compose(t + [T.ToTensor(), T.Normalize(IMAGENET_MEAN, IMAGENET_STD)])
+    def _transform(self, train:bool=False): return self._tf["train" if train else "eval"]
 
-    def _split(self, ds):
-        "Split `ds` into train and val subsets with the fixed seed."
+    def _split(self, ds, eval_ds=None):
+        "Split `ds` into train and val subsets with the fixed seed (val taken from `eval_ds`, the same images with the evaluation transform)."
         n_val = max(1, int(len(ds) * self.val_split))
         perm = torch.randperm(len(ds), generator=torch.Generator().manual_seed(self.seed)).tolist()
-        return Subset(ds, perm[n_val:]), Subset(ds, perm[:n_val])
+        return Subset(ds, perm[n_val:]), Subset(ds if eval_ds is None else eval_ds, perm[:n_val])
 
     def prepare_data(self):
         "Download a torchvision dataset into `data_dir` when it is missing."
@@ -171,24 +224,23 @@ class ImageDataModule(pl.LightningDataModule):
         if self.train_ds is not None: return
         kind = self._kind
         if kind == "digits":
-            self.train_ds, self.val_ds, self.test_ds = load_digits_splits(self.image_size, self.seed)
+            self.train_ds, self.val_ds, self.test_ds = load_digits_splits(self.data_config["input_size"][-1], self.seed, mean=self.mean, std=self.std)
             self.class_names = [str(i) for i in range(10)]
         elif kind in TORCHVISION_DATASETS:
             import torchvision.datasets as tvd
             cls = getattr(tvd, TORCHVISION_DATASETS[kind])
-            tf = self._transform(gray=kind in ("mnist", "fashionmnist"))
-            full = cls(str(self.data_dir), train=True, download=False, transform=tf)
-            self.train_ds, self.val_ds = self._split(full)
-            self.test_ds = cls(str(self.data_dir), train=False, download=False, transform=tf)
+            full = cls(str(self.data_dir), train=True, download=False, transform=self._transform(train=True))
+            self.train_ds, self.val_ds = self._split(full, cls(str(self.data_dir), train=True, download=False, transform=self._transform()))
+            self.test_ds = cls(str(self.data_dir), train=False, download=False, transform=self._transform())
             self.class_names = list(full.classes)
         else:
             from torchvision.datasets import ImageFolder
             self.check()
-            full = ImageFolder(str(self.data_dir/"train"), transform=self._transform(), loader=load_image)
+            full = ImageFolder(str(self.data_dir/"train"), transform=self._transform(train=True), loader=load_image)
             if (self.data_dir/"val").is_dir():
                 self.train_ds, self.val_ds = full, ImageFolder(str(self.data_dir/"val"), transform=self._transform(), loader=load_image)
-            else:
-                self.train_ds, self.val_ds = self._split(full)
+            else:  # the validation part of train sees the evaluation transform
+                self.train_ds, self.val_ds = self._split(full, ImageFolder(str(self.data_dir/"train"), transform=self._transform(), loader=load_image))
             if (self.data_dir/"test").is_dir():
                 self.test_ds = ImageFolder(str(self.data_dir/"test"), transform=self._transform(), loader=load_image)
 

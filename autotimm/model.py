@@ -16,7 +16,8 @@ import torchmetrics
 from torch import nn
 
 from .utils import closest, tcp_reachable
-from .callbacks import ConfusionMatrixLogger, LearningRateLogger, NormLogger
+from . import media
+from .callbacks import ConfusionMatrixLogger, LearningRateLogger, MisclassifiedLogger, NormLogger
 from .config import LoggingConfig, MetricConfig
 from .system import SystemMetricsMonitor
 
@@ -158,7 +159,7 @@ class ImageClassifier(pl.LightningModule):
 
     def validation_step(self, batch, batch_idx):
         loss, logits, y = self._step(batch, "val")
-        return {"loss": loss, "preds": logits.argmax(dim=1), "target": y}
+        return {"loss": loss, "preds": logits.argmax(dim=1), "target": y, "logits": logits.detach()}
 
     def test_step(self, batch, batch_idx): return self._step(batch, "test")[0]
 
@@ -174,19 +175,41 @@ class ImageClassifier(pl.LightningModule):
             raise ValueError(f"ImageClassifier: num_classes={self.hparams.num_classes} but the data has {n} classes"
                              + (f" ({', '.join(names[:20])})" if names else "") + f"; pass num_classes={n}")
 
+    def data_config(self)->dict:
+        "timm's data config of the backbone: input size, interpolation, mean, std, crop."
+        from timm.data import resolve_model_data_config
+        return resolve_model_data_config(self.model)
+
     def setup(self, stage:str):
-        "Check the data's class count and add `max_epochs` to the logged hyperparameters."
-        self.check_data(getattr(self.trainer, "datamodule", None))
+        "Check the data's class count, hand the data module the backbone's data config, add `max_epochs` to the logged hyperparameters."
+        dm = getattr(self.trainer, "datamodule", None)
+        self.check_data(dm)
+        if callable(getattr(dm, "use_data_config", None)) and getattr(dm, "data_config_from", None) != self.hparams.backbone:
+            dm.use_data_config(self.data_config(), self.hparams.backbone)
         if stage == "fit": self.save_hyperparameters({**self.hparams, "max_epochs": self.trainer.max_epochs})
 
     def configure_callbacks(self):
         lc, cbs = self.logging_config, []
         if lc.log_learning_rate: cbs.append(LearningRateLogger())
         if lc.log_gradient_norm or lc.log_weight_norm: cbs.append(NormLogger(grad=lc.log_gradient_norm, weight=lc.log_weight_norm))
-        if lc.log_confusion_matrix: cbs.append(ConfusionMatrixLogger(self.hparams.num_classes))
+        if lc.log_confusion_matrix or lc.log_per_class_metrics:  # one matrix feeds the image and the table
+            cbs.append(ConfusionMatrixLogger(self.hparams.num_classes, image=lc.log_confusion_matrix, per_class=lc.log_per_class_metrics))
+        if lc.log_misclassified: cbs.append(MisclassifiedLogger(lc.misclassified_count))
         if lc.log_system_metrics: cbs.append(SystemMetricsMonitor(lc.system_metrics_interval))
         have = {type(cb) for cb in self._trainer.callbacks} if self._trainer is not None else set()
         return [cb for cb in cbs if type(cb) not in have]  # `test` after `fit` keeps the ones `fit` added (no override notice)
+
+    def log_image(self, key:str, image, step:int=None)->dict:
+        "Send `image` (PIL, numpy, tensor, matplotlib `Figure`, PNG bytes) as `key` to every backend (see `autotimm.media`)."
+        return media.log_image(self, key, image, step)
+
+    def log_table(self, key:str, table, step:int=None)->dict:
+        "Send `table` (a DataFrame, a dict of columns, a list of dicts) as `key` to every backend."
+        return media.log_table(self, key, table, step)
+
+    def log_artifact(self, path, name:str=None)->dict:
+        "Keep the file at `path` with the run in every backend, as `artifacts/{name}`."
+        return media.log_artifact(self, path, name)
 
     def configure_optimizers(self):
         hp = self.hparams

@@ -12,7 +12,7 @@ from pathlib import Path
 from .backends import get_backend, list_backends, read_wandb_run
 
 # %% auto #0
-__all__ = ['SUMMARY_PREFIXES', 'SUMMARY_KEYS', 'Run', 'load_run', 'find_runs', 'compare_runs']
+__all__ = ['SUMMARY_PREFIXES', 'SUMMARY_KEYS', 'Run', 'load_run', 'find_runs', 'compare_runs', 'copy_run']
 
 # %% ../nbs/10_runs.ipynb #c7f9b913
 @dataclass
@@ -27,6 +27,26 @@ class Run:
     status:str|None = None       # 'finished', 'interrupted', 'failed', 'running', or None when the backend does not say
     start:float|None = None      # epoch seconds
     end:float|None = None
+    images:dict = field(default_factory=dict)     # `{key: [(step, PNG bytes), ...]}` by step
+    tables:dict = field(default_factory=dict)     # `{key: [(step, DataFrame), ...]}` by step
+    artifacts:dict = field(default_factory=dict)  # `{name: bytes}` of the files kept as `artifacts/{name}`
+    manifest:dict|None = None                     # the run manifest (`run_manifest.json`), when the run has one
+
+    def image(self, key:str, step:int=None)->"PIL.Image.Image":
+        "The image logged as `key` at `step` (the last one when None)."
+        from PIL import Image
+        import io
+        return Image.open(io.BytesIO(self._at(self.images, key, step)))
+
+    def table(self, key:str, step:int=None)->"pandas.DataFrame":
+        "The table logged as `key` at `step` (the last one when None)."
+        return self._at(self.tables, key, step)
+
+    def _at(self, media:dict, key:str, step):
+        if key not in media: raise KeyError(f"Run {self.name!r}: no {key!r}; it has {sorted(media)}")
+        hits = [v for s, v in media[key] if step is None or s == step]
+        if not hits: raise KeyError(f"Run {self.name!r}: no {key!r} at step {step}; steps: {[s for s, _ in media[key]]}")
+        return hits[-1]
 
     def scalars(self, key:str)->list:
         "`[(step, value), ...]` of `key`."
@@ -53,7 +73,8 @@ def _tidy(points:list)->"pandas.DataFrame":
 # %% ../nbs/10_runs.ipynb #ac42462c
 def _run(backend:str, rec:dict)->Run:
     return Run(backend, rec.get("name"), rec.get("location"), _tidy(rec.get("points", [])), rec.get("hparams", {}),
-               rec.get("confusion_matrices", {}), rec.get("status"), rec.get("start"), rec.get("end"))
+               rec.get("confusion_matrices", {}), rec.get("status"), rec.get("start"), rec.get("end"),
+               rec.get("images", {}), rec.get("tables", {}), rec.get("artifacts", {}), rec.get("manifest"))
 
 def load_run(location, run:str=None)->Run:
     "Read one run back from any backend's records: a run folder, a store or server URI, an archive (or what `Backend.find` gives)."
@@ -133,3 +154,51 @@ def compare_runs(runs:list, keys:list=("val/loss",))->tuple:
         if ax.lines: ax.legend(fontsize=8)
     fig.tight_layout()
     return df, fig
+
+# %% ../nbs/10_runs.ipynb #73cc68a7
+def _media_names(items:list)->list:
+    "A file name per `(step, value)`: `step_0000012`, with `_1`, `_2`... for a step seen before."
+    seen, out = {}, []
+    for i, (step, _) in enumerate(items):
+        base = f"step_{step:07d}" if step is not None else f"item_{i:04d}"
+        n = seen[base] = seen.get(base, -1) + 1
+        out.append(base if n == 0 else f"{base}_{n}")
+    return out
+
+def copy_run(
+    source,               # a `Run`, or what `load_run` takes (a run folder, a store URI, an archive)
+    to:str,               # the backend to copy into (a name from `list_backends()`)
+    params:dict=None,     # that backend's `LoggerConfig` params (save_dir, project, tracking_uri, ...)
+    run_name:str=None,    # the copy's name; the source's when None
+    run:str=None,         # which run, where `source` holds several (an id or a name)
+)->"LoggerManager":       # the copy's manager: `where()` says where it went
+    "Send a run (metrics, hyperparameters, manifest, confusion matrices, images, tables, artifacts) into backend `to` as a new run."
+    import json
+    from autotimm import media
+    from autotimm.backends import log_artifact, log_file, log_image, log_table
+    from autotimm.config import LoggerConfig
+    from autotimm.delivery import delivery_of
+    from autotimm.loggers import LoggerManager
+    src = source if isinstance(source, Run) else load_run(source, run)
+    manager = LoggerManager([LoggerConfig(to, dict(params or {}))], run_name=run_name or src.name)
+    lg = manager.loggers[0]
+    delivery_of(lg).start()
+    if src.hparams: lg.log_hyperparams(dict(src.hparams))
+    for step, rows in src.metrics.groupby("step", sort=True):
+        values = {k: float(v) for k, v in zip(rows["key"], rows["value"])}
+        epochs = rows["epoch"].dropna()
+        if len(epochs): values["epoch"] = float(epochs.iloc[0])
+        lg.log_metrics(values, step=int(step))
+    loggers = [lg]
+    if src.manifest is not None: log_file(loggers, "run", "manifest", "json", json.dumps(src.manifest, indent=1, default=str).encode())
+    for epoch, cm in src.confusion_matrices.items():
+        record = {"key": "val/confusion_matrix", "epoch": epoch, "step": None, "labels": cm.get("labels"), "counts": cm["counts"]}
+        log_file(loggers, "val/confusion_matrix", f"epoch_{epoch:03d}", "json", json.dumps(record).encode())
+    for key, items in src.images.items():
+        for (step, png), name in zip(items, _media_names(items)): log_image(loggers, key, png, step, name)
+    for key, items in src.tables.items():
+        for (step, df), name in zip(items, _media_names(items)): log_table(loggers, key, step, name, media.to_table(df))
+    for name, data in src.artifacts.items(): log_artifact(loggers, name.replace("/", "_"), data)
+    lg.finalize("success")
+    manager.close()
+    return manager
