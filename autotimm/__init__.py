@@ -14,6 +14,7 @@ _LAZY = {
     "LoggerForm": "autotimm.form",
     "show_confusion_matrix": "autotimm.confusion", "ConfusionMatrixViewer": "autotimm.confusion",
     "find_runs": "autotimm.runs", "load_run": "autotimm.runs", "compare_runs": "autotimm.runs", "Run": "autotimm.runs",
+    "copy_run": "autotimm.runs", "log_image": "autotimm.media", "log_table": "autotimm.media", "log_artifact": "autotimm.media",
 }
 __all__ = list(_LAZY)
 

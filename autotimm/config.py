@@ -80,7 +80,7 @@ class LoggingConfig:
 
 # %% ../nbs/01_config.ipynb #12b460f4
 STAGES = ("train", "val", "test")
-RESERVED_NAMES = ("loss", "lr", "grad_norm", "weight_norm", "confusion_matrix")
+RESERVED_NAMES = ("loss", "lr", "grad_norm", "weight_norm", "confusion_matrix", "per_class", "misclassified")
 METRIC_BACKENDS = ("torchmetrics", "custom")
 
 @dataclass

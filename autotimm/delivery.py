@@ -73,6 +73,8 @@ def register_action(name:str, fn=None, args:tuple=None):
 _OPT_INT = (int, type(None))
 register_action("log_image", lambda lg, *a: backend_of(lg).log_image(lg, *a), args=(str, bytes, _OPT_INT, str))  # key, png, step, name
 register_action("log_file", lambda lg, *a: backend_of(lg).log_file(lg, *a), args=(str, str, str, bytes))  # key, name, ext, data
+register_action("log_table", lambda lg, *a: backend_of(lg).log_table(lg, *a), args=(str, _OPT_INT, str, dict))  # key, step, name, table
+register_action("log_artifact", lambda lg, *a: backend_of(lg).log_artifact(lg, *a), args=(str, bytes))  # name, data
 
 _METHODS = ("log_metrics", "log_hyperparams", "finalize")  # spooled when they fail
 

@@ -240,6 +240,21 @@ class LoggerManager:
             self.closed.discard(c.backend)
         return self._loggers
 
+    def log_image(self, key:str, image, step:int=None)->dict:
+        "Send an image (PIL, numpy, tensor, matplotlib `Figure`, PNG bytes) to every backend; see `autotimm.media`."
+        from autotimm import media
+        return media.log_image(self, key, image, step)
+
+    def log_table(self, key:str, table, step:int=None)->dict:
+        "Send a table (a DataFrame, a dict of columns, a list of dicts) to every backend; see `autotimm.media`."
+        from autotimm import media
+        return media.log_table(self, key, table, step)
+
+    def log_artifact(self, path, name:str=None)->dict:
+        "Store a file with every backend's run; see `autotimm.media`."
+        from autotimm import media
+        return media.log_artifact(self, path, name)
+
     def ids(self)->dict:
         "The run's identity: its name and each backend's `run_ids` (stored in checkpoints and spool headers)."
         return {"run_name": self.run_name,

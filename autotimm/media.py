@@ -13,15 +13,9 @@ from pytorch_lightning.utilities import rank_zero_only
 
 from . import backends
 from .backends import backend_of, check_key, check_name
-from .delivery import register_action
 
 # %% auto #0
 __all__ = ['to_png', 'to_table', 'loggers_of', 'log_image', 'log_table', 'log_artifact']
-
-# %% ../nbs/01b_media.ipynb #87a030ba
-_OPT_INT = (int, type(None))
-register_action("log_table", lambda lg, *a: backend_of(lg).log_table(lg, *a), args=(str, _OPT_INT, str, dict))  # key, step, name, table
-register_action("log_artifact", lambda lg, *a: backend_of(lg).log_artifact(lg, *a), args=(str, bytes))  # name, data
 
 # %% ../nbs/01b_media.ipynb #7ed78f57
 _PNG = b"\x89PNG\r\n\x1a\n"
