@@ -179,7 +179,7 @@ class LiveView(Callback):
         self._batch, self._losses, self._val_batch, self._val_total = 0, [], 0, 0
         self._train_s = self._val_s = None
         self._val_ran = self._validating = False
-        self._curves = self._cm = None
+        self._curves = self._cm = self._gallery = None
         self._pairs, self.monitor = [], ("val/loss", "min", None)
 
     # --- the three outputs: Lightning's folded lines, the text, the pictures
@@ -253,8 +253,14 @@ class LiveView(Callback):
             parts.append(f'<div class="autotimm-cm" style="flex:0 1 {w}px;min-width:0"><label for="{zid}" title="click: full size / back" '
                          f'style="display:block;margin:0">{_img(self._cm, "confusion matrix", "cursor:zoom-in")}</label>{pairs}</div>')
         zid = f"autotimm-zoom-{id(self):x}"
+        gallery = ""
+        if self._gallery is not None:  # `LoggingConfig(log_misclassified=True)`: under the row, at most the row's width
+            gallery = (f'<div class="autotimm-gallery" style="margin-top:6px;max-width:{min(png_size(self._gallery)[0], 900)}px">'
+                       f'<div style="font-size:12px">Misclassified, highest loss first (true → predicted):</div>'
+                       f'{_img(self._gallery, "misclassified validation images")}</div>')
         return (f'<div class="autotimm-pictures">{_ZOOM_CSS}<input type="checkbox" id="{zid}" class="autotimm-zoom" style="display:none">'
-                f'<div class="autotimm-row" style="display:flex;flex-wrap:nowrap;gap:12px;align-items:flex-start">{"".join(parts)}</div></div>')
+                f'<div class="autotimm-row" style="display:flex;flex-wrap:nowrap;gap:12px;align-items:flex-start">{"".join(parts)}</div>'
+                f'{gallery}</div>')
 
     def _refresh(self, trainer, force:bool=False):
         "Send the text when `min_interval` has passed since the last time (or `force`)."
@@ -352,6 +358,10 @@ class LiveView(Callback):
             if cm_logger.last_counts is not None:
                 labels = cm_logger.class_names or getattr(trainer.datamodule, "class_names", None)
                 self._pairs = top_confusions(cm_logger.last_counts, labels, k=5 if len(cm_logger.last_counts) <= 30 else 10)
+        gallery = next((cb for cb in trainer.callbacks if type(cb).__name__ == "MisclassifiedLogger"), None)
+        if gallery is not None:
+            gallery.wait()
+            self._gallery = gallery.last_png
         self._curves = curves_png(self.history)
         self._refresh(trainer, force=True)
         if self._show("pictures", self._pictures_html()): self.picture_updates += 1
