@@ -556,8 +556,13 @@ class WandbBackend(Backend):
         d = Path(exp.dir).parent
         return str(d), (f"wandb sync {d}" if "offline-run" in d.name else getattr(exp, "url", "") or "")
     def close(self, logger, status="success"):
-        if getattr(logger, "_experiment", None) is None: return None
-        logger.experiment.finish(exit_code=_WANDB_EXIT[status])
+        exp = getattr(logger, "_experiment", None)
+        if exp is None: return None
+        folder = Path(exp.dir).parent if self.run_folder(logger) else None
+        exp.finish(exit_code=_WANDB_EXIT[status])
+        if folder is not None and "offline-run" in folder.name:  # W&B's service writes the run file behind `finish`
+            deadline = time.monotonic() + 15
+            while time.monotonic() < deadline and read_wandb_run(folder)["exit_code"] is None: time.sleep(0.1)
         return "run finished"
     def resume_params(self, ids, step=None):
         run_id = ids.get("run_id") or ids.get("id")

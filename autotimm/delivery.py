@@ -327,6 +327,7 @@ class Delivery:
         self.backend, self.logger, self.strict, self.retry_interval = backend, logger, strict, retry_interval
         self._spool_dir, self._header = spool_dir, header or {}
         self.background, self.queue_size, self.drain_timeout = background, queue_size, drain_timeout
+        self.stall = 1.0  # seconds without a delivered event after which `close` stops waiting for the worker
         self.memory_events = MEMORY_EVENTS if memory_events is None else memory_events
         self.delivered = self.spooled = self.replayed = self.lost = 0
         self.down, self.next_try, self.spool = False, 0.0, None
@@ -641,7 +642,9 @@ class Delivery:
                 if item is _STOP: return
                 self._process(*item)
             except Exception: pass  # _process spools what fails; nothing may end the worker
-            finally: q.task_done()
+            finally:
+                self._progress_at = time.monotonic()
+                q.task_done()
 
     def close(self, timeout:float=None)->int:
         "Give the worker up to `timeout` s (`drain_timeout`) to deliver what is queued; spool what is left; stop it."
@@ -649,9 +652,12 @@ class Delivery:
         if q is None: return 0
         timeout = self.drain_timeout if timeout is None else timeout
         tries, self.next_try = self._tries, 0.0  # the run ends: one more replay now, as without a worker
-        deadline = time.monotonic() + timeout
+        start = time.monotonic()
+        deadline = start + timeout
         while time.monotonic() < deadline:
             if not q.unfinished_tasks and (not (self.down or self._spilling) or self._tries > tries): break
+            # a worker stuck in one call (a hung server) for `stall` s will not empty the queue: spool now, not at the deadline
+            if q.unfinished_tasks and time.monotonic() - max(getattr(self, "_progress_at", 0.0), start) > self.stall: break
             time.sleep(0.01)
         with self._lock:
             stop.set()

@@ -38,5 +38,5 @@ def test_keyboard_interrupt_mid_epoch(workdir, capsys):
     run = MlflowClient(mlflow_local_uri("mlruns")).get_run(mlf.run_id)
     assert run.info.status == "KILLED" and "val/loss" in run.data.metrics
     (w,) = WandbRun.find("wb")
-    assert w.exit_code == 1  # the W&B run is finished, marked as not successful
+    assert w.exit_code == 130  # the W&B run is finished, marked as interrupted (the code of a Ctrl-C)
     assert any("val/loss" in row for row in w.history) and (Path(w.dir) / "files" / "val_confusion_matrix" / "epoch_000.json").exists()

@@ -101,7 +101,7 @@ def test_a_spool_whose_header_points_elsewhere_is_refused_until_the_place_is_giv
     _edit(spool, redirect)
     one_line_refusal(cli(spool, cwd=workdir), "points at", "--param save_dir=")
     assert not other.exists() and "late/x" not in csv_metrics(spooled["run"])
-    def move(lines): lines[0]["spool_dir"] = str(other)  # the header claims another run folder
+    def move(lines): lines[0]["run_folder"] = str(other)  # the header claims another run folder
     _edit(spool, move)
     one_line_refusal(cli(spool, cwd=workdir), "says its run is in", "--param save_dir=")
     r = cli(spool, "--param", f"save_dir={workdir / 'logs'}", cwd=workdir)  # the user names the place: it goes there
