@@ -176,6 +176,7 @@ class LiveView(Callback):
         self.text_updates, self.picture_updates, self.bytes_sent = 0, 0, 0
         self.footer, self._last, self._epoch_cost, self._folding = "", 0.0, 0.0, None
         self._t_fit = self._t_epoch = self._t_val = None
+        self._in_epoch = False
         self._batch, self._losses, self._val_batch, self._val_total = 0, [], 0, 0
         self._train_s = self._val_s = None
         self._val_ran = self._validating = False
@@ -224,7 +225,8 @@ class LiveView(Callback):
         now = time.perf_counter()
         total = trainer.max_epochs if trainer.max_epochs and trainer.max_epochs > 0 else None
         n_batches = trainer.num_training_batches
-        frac = len(self.rows) + (self._batch / n_batches if n_batches and math.isfinite(n_batches) and not self.footer else 0)
+        in_epoch = self._in_epoch and not self.footer  # between two epochs the bar stands at the epochs done
+        frac = len(self.rows) + (self._batch / n_batches if n_batches and math.isfinite(n_batches) and in_epoch else 0)
         frac = min(frac, total) if total else frac
         epoch = min(len(self.rows) + (0 if self.footer.startswith("✔") else 1), total or math.inf)
         bars = [progress_html(f"Epoch {epoch}/{total or '?'}", frac, total, now - self._t_fit if self._t_fit else 0.0, unit="epoch")]
@@ -313,6 +315,7 @@ class LiveView(Callback):
 
     def on_train_epoch_start(self, trainer, pl_module):
         self._t_epoch, self._batch, self._losses, self._train_s = time.perf_counter(), 0, [], None
+        self._in_epoch = True
         self._val_batch, self._val_s, self._val_ran = 0, None, False
 
     def on_train_batch_end(self, trainer, pl_module, outputs, batch, batch_idx):
@@ -340,6 +343,7 @@ class LiveView(Callback):
 
     def on_train_epoch_end(self, trainer, pl_module):
         "After the epoch's validation: a table row, the curves and the confusion matrix of the epoch."
+        self._in_epoch = False
         if not trainer.is_global_zero: return
         t = time.perf_counter()
         epoch = trainer.current_epoch + 1  # as a person counts

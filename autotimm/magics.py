@@ -48,7 +48,7 @@ def runs_table(runs:"pandas.DataFrame", root=".")->"pandas.DataFrame":
     from autotimm.backends import list_backends
     df, root = runs.copy(), Path(root)
     if df.empty: return df
-    df["date"] = df["date"].dt.strftime("%Y-%m-%d %H:%M").fillna("")
+    df["date"] = df["date"].dt.strftime("%Y\u2011%m\u2011%d\u00a0%H:%M").fillna("")  # non-breaking: one line in a table
     df["duration_s"] = df["duration_s"].map(_duration)
     df = df.rename(columns={"duration_s": "duration"})
     for b in list_backends():

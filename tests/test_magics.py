@@ -54,7 +54,7 @@ def test_runs_magic_shows_one_row_per_run_readably(ip, run_dir):
     assert list(table.columns[:9]) == ["run", "date", "status", "duration", "best", "csv", "mlflow", "tensorboard", "wandb"]
     done, stopped = (table.set_index("run").loc[r] for r in ("done", "stopped"))
     assert done["status"] == "finished" and stopped["status"] == "interrupted"  # an interrupted run does not look finished
-    assert re.fullmatch(r"\d{4}-\d\d-\d\d \d\d:\d\d", done["date"]) and re.fullmatch(r"\d+:\d\d", done["duration"])
+    assert re.fullmatch(r"\d{4}\u2011\d\d\u2011\d\d\u00a0\d\d:\d\d", done["date"]) and re.fullmatch(r"\d+:\d\d", done["duration"])
     assert done["csv"] == "csv/exp/done" and done["tensorboard"] == "tb/exp/done"  # where, relative to the folder asked about
     assert re.fullmatch(r"mlruns/mlflow\.db run [0-9a-f]{8}…", done["mlflow"]) and re.fullmatch(r"wandb/wandb/offline-run-\w+", done["wandb"])
     assert stopped["wandb"] == ""  # no W&B record for that run
