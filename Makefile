@@ -6,7 +6,7 @@ PY := $(VENV)/bin/python
 PIP := $(PY) -m pip --disable-pip-version-check
 QUIET := grep -v '^WARNING: Location' || true
 
-.PHONY: install demo test check-sync
+.PHONY: install demo test check-sync readme
 
 install:
 	@test -x $(PY) || python3 -m venv $(VENV)
@@ -24,6 +24,10 @@ check-sync:
 	after=$$(git status --porcelain -- autotimm nbs | sort); \
 	if [ "$$before" != "$$after" ]; then echo "nbdev_export/nbdev_clean changed files: run them and commit:"; \
 	  comm -13 <(echo "$$before") <(echo "$$after"); exit 1; fi; echo "== notebooks clean, package in sync"
+	@$(PY) tools/readme.py --check  # README.md is made from nbs/index.ipynb (its source): python tools/readme.py
+
+readme:  # write README.md from nbs/index.ipynb
+	$(PY) tools/readme.py
 
 test: install check-sync
 	@echo "== notebooks (nbdev_test, slow cells included)"
