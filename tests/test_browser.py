@@ -47,12 +47,17 @@ def lab_server(tmp_path):
         env[f"JUPYTER_{name}_DIR"] = str(tmp_path / name.lower())
     env["JUPYTERLAB_SETTINGS_DIR"] = str(tmp_path / "settings")
     env["JUPYTERLAB_WORKSPACES_DIR"] = str(tmp_path / "workspaces")
+    yield from serve("lab", tmp_path, root, env, "--LabApp.news_url=", "--LabApp.check_for_updates_class=jupyterlab.NeverCheckForUpdate")
+
+
+def serve(app, tmp_path, root, env, *extra):
+    "Run `jupyter <app>` (lab or notebook) on a free loopback port serving `root`; yield `(base url, token, root)`; stop it."
     port, token = free_port(), secrets.token_hex(16)
     jupyter = Path(sys.executable).parent / "jupyter"
-    log = open(tmp_path / "lab.log", "wb")
-    proc = subprocess.Popen([str(jupyter), "lab", "--no-browser", "--ip=127.0.0.1", f"--port={port}",
-                             f"--ServerApp.root_dir={root}", f"--IdentityProvider.token={token}",
-                             "--ServerApp.open_browser=False"] + (["--allow-root"] if os.geteuid() == 0 else []) + [ "--LabApp.news_url=", "--LabApp.check_for_updates_class=jupyterlab.NeverCheckForUpdate"],
+    log = open(tmp_path / f"{app}.log", "wb")
+    proc = subprocess.Popen([str(jupyter), app, "--no-browser", "--ip=127.0.0.1", f"--port={port}", f"--ServerApp.root_dir={root}",
+                             f"--IdentityProvider.token={token}", "--ServerApp.open_browser=False", *extra]
+                            + (["--allow-root"] if os.geteuid() == 0 else []),
                             stdout=log, stderr=subprocess.STDOUT, env=env, start_new_session=True)
     base = f"http://127.0.0.1:{port}"
     deadline = time.time() + 60
@@ -62,13 +67,14 @@ def lab_server(tmp_path):
         except Exception:
             if proc.poll() is not None or time.time() > deadline:
                 if proc.poll() is None: os.killpg(proc.pid, 9)
-                raise RuntimeError((tmp_path / "lab.log").read_text()[-3000:])
+                raise RuntimeError((tmp_path / f"{app}.log").read_text()[-3000:])
             time.sleep(0.3)
-    yield base, token, root
-    os.killpg(proc.pid, 15)
-    try: proc.wait(timeout=20)
-    except subprocess.TimeoutExpired:
-        os.killpg(proc.pid, 9); proc.wait()
+    try: yield base, token, root
+    finally:
+        os.killpg(proc.pid, 15)
+        try: proc.wait(timeout=20)
+        except subprocess.TimeoutExpired:
+            os.killpg(proc.pid, 9); proc.wait()
 
 
 @pytest.fixture
@@ -242,7 +248,7 @@ def test_live_view_of_the_quickstart_in_jupyterlab(lab_server, tmp_path):
         finally:
             b.close()
     for name, path in shots.items(): shutil.copy(path, SCREENSHOTS / f"live_{name}.png")
-    readme_image(shots["during"], IMAGES / "live_view.png")
+    readme_image(shots["during"], SCREENSHOTS / "live_view_readme.png")  # copy it to nbs/images/ by hand to refresh the README
     # the bars: epochs, training, validation, each with elapsed<ETA and a speed
     assert bars == 3 and re.search(r"Epoch \d/5", during) and re.search(r"\[\d\d:\d\d<\d\d:\d\d, [\d.]+ (batch/s|s/batch)\]", during)
     assert "train" in during and "validate" in during

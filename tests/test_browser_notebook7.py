@@ -4,18 +4,14 @@ tests/screenshots/ (nb7_*.png). The JupyterLab tests and their helpers are in te
 import json
 import os
 import re
-import secrets
 import shutil
-import subprocess
 import sys
 import time
-import urllib.request
 from pathlib import Path
 
 import pytest
 
-from conftest import free_port
-from test_browser import IMAGES, SCREENSHOTS, TUTORIALS, WATCH, box, browser, run_all
+from test_browser import IMAGES, SCREENSHOTS, TUTORIALS, WATCH, box, browser, run_all, serve
 
 try:
     import notebook
@@ -44,28 +40,7 @@ def notebook7_server(tmp_path):
     (spec / "kernel.json").write_text(json.dumps({
         "argv": [sys.executable, "-m", "ipykernel_launcher", "-f", "{connection_file}"], "display_name": "Python 3 (ipykernel)",
         "language": "python", "env": {"PYTHONPATH": os.pathsep.join(p for p in (str(REPO), os.environ.get("PYTHONPATH")) if p)}}))
-    port, token = free_port(), secrets.token_hex(16)
-    jupyter = Path(sys.executable).parent / "jupyter"
-    log = open(tmp_path / "notebook.log", "wb")
-    proc = subprocess.Popen([str(jupyter), "notebook", "--no-browser", "--ip=127.0.0.1", f"--port={port}",
-                             f"--ServerApp.root_dir={root}", f"--IdentityProvider.token={token}", "--ServerApp.open_browser=False"]
-                            + (["--allow-root"] if os.geteuid() == 0 else []),
-                            stdout=log, stderr=subprocess.STDOUT, env=env, start_new_session=True)
-    base = f"http://127.0.0.1:{port}"
-    deadline = time.time() + 60
-    while True:
-        try:
-            urllib.request.urlopen(f"{base}/api/status?token={token}", timeout=2); break
-        except Exception:
-            if proc.poll() is not None or time.time() > deadline:
-                if proc.poll() is None: os.killpg(proc.pid, 9)
-                raise RuntimeError((tmp_path / "notebook.log").read_text()[-3000:])
-            time.sleep(0.3)
-    yield base, token, root
-    os.killpg(proc.pid, 15)
-    try: proc.wait(timeout=20)
-    except subprocess.TimeoutExpired:
-        os.killpg(proc.pid, 9); proc.wait()
+    yield from serve("notebook", tmp_path, root, env)
 
 
 def test_quickstart_in_notebook7(notebook7_server, tmp_path):
