@@ -18,8 +18,8 @@ from .backends import log_file, log_image, log_table
 from .plots import confusion_matrix_png, figure_to_png
 
 # %% auto #0
-__all__ = ['ShortRunLogging', 'will_log', 'LearningRateLogger', 'NormLogger', 'per_class_metrics', 'ConfusionMatrixLogger',
-           'misclassified_png', 'unnormalize', 'MisclassifiedLogger']
+__all__ = ['ShortRunLogging', 'will_log', 'LearningRateLogger', 'NormLogger', 'per_class_metrics', 'BackgroundRender',
+           'ConfusionMatrixLogger', 'misclassified_png', 'unnormalize', 'MisclassifiedLogger']
 
 # %% ../nbs/05_callbacks.ipynb #842191ff
 class ShortRunLogging(Callback):
@@ -79,9 +79,40 @@ def per_class_metrics(
             "data": [[labels[i], round(precision[i].item(), 6), round(recall[i].item(), 6), round(f1[i].item(), 6),
                       int(support[i].item())] for i in order]}
 
+# %% ../nbs/05_callbacks.ipynb #d77b19e6
+class BackgroundRender(Callback):
+    "Render and deliver pictures on one worker thread, in order; everything is delivered before the loggers finish."
+    thread_name = "autotimm-render"
+    def __init__(self): self._pool, self._pending, self.last_locations = None, [], {}
+
+    def _submit(self, fn, *args):
+        if self._pool is None: self._pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix=self.thread_name)
+        self._pending.append(self._pool.submit(fn, *args))
+        self._collect(block=False)
+
+    def _collect(self, block:bool):
+        "Take the finished deliveries (all of them when `block`); raise a background error here."
+        for f in list(self._pending):
+            if block or f.done():
+                self._pending.remove(f)
+                self.last_locations = f.result()
+
+    def wait(self):
+        "Wait until every picture so far is rendered and delivered."
+        self._collect(block=True)
+
+    def on_fit_end(self, trainer, pl_module): self.wait()
+    def on_exception(self, trainer, pl_module, exception): self.wait()  # an interrupt keeps the pictures already made
+
+    def teardown(self, trainer, pl_module, stage):
+        try: self.wait()
+        finally:
+            if self._pool is not None: self._pool.shutdown(wait=True); self._pool = None
+
 # %% ../nbs/05_callbacks.ipynb #6884df2b
-class ConfusionMatrixLogger(Callback):
+class ConfusionMatrixLogger(BackgroundRender):
     "Log the validation confusion matrix as an image, and/or its per-class table, to every backend after each validation epoch."
+    thread_name = "autotimm-confusion-matrix"
     def __init__(self,
                  num_classes:int,              # number of classes
                  key:str="val/confusion_matrix",  # image key in every backend
@@ -94,8 +125,8 @@ class ConfusionMatrixLogger(Callback):
         self.key, self.class_names, self.image, self.per_class, self.per_class_key = key, class_names, image, per_class, per_class_key
         self.last_table = None
         self.metric = MulticlassConfusionMatrix(num_classes=num_classes)
-        self.last_counts, self.last_png, self.last_locations, self._n = None, None, {}, 0
-        self._pool, self._pending = None, []
+        super().__init__()
+        self.last_counts, self.last_png, self._n = None, None, 0
 
     def setup(self, trainer, pl_module, stage):
         self.metric = self.metric.to(pl_module.device)
@@ -117,10 +148,7 @@ class ConfusionMatrixLogger(Callback):
     def _log(self, trainer, counts):
         labels = self.class_names or getattr(trainer.datamodule, "class_names", None)
         labels = list(labels) if labels is not None else None
-        if self._pool is None: self._pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="autotimm-confusion-matrix")
-        self._pending.append(self._pool.submit(self._render_and_send, list(trainer.loggers), counts, labels,
-                                               trainer.global_step, trainer.current_epoch))
-        self._collect(block=False)
+        self._submit(self._render_and_send, list(trainer.loggers), counts, labels, trainer.global_step, trainer.current_epoch)
 
     def _render_and_send(self, loggers, counts, labels, step, epoch):
         "Render once, send the PNG and the raw counts to every logger (on the background thread)."
@@ -135,25 +163,6 @@ class ConfusionMatrixLogger(Callback):
         record = {"key": self.key, "epoch": epoch, "step": step, "labels": labels, "counts": counts.tolist()}
         log_file(loggers, self.key, name, "json", json.dumps(record).encode())
         return locations
-
-    def _collect(self, block:bool):
-        "Take the finished deliveries (all of them when `block`); raise a background error here."
-        for f in list(self._pending):
-            if block or f.done():
-                self._pending.remove(f)
-                self.last_locations = f.result()
-
-    def wait(self):
-        "Wait until every confusion matrix so far is rendered and delivered."
-        self._collect(block=True)
-
-    def on_fit_end(self, trainer, pl_module): self.wait()
-    def on_exception(self, trainer, pl_module, exception): self.wait()  # an interrupt keeps the matrices already made
-
-    def teardown(self, trainer, pl_module, stage):
-        try: self.wait()
-        finally:
-            if self._pool is not None: self._pool.shutdown(wait=True); self._pool = None
 
 # %% ../nbs/05_callbacks.ipynb #81bc9e74
 def misclassified_png(
@@ -193,16 +202,17 @@ def unnormalize(x, mean=None, std=None):
     lo, hi = x.amin(dim=(1, 2, 3), keepdim=True), x.amax(dim=(1, 2, 3), keepdim=True)
     return (x - lo) / (hi - lo).clamp(min=1e-8)
 
-class MisclassifiedLogger(Callback):
+class MisclassifiedLogger(BackgroundRender):
     "Log a grid of the highest-loss misclassified validation images as `val/misclassified` after each validation epoch."
+    thread_name = "autotimm-misclassified"
     def __init__(self,
                  count:int=16,               # images in the grid
                  key:str="val/misclassified",  # image key in every backend
                  class_names:list=None,      # labels; taken from the datamodule's `class_names` when None
                 ):
         self.count, self.key, self.class_names = count, key, class_names
-        self.last, self.last_png, self.last_locations = None, None, {}
-        self._best, self._pool, self._pending = None, None, []
+        super().__init__()
+        self.last, self.last_png, self._best = None, None, None
 
     def on_validation_epoch_start(self, trainer, pl_module): self._best = None
 
@@ -233,10 +243,8 @@ class MisclassifiedLogger(Callback):
         labels = self.class_names or getattr(dm, "class_names", None)
         labels = list(labels) if labels is not None else None
         mean, std = getattr(dm, "mean", None), getattr(dm, "std", None)
-        if self._pool is None: self._pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="autotimm-misclassified")
-        self._pending.append(self._pool.submit(self._render_and_send, list(trainer.loggers), found, labels, mean, std,
-                                               trainer.global_step, trainer.current_epoch))
-        self._collect(block=False)
+        self._submit(self._render_and_send, list(trainer.loggers), found, labels, mean, std, trainer.global_step,
+                     trainer.current_epoch)
 
     def _render_and_send(self, loggers, found, labels, mean, std, step, epoch):
         n = len(found["target"])
@@ -245,21 +253,3 @@ class MisclassifiedLogger(Callback):
                                 title=f"Misclassified, highest loss first (epoch {epoch + 1}, {n} shown)")
         self.last_png = png
         return log_image(loggers, self.key, png, step=step, name=f"epoch_{epoch:03d}")
-
-    def _collect(self, block:bool):
-        for f in list(self._pending):
-            if block or f.done():
-                self._pending.remove(f)
-                self.last_locations = f.result()
-
-    def wait(self):
-        "Wait until every grid so far is rendered and delivered."
-        self._collect(block=True)
-
-    def on_fit_end(self, trainer, pl_module): self.wait()
-    def on_exception(self, trainer, pl_module, exception): self.wait()
-
-    def teardown(self, trainer, pl_module, stage):
-        try: self.wait()
-        finally:
-            if self._pool is not None: self._pool.shutdown(wait=True); self._pool = None
