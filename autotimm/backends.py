@@ -150,6 +150,16 @@ class Backend:
     def reopen(self, logger, step:int|None=None, training:bool=True)->set:
         "Make a logger built with `resume_params` continue the run (`training`: to train on, not only to replay a spool); return the hyperparameter names it already holds."
         return set()
+    # -- a backend whose own service writes what it is handed, later (W&B's `wandb-core`)
+    def journal(self, logger, kind:str)->int|None:
+        "How many rows the run's own record must hold once the event `kind`, about to be sent, is written; None: it is written when the call returns."
+        return None
+    def written(self, logger)->tuple:
+        "`(rows the run's own record holds now, whether the process writing it still runs)`, for a backend whose `journal` gives marks."
+        return 0, True
+    def revive(self, logger):
+        "After the process writing the run died: continue the same run with a new one (called before a replay)."
+
     def after_replay(self, logger, finalized:bool):
         "Flush and close what a `replay` opened (`finalized`: the spool held the run's own `finalize`)."
         if not finalized: logger.finalize("success")
@@ -568,6 +578,38 @@ class WandbBackend(Backend):
         run_id = ids.get("run_id") or ids.get("id")
         return {"id": run_id, "resume": "allow"} if run_id else {}
 
+    # W&B's service writes the run file behind `log`, in blocks: a `kill -9` of it loses what it had not written yet
+    def journal(self, logger, kind):
+        "An event is in the run file once it holds the row this event makes (or, for one making none, the next one)."
+        exp = getattr(logger, "_experiment", None)
+        if exp is None or kind in ("log_file", "log_artifact"): return None  # files autotimm writes itself
+        return getattr(exp, "_local_step", 0) + 1
+    def written(self, logger):
+        "Rows in the run file now, read on from where the last look stopped; and whether the service runs."
+        exp = getattr(logger, "_experiment", None)
+        if exp is None: return 0, True
+        path, start, rows = vars(logger).get("_autotimm_scan") or (None, 7, 0)
+        if path is None or Path(path).parent != Path(exp.dir).parent:
+            path, start, rows = next(Path(exp.dir).parent.glob("*.wandb"), None), 7, 0
+        alive = _wandb_service_alive(exp)
+        if path is None: return 0, alive
+        more, start = _wandb_rows(path, start)
+        logger._autotimm_scan = (str(path), start, max(rows, more))
+        return max(rows, more), alive
+    def revive(self, logger):
+        "A new W&B service, and the same run id continued in a new offline-run folder (the reader joins them)."
+        exp = getattr(logger, "_experiment", None)
+        if exp is None or _wandb_service_alive(exp): return
+        import wandb
+        from wandb.sdk.lib import module
+        for end in (lambda: exp.finish(exit_code=1), wandb.teardown):  # both fail on the lost connection (and let go of it)
+            try: end()
+            except Exception: pass
+        if wandb.run is exp: module.unset_globals()  # what `finish` does last, unless the lost connection stopped it first
+        logger._experiment, logger._autotimm_scan = None, None
+        logger._wandb_init.update(id=exp.id, resume="allow")
+        self.start(logger)
+
     def log_image(self, logger, key, png, step, name):
         "A `wandb.Image` made from the PNG file as it is (W&B copies the file, no re-encode)."
         with tempfile.TemporaryDirectory() as d:
@@ -634,32 +676,49 @@ class WandbBackend(Backend):
                 "images": _by_step(media["images"]), "tables": _by_step(media["tables"]), "artifacts": media["artifacts"],
                 "manifest": next((m for p in reversed(parts) if (m := _json_file(p/"files"/"run"/"manifest.json")) is not None), None)}
 
-def _wandb_records(path):
-    "The protobuf records of a `.wandb` file."
+def _wandb_records(path, start:int=7):
+    "`(record, the byte after it)` for each protobuf record of a `.wandb` file, from byte `start` (where a record begins)."
     from wandb.proto import wandb_internal_pb2 as pb
-    data = Path(path).read_bytes()
-    if data[:4] != b":W&B": raise ValueError(f"{path} is not a W&B run file")
-    pos, block, buf = 7, 32768, b""
-    while pos + 7 <= len(data):
+    with open(path, "rb") as f:
+        if f.read(4) != b":W&B": raise ValueError(f"{path} is not a W&B run file")
+        f.seek(start)
+        data = f.read()
+    at = lambda pos: pos - start  # positions are the file's (blocks of 32 KiB count from its first byte)
+    pos, block, buf = start, 32768, b""
+    while at(pos) + 7 <= len(data):
         left = block - pos % block
         if left < 7: pos += left; continue
-        _, length, kind = struct.unpack("<IHB", data[pos:pos + 7])
+        _, length, kind = struct.unpack("<IHB", data[at(pos):at(pos) + 7])
         if length == 0 and kind == 0: pos += left; continue
-        if pos + 7 + length > len(data): return  # the last record is still being written
-        chunk, pos = data[pos + 7:pos + 7 + length], pos + 7 + length
+        if at(pos) + 7 + length > len(data): return  # the last record is still being written
+        chunk, pos = data[at(pos) + 7:at(pos) + 7 + length], pos + 7 + length
         if kind == 2: buf = chunk; continue
         if kind == 3: buf += chunk; continue
         raw, buf = (chunk if kind == 1 else buf + chunk), b""
         rec = pb.Record()
         try: rec.ParseFromString(raw)
         except Exception: return  # a record W&B's service is writing right now: what came before is the run so far
-        yield rec
+        yield rec, pos
+
+def _wandb_rows(path, start:int=7)->tuple:
+    "`(history rows the file holds from `start` on, as the highest `_step` + 1 (0: none), the byte to go on from)`."
+    rows, end = 0, start
+    for rec, end in _wandb_records(path, start):
+        if rec.WhichOneof("record_type") == "history":
+            step = next((json.loads(i.value_json) for i in rec.history.item if i.key == "_step"), None)
+            if isinstance(step, int): rows = max(rows, step + 1)
+    return rows, end
+
+def _wandb_service_alive(run)->bool:
+    "Whether the W&B service (`wandb-core`) writing `run` still runs (True when that cannot be told)."
+    proc = getattr(getattr(getattr(getattr(getattr(run, "_wl", None), "_connection", None), "_proc", None), "_process", None), "poll", None)
+    return proc is None or proc() is None
 
 def read_wandb_run(run_dir)->dict:
     "An offline W&B run: `{'id', 'name', 'dir', 'history': [row dicts], 'config': {...}, 'exit_code'}`."
     run_dir = Path(run_dir)
     out = {"id": None, "name": None, "dir": str(run_dir), "history": [], "config": {}, "exit_code": None}
-    for rec in _wandb_records(next(run_dir.glob("*.wandb"))):
+    for rec, _ in _wandb_records(next(run_dir.glob("*.wandb"))):
         kind = rec.WhichOneof("record_type")
         if kind == "run": out["id"], out["name"] = rec.run.run_id, rec.run.display_name
         elif kind == "exit": out["exit_code"] = rec.exit.exit_code  # present once the run is finished

@@ -335,6 +335,8 @@ class Delivery:
         self._stores, self._level, self._warned = [None, None, None], 0, set()
         self._spilling, self._remote, self._tries = False, None, 0
         self._unsaved, self._held = [], set()  # see `_hold_unsaved`
+        self._journal = []  # `(mark, kind, args, replayed)` handed to a backend whose own service writes them later; see `_spool_unwritten`
+        self.writer_lost = False  # that service died with events it had not written (they were spooled; `replay` starts a new one)
         self._runtime()
 
     def _runtime(self):
@@ -459,6 +461,7 @@ class Delivery:
                                "strict=True makes this fatal (leave strict out to train on and spool its events)") from e
         self.down, self.next_try = True, time.monotonic() + self.retry_interval
         self._hold_unsaved()
+        self._spool_unwritten()
 
     @property
     def _saves(self)->bool:
@@ -476,6 +479,42 @@ class Delivery:
                     self.delivered -= 1
             self._unsaved = []
 
+    def _journaled(self, kind:str, args:list, replayed:bool=False):
+        "Deliver one event; keep it in the journal when the backend's service writes it later (W&B), until it is written."
+        spec = backend_of(self.logger)
+        mark = spec.journal(self.logger, kind) if spec is not None else None
+        result = self._call(kind, args)
+        if mark is not None:
+            with self._lock:
+                self._journal.append((mark, kind, args, replayed))
+                if len(self._journal) % 100 == 0: self._trim()
+        return result
+
+    def _trim(self)->tuple:
+        "Forget journaled events the backend's record holds now; `(rows written, whether its writer runs)`."
+        rows, alive = backend_of(self.logger).written(self.logger)
+        self._journal = [j for j in self._journal if j[0] > rows]
+        return rows, alive
+
+    def _spool_unwritten(self):
+        """The backend failed: if the process writing its record died (W&B's service), what it was handed and never
+        wrote is lost there, so it is spooled (and counted so) to be replayed into a new one."""
+        with self._lock:
+            if not self._journal: return
+            try: rows, alive = self._trim()
+            except Exception: rows, alive = 0, False  # its record cannot be read: none of the journal counts as written
+            if alive: return  # the writer runs: it writes them still
+            self.writer_lost = True
+            for mark, kind, args, replayed in self._journal:
+                if self._spool(kind, args) is not None:
+                    if replayed: self.replayed -= 1
+                    else: self.delivered -= 1
+            self._journal = []
+
+    def all_written(self):
+        "The backend's record holds everything handed over (its run was closed): forget the journal."
+        with self._lock: self._journal = []
+
     def _save_now(self):
         "The Lightning class's own `save` (a replay checks that the disk takes writes, and writes what it sent)."
         self._local.inside = True
@@ -490,7 +529,7 @@ class Delivery:
     def _process(self, kind:str, args:list):
         "Deliver one event, or spool it; try a replay when it is time. Runs on the caller's thread or the worker."
         if not self.down:
-            try: result = self._call(kind, args)
+            try: result = self._journaled(kind, args)
             except Exception as e:
                 self._failed(kind, e)
                 self._spool(kind, args)
@@ -555,20 +594,23 @@ class Delivery:
                         self._level = 0
                         break
                 saves = self._saves
+                if (spec := backend_of(self.logger)) is not None: spec.revive(self.logger)  # a dead writer is started again
                 if saves: self._save_now()  # the disk takes writes again (and what the logger holds is written)
                 sent = []
                 try:
                     for level, events in batch:
                         for seq, kind, args in events:
-                            if (level, seq) not in self._held: self._call(kind, args)
+                            if (level, seq) not in self._held: self._journaled(kind, args, replayed=True)
                             sent.append((level, seq))
                     if saves: self._save_now()
                 except Exception:
                     if saves: self._held.update(sent)  # the logger holds them now and writes them at its next good save
                     else: self._mark(sent)
+                    self._spool_unwritten()
                     raise
                 self._mark(sent)
                 done += len(sent)
+                self.writer_lost = False
         except Exception:
             self.next_try = time.monotonic() + self.retry_interval
             return False

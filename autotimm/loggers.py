@@ -205,8 +205,12 @@ class LoggerManager:
         for c, l in zip(self._configs, self._loggers):
             if backends is not None and c.backend not in backends: continue
             spec, d = get_backend(c.backend), delivery_of(l)
-            if d is not None: d.call("closing its run", spec.close, l, status)
-            else: spec.close(l, status)
+            if d is None: spec.close(l, status)
+            else:
+                d.call("closing its run", spec.close, l, status)
+                if d.writer_lost and d.replay():  # the process writing its run died at the end (W&B's service): a new one takes the rest
+                    d.call("closing its run", spec.close, l, status)
+                if not d.down: d.all_written()
             self.closed.add(c.backend)
 
     def renew(self)->list:

@@ -15,6 +15,7 @@ import threading
 import warnings
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
+from weakref import proxy
 
 import pytorch_lightning as pl
 from pytorch_lightning import Callback
@@ -54,7 +55,7 @@ def resolve_loggers(logger, run_name:str=None)->tuple:
     raise TypeError(f"AutoTrainer: logger must be {_LOGGER_TYPES}; got {type(logger).__name__} {logger!r}"
                     + (". Did you mean [LoggerConfig(backend=...)]?" if isinstance(logger, str) else ""))
 
-# %% ../nbs/09_trainer.ipynb #82c57cfa
+# %% ../nbs/09_trainer.ipynb #0794db2c
 def monitor_mode(key:str)->str:
     "'min' for loss-like keys, 'max' otherwise."
     return "min" if re.search(r"loss|error|mse|mae", key.lower()) else "max"
@@ -63,16 +64,41 @@ class CheckpointWarning(UserWarning):
     "A checkpoint could not be written (a full or read-only disk); training goes on."
 
 class Checkpoint(ModelCheckpoint):
-    "Lightning's `ModelCheckpoint`, except that a checkpoint the disk cannot take (full, read-only) warns and training goes on."
+    """Lightning's `ModelCheckpoint`, except that a checkpoint the disk cannot take (full, read-only) warns and training
+    goes on, and the checkpoints written before stay: a file is written whole, then renamed over the one it replaces."""
+    _failed = False  # the last save failed: the checkpoint it would replace is kept, and so is the bookkeeping
+
     def _save_checkpoint(self, trainer, filepath):
         if trainer.world_size > 1: return super()._save_checkpoint(trainer, filepath)  # every rank waits for the save: no skipping
-        try: super()._save_checkpoint(trainer, filepath)
+        self._failed, part = False, f"{filepath}.part"
+        try:
+            trainer.save_checkpoint(part, self.save_weights_only)
+            os.replace(part, filepath)  # a full disk never leaves a cut-short `last.ckpt`, nor none at all
         except OSError as e:
-            if os.path.exists(filepath):
-                try: os.remove(filepath)  # a cut-short file would look like a checkpoint
-                except OSError: pass
-            warnings.warn(f"autotimm: checkpoint {filepath} could not be written ({type(e).__name__}: {e.strerror or e}); "
-                          "training goes on and the next checkpoint is tried as usual", CheckpointWarning, stacklevel=2)
+            self._failed = True
+            try: os.remove(part)
+            except OSError: pass
+            return self._warn("written", filepath, e, "the checkpoints written before are kept; the next one is tried as usual")
+        self._last_global_step_saved, self._last_checkpoint_saved = trainer.global_step, filepath  # what Lightning's own does after
+        if trainer.is_global_zero:
+            for logger in trainer.loggers: logger.after_save_checkpoint(proxy(self))
+
+    def _remove_checkpoint(self, trainer, filepath):
+        if self._failed: return  # the checkpoint meant to replace it was not written
+        try: super()._remove_checkpoint(trainer, filepath)
+        except OSError as e: self._warn("removed", filepath, e, "it stays")
+
+    def _keeping(self, save, *args):
+        "`save(*args)`; when the file could not be written, the bookkeeping as it was (`best_model_path` names a file that exists)."
+        kept = (dict(self.best_k_models), self.kth_best_model_path, self.kth_value, self.best_model_path, self.best_model_score)
+        save(*args)
+        if self._failed: self.best_k_models, self.kth_best_model_path, self.kth_value, self.best_model_path, self.best_model_score = kept
+    def _update_best_and_save(self, *args): self._keeping(super()._update_best_and_save, *args)
+    def _save_none_monitor_checkpoint(self, *args): self._keeping(super()._save_none_monitor_checkpoint, *args)
+
+    def _warn(self, what:str, filepath, e:OSError, outcome:str):
+        warnings.warn(f"autotimm: checkpoint {filepath} could not be {what} "
+                      f"({type(e).__name__}: {e.strerror or e}); training goes on and {outcome}", CheckpointWarning, stacklevel=3)
 
 def make_checkpoint(monitor:str, mode:str=None, **kwargs)->ModelCheckpoint:
     "A `Checkpoint` on `monitor` whose file names show the monitored value."
@@ -96,12 +122,16 @@ class StandIn(DeliveryMixin, Logger):
     def __init__(self, logger):
         super().__init__()
         self.real, self._delivery = logger, logger._delivery
+    # Lightning puts checkpoints in `save_dir/name/version` of the first logger: for a stand-in, the run's own folder
+    def _run_folder(self)->Path:
+        try: return Path(self._delivery._folder()).resolve()
+        except Exception: return Path.cwd()/"autotimm-runs"/self._delivery.backend
     @property
-    def name(self): return f"{self._delivery.backend} (starting)"
+    def name(self): return ""
     @property
-    def version(self): return self._delivery.backend
+    def version(self): return self._run_folder().name
     @property
-    def save_dir(self): return None
+    def save_dir(self): return str(self._run_folder().parent)
     @property
     def experiment(self): return Unavailable(self._delivery.backend, "its run could not be started yet")
     def log_hyperparams(self, params, *args, **kwargs): return self._delivery.send("log_hyperparams", plain_params(params))

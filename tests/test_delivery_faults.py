@@ -85,6 +85,12 @@ def assert_nothing_lost(trainer, warned, fallback, capsys, free):
     "Training finished; W&B and MLflow are complete; CSV's events wait in the fallback spool and complete its run by replay."
     assert trainer.current_epoch == EPOCHS
     manager = trainer.logger_manager
+    # the checkpoints written before the fault stay whole, and the best one the trainer names is a file that loads
+    import torch
+    named = [cb.best_model_path for cb in trainer.checkpoint_callbacks if cb.best_model_path]
+    assert len(named) == 2, named  # the best one and last.ckpt, both from epoch 0
+    for path in named: assert torch.load(path, map_location="cpu", weights_only=False)["epoch"] == 0, path  # whole, and loads
+    assert not list(manager.run_folder().rglob("*.part"))
     tb, csv, wb, mlf = manager.loggers
     summary = manager.summary()
     assert all(c["lost"] == 0 for c in summary.values()), summary
@@ -118,7 +124,7 @@ def assert_nothing_lost(trainer, warned, fallback, capsys, free):
 def test_the_run_folders_disk_fills_mid_run(workdir, capsys, monkeypatch):
     fallback = workdir / "fallback"
     monkeypatch.setenv("AUTOTIMM_SPOOL_DIR", str(fallback))
-    with mounted(workdir / "runs", "-t", "tmpfs", "-o", "size=3m", "tmpfs") as runs:
+    with mounted(workdir / "runs", "-t", "tmpfs", "-o", "size=16m", "tmpfs") as runs:  # room for epoch 0 (two 4.5 MB checkpoints), then filled
         fill = FillDisk(runs)
         trainer, warned = fit_with(fill, runs)
         assert fill.filled > 0

@@ -249,3 +249,27 @@ def test_a_plain_lightning_trainer_gets_the_same_isolation(exploding_backend, wo
     summary = manager.summary()
     assert summary["csv"]["delivered"] > 0 and summary["exploding"]["pending"] == summary["exploding"]["spooled"] > 0
     assert "val/loss" in csv_scalars(manager[0].log_dir)
+
+
+def test_checkpoints_never_land_in_a_folder_named_after_a_stand_in(exploding_backend, workdir):
+    "No backend can start: the checkpoints still go to the run's own folder, with AutoTrainer and with plain Lightning."
+    import pytorch_lightning as pl
+    from pytorch_lightning.callbacks import ModelCheckpoint
+    from autotimm.trainer import start_loggers
+    trainer = AutoTrainer(max_epochs=2, enable_progress_bar=False, limit_train_batches=3, checkpoint_monitor="val/loss",
+                          logger=[LoggerConfig("exploding", {"save_dir": "boom"})])
+    manager = LoggerManager([LoggerConfig("exploding", {"save_dir": "alone"})])
+    plain = pl.Trainer(max_epochs=1, limit_train_batches=3, enable_progress_bar=False, logger=start_loggers(manager.loggers),
+                       callbacks=[ModelCheckpoint(save_last=True)])
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", BackendWarning)
+        trainer.fit(model(), datamodule=data())
+        plain.fit(model(), datamodule=data())
+    assert [lightning_class(l).__name__ for l in plain.loggers] == ["StandIn"]
+    first, second = trainer.logger_manager.run_folder(), manager.run_folder()
+    assert first == (workdir/"boom"/trainer.run_name).resolve() and second == (workdir/"alone"/manager.run_name).resolve()
+    ckpts = sorted(p.resolve() for p in workdir.rglob("*.ckpt"))
+    assert {p.parent for p in ckpts} == {first/"checkpoints", second/"checkpoints"}, ckpts
+    assert {"last.ckpt"} < {p.name for p in ckpts if p.parent == first/"checkpoints"}  # the best one and the last
+    assert "last.ckpt" in {p.name for p in ckpts if p.parent == second/"checkpoints"}
+    assert not [p for p in workdir.rglob("*") if "starting" in p.name]
