@@ -736,6 +736,16 @@ def read_wandb_run(run_dir)->dict:
 register_backend(WandbBackend())
 
 # %% ../nbs/00b_backends.ipynb #2f1b1736
+class _LazyClient:
+    "An `MlflowClient` made on first use."
+    def __init__(self, tracking_uri): self._uri, self._client = tracking_uri, None
+    def __getattr__(self, name):
+        if name.startswith("__"): raise AttributeError(name)
+        if self._client is None:
+            from mlflow.tracking import MlflowClient
+            self._client = MlflowClient(self._uri)
+        return getattr(self._client, name)
+
 def mlflow_local_uri(save_dir="mlruns")->str:
     "The sqlite tracking URI autotimm uses for local MLflow runs under `save_dir`."
     return f"sqlite:///{Path(save_dir).resolve()/'mlflow.db'}"
@@ -813,7 +823,15 @@ class MLflowBackend(Backend):
                 params["tracking_uri"] = uri._replace(netloc=netloc).geturl()
         if params.get("tags"):  # a tag named like a secret is stored masked
             params["tags"] = {k: ("***" if is_secret(k) else v) for k, v in params["tags"].items()}
-        return MLFlowLogger(**params)
+        from .loggers import is_rank_zero
+        if is_rank_zero(): return MLFlowLogger(**params)
+        # other ranks never log (Lightning's MLFlowLogger logs on rank zero only), so they never open the store either:
+        # its client, which creates a local store's tables, is made on first use (on another machine sharing the folder, no lock helps)
+        import mlflow.tracking
+        made = mlflow.tracking.MlflowClient
+        mlflow.tracking.MlflowClient = _LazyClient
+        try: return MLFlowLogger(**params)
+        finally: mlflow.tracking.MlflowClient = made
 
     def remote(self, logger): return str(getattr(logger, "_tracking_uri", "")).startswith(("http://", "https://"))
     def check_reachable(self, logger, timeout=3.0):
