@@ -101,7 +101,7 @@ def test_a_check_failing_on_node_zero_only_fails_both_nodes_fast(workdir):
 def test_only_rank_zero_creates_the_mlflow_store(workdir):
     "Another node's rank builds its loggers too, but never opens the shared local store (no lock spans two machines)."
     code = ("from autotimm import LoggerManager, LoggerConfig\n"
-            "m = LoggerManager([LoggerConfig('mlflow', {'experiment_name': 'e', 'save_dir': 'mlruns'})])\n"
+            "m = LoggerManager([LoggerConfig('mlflow', {'experiment_name': 'e', 'save_dir': 'mlruns'})])\n")
     env = {k: v for k, v in os.environ.items() if k not in ("RANK", "LOCAL_RANK", "NODE_RANK", "AUTOTIMM_RUN_NAME")}
     other = subprocess.run([sys.executable, "-c", code], env={**env, "NODE_RANK": "1"}, capture_output=True, text=True, timeout=TIMEOUT)
     assert other.returncode == 0, other.stderr[-2000:]
