@@ -21,7 +21,7 @@ from autotimm.delivery import BackendWarning, delivery_of
 from autotimm.loggers import replay
 from autotimm.trainer import CheckpointWarning
 from conftest import digits as data, free_port, start_mlflow_server, stop_mlflow_server, tiny_classifier as model
-from readers import WandbRun, csv_metrics, csv_scalars, mlflow_scalars
+from readers import WandbRun, csv_metrics, csv_scalars, mlflow_scalars, tensorboard_scalars
 
 EPOCHS = 3
 
@@ -119,6 +119,9 @@ def assert_nothing_lost(trainer, warned, fallback, capsys, free):
         if key != "epoch": assert got.get(key) == points, key  # every point MLflow holds, once, at its step
     df = csv_metrics(csv.log_dir)
     assert df.loc[df["val/loss"].notna(), "epoch"].tolist() == list(range(EPOCHS))
+    board = tensorboard_scalars(tb.log_dir)  # TensorBoard's own reader over the run's event files, the replayed one too
+    for key, points in ml.items():
+        if key != "epoch": assert [s for s, _ in sorted(board.get(key, []))] == [s for s, _ in points], key  # once each
 
 
 def test_the_run_folders_disk_fills_mid_run(workdir, capsys, monkeypatch):
