@@ -705,7 +705,7 @@ def _wandb_rows(path, start:int=7)->tuple:
     rows, end = 0, start
     for rec, end in _wandb_records(path, start):
         if rec.WhichOneof("record_type") == "history":
-            step = next((json.loads(i.value_json) for i in rec.history.item if i.key == "_step"), None)
+            step = next((json.loads(i.value_json) for i in rec.history.item if (i.key or "/".join(i.nested_key)) == "_step"), None)
             if isinstance(step, int): rows = max(rows, step + 1)
     return rows, end
 

@@ -18,13 +18,17 @@ def service_pid()->int:
 
 
 class KillService(Callback):
+    "Kill W&B's service at the start of step `at`, or (`at` = -1) when training ends, before the runs are closed."
     def __init__(self, at): self.at = at
+    def kill(self, trainer):
+        pid = service_pid()
+        os.kill(pid, signal.SIGKILL)
+        os.waitpid(pid, 0)  # gone for sure (W&B's handle would reap it too)
+        print("KILLED", pid, "at", trainer.global_step, flush=True)
     def on_train_batch_start(self, trainer, pl_module, batch, batch_idx):
-        if trainer.global_step == self.at:
-            pid = service_pid()
-            os.kill(pid, signal.SIGKILL)
-            os.waitpid(pid, 0)  # gone for sure (W&B's handle would reap it too)
-            print("KILLED", pid, "at", trainer.global_step, flush=True)
+        if trainer.global_step == self.at: self.kill(trainer)
+    def on_train_end(self, trainer, pl_module):
+        if self.at == -1: self.kill(trainer)
 
 
 if __name__ == "__main__":
