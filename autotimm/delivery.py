@@ -342,11 +342,11 @@ class Delivery:
     def _runtime(self):
         "What is never pickled or copied: the lock, the thread-local flag, the worker and its queue."
         self._lock, self._local = threading.RLock(), threading.local()
-        self._queue = self._worker = self._stop = None
+        self._queue = self._worker = self._stop = self._spec = None
         self._workers = []
 
     def __getstate__(self):
-        state = {k: v for k, v in self.__dict__.items() if k not in ("_lock", "_local", "_queue", "_worker", "_stop", "_workers")}
+        state = {k: v for k, v in self.__dict__.items() if k not in ("_lock", "_local", "_queue", "_worker", "_stop", "_workers", "_spec")}
         if callable(self._spool_dir):  # a closure over the manager: keep the folder it names
             try: state["_spool_dir"] = str(self._spool_dir())
             except Exception: state["_spool_dir"] = None
@@ -481,8 +481,8 @@ class Delivery:
 
     def _journaled(self, kind:str, args:list, replayed:bool=False):
         "Deliver one event; keep it in the journal when the backend's service writes it later (W&B), until it is written."
-        spec = backend_of(self.logger)
-        mark = spec.journal(self.logger, kind) if spec is not None else None
+        if self._spec is None: self._spec = backend_of(self.logger) or False
+        mark = self._spec.journal(self.logger, kind) if self._spec else None
         result = self._call(kind, args)
         if mark is not None:
             with self._lock:
