@@ -180,20 +180,20 @@ def test_a_frozen_mlflow_server_costs_the_training_thread_nothing(tmp_path, work
     root.mkdir()
     proc = start_mlflow_server(root, port)
     uri = f"http://127.0.0.1:{port}"
-    try:
-        timed_fit(uri, "warmup", epochs=1)  # imports, data and first-call costs paid before the timed runs
-        alive, t_alive = timed_fit(uri, "alive")
-        freeze = Freeze(proc)
-        frozen, t_frozen = timed_fit(uri, "frozen", [freeze])
-        assert freeze.frozen and frozen.current_epoch == 4
-        print(f"fit: {t_alive:.1f} s with the server alive, {t_frozen:.1f} s with it frozen from epoch 1")
-        assert t_frozen <= 1.3 * t_alive, (t_frozen, t_alive)  # the training thread never waited on the server
-        csv, mlf = frozen.logger_manager.loggers
-        d = delivery_of(mlf)
-        assert d.pending > 0 and d.lost == 0 and d.spool_paths
-    finally:
-        os.killpg(proc.pid, signal.SIGCONT)
-    try:
+    try:  # the server is stopped however the test ends
+        try:
+            timed_fit(uri, "warmup", epochs=1)  # imports, data and first-call costs paid before the timed runs
+            alive, t_alive = timed_fit(uri, "alive")
+            freeze = Freeze(proc)
+            frozen, t_frozen = timed_fit(uri, "frozen", [freeze])
+            assert freeze.frozen and frozen.current_epoch == 4
+            print(f"fit: {t_alive:.1f} s with the server alive, {t_frozen:.1f} s with it frozen from epoch 1")
+            assert t_frozen <= 1.3 * t_alive, (t_frozen, t_alive)  # the training thread never waited on the server
+            csv, mlf = frozen.logger_manager.loggers
+            d = delivery_of(mlf)
+            assert d.pending > 0 and d.lost == 0 and d.spool_paths
+        finally:
+            os.killpg(proc.pid, signal.SIGCONT)
         assert d.join(120)  # the call that was in flight got its answer
         for path in d.spool_paths: assert replay(path)["pending"] == 0
         client = MlflowClient(uri)

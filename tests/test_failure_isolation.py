@@ -44,9 +44,13 @@ def fit_through_outage(tmp_path, up, monkeypatch):
     trainer = AutoTrainer(max_epochs=EPOCHS, enable_progress_bar=False, limit_train_batches=6, limit_val_batches=3,
                           callbacks=[outage], logger=four_backends(uri))
     for lg in trainer.logger_manager.loggers: lg._delivery.retry_interval = 1.0
-    with warnings.catch_warnings(record=True) as caught:
-        warnings.simplefilter("always")
-        trainer.fit(model(), datamodule=data())
+    try:
+        with warnings.catch_warnings(record=True) as caught:
+            warnings.simplefilter("always")
+            trainer.fit(model(), datamodule=data())
+    except BaseException:
+        stop_mlflow_server(outage.proc)  # the caller stops it otherwise
+        raise
     return trainer, outage, uri, [w for w in caught if issubclass(w.category, BackendWarning)]
 
 
