@@ -83,7 +83,7 @@ def per_class_metrics(
 class BackgroundRender(Callback):
     "Render and deliver pictures on one worker thread, in order; everything is delivered before the loggers finish."
     thread_name = "autotimm-render"
-    max_pending = 2  # pictures waiting at most; one more waits for the oldest
+    max_pending = 4  # pictures waiting at most; one more waits for the oldest
     def __init__(self): self._pool, self._pending, self.last_locations, self.last_png = None, [], {}, None
 
     def _submit(self, fn, *args):
@@ -109,6 +109,9 @@ class BackgroundRender(Callback):
     def wait(self):
         "Wait until every picture so far is rendered and delivered."
         self._collect(block=True)
+
+    def on_fit_start(self, trainer, pl_module):
+        if trainer.is_global_zero: render.start()  # the helper process gets ready while training starts
 
     def on_fit_end(self, trainer, pl_module): self.wait()
     def on_exception(self, trainer, pl_module, exception): self.wait()  # an interrupt keeps the pictures already made

@@ -107,9 +107,21 @@ def plot_confusion_matrix(
     return fig
 
 def figure_to_png(fig:Figure, dpi:int=80)->bytes:
-    "PNG bytes of `fig`, drawn with the Agg canvas."
+    "PNG bytes of `fig`, drawn once with its Agg canvas at `dpi`."
     buf = io.BytesIO()
-    fig.savefig(buf, format="png", dpi=dpi)
+    if not isinstance(fig.canvas, FigureCanvasAgg):
+        fig.savefig(buf, format="png", dpi=dpi)
+        return buf.getvalue()
+    # `savefig` draws a figure with a layout engine twice (once to lay it out); one draw at `dpi` gives the same pixels
+    from PIL import Image
+    old = fig.dpi
+    fig.set_dpi(dpi)
+    try:
+        fig.canvas.draw()
+        w, h = fig.canvas.get_width_height(physical=True)
+        image = Image.frombuffer("RGBA", (w, h), fig.canvas.buffer_rgba(), "raw", "RGBA", 0, 1)
+        image.save(buf, format="png", dpi=(dpi, dpi))
+    finally: fig.set_dpi(old)
     return buf.getvalue()
 
 def png_size(png:bytes)->tuple:
@@ -239,6 +251,13 @@ class RenderProcess:
         self.proc = subprocess.Popen([sys.executable, "-c", _HELPER.format(nice=int(self.nice))], env=env,
                                      stdin=subprocess.PIPE, stdout=subprocess.PIPE)
         self.pid = os.getpid()
+
+    def start(self):
+        "Start the helper now (it imports matplotlib while training starts) unless it runs; the first picture waits less."
+        with self._lock:
+            if self.broken or (self.proc is not None and self.pid == os.getpid() and self.proc.poll() is None): return
+            try: self._start()
+            except Exception: self.broken = True
 
     def __call__(self, fn, *args, **kwargs):
         "`fn(*args, **kwargs)` run in the helper (in this process when the helper cannot run); its errors are raised here."
