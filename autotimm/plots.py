@@ -228,7 +228,9 @@ def serve_renders():
         except Exception as e: data = pickle.dumps(("error", RuntimeError(f"{type(e).__name__}: {e}")))
         _send(out, data)
 
-_HELPER = "import os\nif hasattr(os, 'nice'): os.nice({nice})\nfrom autotimm.plots import serve_renders\nserve_renders()"
+# Ctrl-C (and the notebook's stop button, which signals the kernel's process group) is for training: the helper ignores it
+_HELPER = ("import os, signal\nsignal.signal(signal.SIGINT, signal.SIG_IGN)\nif hasattr(os, 'nice'): os.nice({nice})\n"
+           "from autotimm.plots import serve_renders\nserve_renders()")
 
 def _rc_changes()->dict:
     "The caller's matplotlib settings that differ from the defaults (the helper draws with them)."
