@@ -814,6 +814,7 @@ class MLflowBackend(Backend):
         uri = urlparse(params["tracking_uri"])
         remote = uri.scheme in ("http", "https")
         params.setdefault("synchronous", remote)
+        if not params["synchronous"]: os.environ.setdefault("MLFLOW_ASYNC_LOGGING_BUFFERING_SECONDS", "1")  # a quick end of run
         if remote:
             for k, v in _MLFLOW_HTTP_DEFAULTS.items(): os.environ.setdefault(k, v)
             if uri.password is not None or uri.username:
@@ -998,6 +999,9 @@ class CometBackend(Backend):
         return logger
 
     def remote(self, logger): return type(getattr(logger, "_experiment", None)).__name__ != "OfflineExperiment"
+    def start(self, logger):
+        streamer = getattr(logger.experiment, "streamer", None)  # the writer thread: `end()` waits for its next check
+        if isinstance(getattr(streamer, "queue_timeout", None), (int, float)): streamer.queue_timeout = min(streamer.queue_timeout, 0.1)
     def run_ids(self, logger):
         return {"project": getattr(logger, "_project_name", None), "experiment_key": getattr(logger, "_experiment_key", None),
                 "offline_directory": getattr(logger, "_kwargs", {}).get("offline_directory")}

@@ -15,11 +15,11 @@ from pytorch_lightning.utilities import rank_zero_only
 
 from . import media  # registers the media events with the delivery
 from .backends import log_file, log_image, log_table
-from .plots import confusion_matrix_png, figure_to_png
+from .plots import confusion_matrix_png, misclassified_png, render
 
 # %% auto #0
 __all__ = ['ShortRunLogging', 'will_log', 'LearningRateLogger', 'NormLogger', 'per_class_metrics', 'BackgroundRender',
-           'ConfusionMatrixLogger', 'misclassified_png', 'unnormalize', 'MisclassifiedLogger']
+           'ConfusionMatrixLogger', 'unnormalize', 'MisclassifiedLogger']
 
 # %% ../nbs/05_callbacks.ipynb #842191ff
 class ShortRunLogging(Callback):
@@ -83,23 +83,35 @@ def per_class_metrics(
 class BackgroundRender(Callback):
     "Render and deliver pictures on one worker thread, in order; everything is delivered before the loggers finish."
     thread_name = "autotimm-render"
-    def __init__(self): self._pool, self._pending, self.last_locations = None, [], {}
+    max_pending = 4  # pictures waiting at most; one more waits for the oldest
+    def __init__(self): self._pool, self._pending, self.last_locations, self.last_png = None, [], {}, None
 
     def _submit(self, fn, *args):
         if self._pool is None: self._pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix=self.thread_name)
-        self._pending.append(self._pool.submit(fn, *args))
         self._collect(block=False)
+        while len(self._pending) >= self.max_pending: self._take(self._pending[0])
+        self._pending.append(self._pool.submit(fn, *args))
+
+    def _take(self, f):
+        self._pending.remove(f)
+        self.last_locations = f.result()
 
     def _collect(self, block:bool):
         "Take the finished deliveries (all of them when `block`); raise a background error here."
         for f in list(self._pending):
-            if block or f.done():
-                self._pending.remove(f)
-                self.last_locations = f.result()
+            if block or f.done(): self._take(f)
+
+    @property
+    def busy(self)->bool:
+        "Whether a picture is still being drawn or delivered."
+        return any(not f.done() for f in self._pending)
 
     def wait(self):
         "Wait until every picture so far is rendered and delivered."
         self._collect(block=True)
+
+    def on_fit_start(self, trainer, pl_module):
+        if trainer.is_global_zero: render.start()  # the helper process gets ready while training starts
 
     def on_fit_end(self, trainer, pl_module): self.wait()
     def on_exception(self, trainer, pl_module, exception): self.wait()  # an interrupt keeps the pictures already made
@@ -126,7 +138,7 @@ class ConfusionMatrixLogger(BackgroundRender):
         self.last_table = None
         self.metric = MulticlassConfusionMatrix(num_classes=num_classes)
         super().__init__()
-        self.last_counts, self.last_png, self._n = None, None, 0
+        self.last_counts, self.png_counts, self._n = None, None, 0  # the latest counts, and those `last_png` shows
 
     def setup(self, trainer, pl_module, stage):
         self.metric = self.metric.to(pl_module.device)
@@ -157,40 +169,13 @@ class ConfusionMatrixLogger(BackgroundRender):
             self.last_table = per_class_metrics(counts, labels)
             locations = log_table(loggers, self.per_class_key, step, name, self.last_table)
         if not self.image: return locations
-        png = confusion_matrix_png(counts, labels, title=f"Confusion matrix, epoch {epoch + 1}")  # people count epochs from 1; files keep Lightning's numbering
-        self.last_png = png
+        # people count epochs from 1; files keep Lightning's numbering
+        png = render(confusion_matrix_png, counts.numpy(), labels, title=f"Confusion matrix, epoch {epoch + 1}")
+        self.last_png, self.png_counts = png, counts
         locations = log_image(loggers, self.key, png, step=step, name=name)
         record = {"key": self.key, "epoch": epoch, "step": step, "labels": labels, "counts": counts.tolist()}
         log_file(loggers, self.key, name, "json", json.dumps(record).encode())
         return locations
-
-# %% ../nbs/05_callbacks.ipynb #81bc9e74
-def misclassified_png(
-    images,               # (N, 3, H, W) floats in [0, 1]
-    target:list,          # true class of each image
-    pred:list,            # predicted class of each image
-    confidence:list,      # the model's probability of `pred`
-    labels:list=None,     # class names; indices when None
-    title:str="Misclassified",
-)->bytes:
-    "A grid of images titled `true → predicted (confidence)`, as PNG bytes."
-    from autotimm.plots import PlotFigure
-    from matplotlib.backends.backend_agg import FigureCanvasAgg
-    n = len(target)
-    cols = max(1, min(8, math.ceil(math.sqrt(n))))
-    rows = max(1, math.ceil(n / cols))
-    fig = PlotFigure(figsize=(2.0 * cols, 2.2 * rows + 0.4)); FigureCanvasAgg(fig)
-    name = lambda i: str(labels[i]) if labels is not None and i < len(labels) else str(i)
-    for k in range(n):
-        ax = fig.add_subplot(rows, cols, k + 1)
-        img = images[k].permute(1, 2, 0).clamp(0, 1).numpy()
-        ax.imshow(img, interpolation="nearest")
-        ax.set_title(f"{name(target[k])[:14]} → {name(pred[k])[:14]} ({confidence[k]:.0%})", fontsize=8, parse_math=False)
-        ax.axis("off")
-    if n == 0: fig.add_subplot().axis("off")
-    fig.suptitle(title, fontsize=10)
-    fig.tight_layout()
-    return figure_to_png(fig, dpi=80)
 
 # %% ../nbs/05_callbacks.ipynb #3a90c446
 def unnormalize(x, mean=None, std=None):
@@ -212,7 +197,7 @@ class MisclassifiedLogger(BackgroundRender):
                 ):
         self.count, self.key, self.class_names = count, key, class_names
         super().__init__()
-        self.last, self.last_png, self._best = None, None, None
+        self.last, self._best = None, None
 
     def on_validation_epoch_start(self, trainer, pl_module): self._best = None
 
@@ -248,8 +233,8 @@ class MisclassifiedLogger(BackgroundRender):
 
     def _render_and_send(self, loggers, found, labels, mean, std, step, epoch):
         n = len(found["target"])
-        png = misclassified_png(unnormalize(found["x"], mean, std), found["target"].tolist(), found["pred"].tolist(),
-                                found["confidence"].tolist(), labels,
-                                title=f"Misclassified, highest loss first (epoch {epoch + 1}, {n} shown)")
+        png = render(misclassified_png, unnormalize(found["x"], mean, std).numpy(), found["target"].tolist(),
+                     found["pred"].tolist(), found["confidence"].tolist(), labels,
+                     title=f"Misclassified, highest loss first (epoch {epoch + 1}, {n} shown)")
         self.last_png = png
         return log_image(loggers, self.key, png, step=step, name=f"epoch_{epoch:03d}")

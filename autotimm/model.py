@@ -150,7 +150,11 @@ class ImageClassifier(pl.LightningModule):
             metric = self.metrics[f"{stage}_metrics"][cfg.name]
             step = cfg.log_on_step and on_step
             if step: metric(logits, y)
-            else: metric.update(logits, y)
+            else:
+                metric.update(logits, y)  # on the device, no copy to the host
+                # an epoch value only: Lightning needs the object once per epoch (it computes and resets it at the end);
+                # handing it over on every batch costs more than the update itself
+                if getattr(metric, "update_count", 1) > 1: continue
             self.log(f"{stage}/{cfg.name}", metric, on_step=step, on_epoch=cfg.log_on_epoch or not step,
                      prog_bar=cfg.prog_bar, batch_size=len(y))
         return loss, logits, y
