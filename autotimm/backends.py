@@ -606,6 +606,7 @@ class WandbBackend(Backend):
             try: end()
             except Exception: pass
         if wandb.run is exp: module.unset_globals()  # what `finish` does last, unless the lost connection stopped it first
+        os.environ.pop("WANDB_SERVICE", None)  # a service shared from a parent process died too: start one of our own
         logger._experiment, logger._autotimm_scan = None, None
         logger._wandb_init.update(id=exp.id, resume="allow")
         self.start(logger)
@@ -710,9 +711,12 @@ def _wandb_rows(path, start:int=7)->tuple:
     return rows, end
 
 def _wandb_service_alive(run)->bool:
-    "Whether the W&B service (`wandb-core`) writing `run` still runs (True when that cannot be told)."
-    proc = getattr(getattr(getattr(getattr(getattr(run, "_wl", None), "_connection", None), "_proc", None), "_process", None), "poll", None)
-    return proc is None or proc() is None
+    "Whether the W&B service (`wandb-core`) writing `run` still runs: its process, or (one this process did not start) the connection to it."
+    conn = getattr(getattr(run, "_wl", None), "_connection", None)
+    proc = getattr(getattr(conn, "_proc", None), "_process", None)
+    if proc is not None: return proc.poll() is None
+    client = getattr(getattr(run, "_interface", None), "_client", None) or getattr(conn, "_client", None)
+    return getattr(client, "_broken_exc", None) is None
 
 def read_wandb_run(run_dir)->dict:
     "An offline W&B run: `{'id', 'name', 'dir', 'history': [row dicts], 'config': {...}, 'exit_code'}`."

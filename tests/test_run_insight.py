@@ -110,6 +110,6 @@ def test_checkpoints_are_artifacts_in_mlflow_and_wandb(run):
     tb, csv, mlf, wb = run["manager"].loggers
     arts = mlflow_artifacts(MlflowClient(mlflow_local_uri(run["root"] / "mlruns")), mlf.run_id)
     assert any(a.endswith(".ckpt") for a in arts), arts
-    records = [r for r in _wandb_records(next(run["wandb_dir"].glob("*.wandb"))) if r.WhichOneof("record_type") == "artifact"]
+    records = [r for r, _ in _wandb_records(next(run["wandb_dir"].glob("*.wandb"))) if r.WhichOneof("record_type") == "artifact"]
     assert records and records[0].artifact.type == "model"
     assert any(e.path == "model.ckpt" for e in records[0].artifact.manifest.contents)

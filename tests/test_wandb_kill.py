@@ -2,6 +2,7 @@
 its run file in blocks), so autotimm spools what the run file lacks and replays it into a new service at the run's
 end; the W&B run then holds every point the CSV run holds, once, and ends finished."""
 import json
+import os
 import subprocess
 import sys
 from pathlib import Path
@@ -18,8 +19,9 @@ HERE = Path(__file__).parent
 @pytest.mark.parametrize("at", [30, -1], ids=["mid-run", "after-the-last-step"])
 def test_kill_9_of_wandb_service_loses_nothing(workdir, at):
     "`at`: the step it dies at, or -1: when training ends, before the run is closed (`close` then replays)."
+    env = {k: v for k, v in os.environ.items() if k != "WANDB_SERVICE"}  # its own service: not this process's (which W&B shares)
     done = subprocess.run([sys.executable, str(HERE/"wandb_kill_run.py"), str(workdir), str(at), "2"],
-                          capture_output=True, text=True, timeout=600)
+                          capture_output=True, text=True, timeout=600, env=env)
     assert done.returncode == 0 and "KILLED" in done.stdout, (done.stdout[-2000:], done.stderr[-3000:])
     result = json.loads(done.stdout.split("RESULT ", 1)[1])
     w = result["summary"]["wandb"]
