@@ -111,7 +111,9 @@ class BackgroundRender(Callback):
         self._collect(block=True)
 
     def on_fit_start(self, trainer, pl_module):
-        if trainer.is_global_zero: render.start()  # the helper process gets ready while training starts
+        if trainer.is_global_zero:  # the helper process gets ready while training starts; on the CPU, pictures are drawn here
+            from pytorch_lightning.accelerators import CPUAccelerator
+            render.start(helper=not isinstance(trainer.accelerator, CPUAccelerator))
 
     def on_fit_end(self, trainer, pl_module): self.wait()
     def on_exception(self, trainer, pl_module, exception): self.wait()  # an interrupt keeps the pictures already made

@@ -93,10 +93,10 @@ def plot_confusion_matrix(
         for i in range(n):
             for j in range(n):
                 if cm[i, j] == 0:  # empty cells stay quiet so the errors stand out
-                    ax.text(j, i, "0", ha="center", va="center", fontsize=fs, color="0.6"); continue
+                    ax.text(j, i, "0", ha="center", va="center", fontsize=fs, color="0.6", in_layout=False); continue
                 text = f"{cm[i, j]}\n{norm[i, j]:.0%}" if normalize else f"{cm[i, j]}"
-                ax.text(j, i, text, ha="center", va="center", fontsize=fs, linespacing=1.0,
-                        color="white" if shade[i, j] > 0.5 else "black")
+                ax.text(j, i, text, ha="center", va="center", fontsize=fs, linespacing=1.0, in_layout=False,  # inside the axes: the layout
+                        color="white" if shade[i, j] > 0.5 else "black")  # need not measure them (same pixels, a quarter faster)
     else:
         panel.axis("off")
         pairs = top_confusions(cm, labels)
@@ -244,6 +244,7 @@ class RenderProcess:
     def __init__(self, nice:int=10):  # how much lower the helper's priority is
         self.nice, self.proc, self.broken, self.pid, self._lock = nice, None, False, None, threading.Lock()
         self.drawn = 0  # pictures the helper drew
+        self.helper = True  # draw in the helper; False: in the calling process (see `start`)
 
     def _start(self):
         import autotimm
@@ -254,15 +255,18 @@ class RenderProcess:
                                      stdin=subprocess.PIPE, stdout=subprocess.PIPE)
         self.pid = os.getpid()
 
-    def start(self):
-        "Start the helper now (it imports matplotlib while training starts) unless it runs; the first picture waits less."
+    def start(self, helper:bool=True):
+        "Start the helper now (it imports matplotlib while training starts) unless it runs; `helper=False`: draw in this process from now on."
+        self.helper = helper
+        if not helper: return
         with self._lock:
             if self.broken or (self.proc is not None and self.pid == os.getpid() and self.proc.poll() is None): return
             try: self._start()
             except Exception: self.broken = True
 
     def __call__(self, fn, *args, **kwargs):
-        "`fn(*args, **kwargs)` run in the helper (in this process when the helper cannot run); its errors are raised here."
+        "`fn(*args, **kwargs)` run in the helper (in this process when the helper cannot run or is not wanted); its errors are raised here."
+        if not self.helper: return fn(*args, **kwargs)
         try: job = pickle.dumps((fn, args, kwargs, _rc_changes()), protocol=pickle.HIGHEST_PROTOCOL)
         except Exception: return fn(*args, **kwargs)  # a function or an argument that cannot go through a pipe
         with self._lock:
