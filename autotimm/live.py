@@ -351,8 +351,8 @@ class LiveView(Callback):
         n = len(self.rows)
         self.footer = (f'<div class="autotimm-done" style="margin-top:4px">✔ <b>Trained {n} epoch{"s" * (n != 1)} in '
                        f'{clock(time.perf_counter() - self._t_fit)}</b> · {self._where(trainer)}</div>')
+        if self._drawing: self._pictures(wait=True)  # the last epoch's pictures, shown before the closing line says it is done
         self._refresh(trainer, force=True)
-        if self._drawing: self._pictures(wait=True)  # the last epoch's pictures
         self._show("log", self._log_html())
 
     def on_exception(self, trainer, pl_module, exception):
