@@ -233,6 +233,8 @@ class LiveView(Callback):
     def _pictures(self, wait:bool=False):
         "Show the newest pictures drawn since the last time; `wait`: wait until all are drawn. Never waits otherwise."
         t = time.perf_counter()
+        if not wait and (any(not j.done() for j in self._curves_jobs) or any(p.busy for p in self._painters)):
+            return  # the pictures go out together once none is being drawn: one update an epoch, not one a picture
         if wait:
             for p in self._painters: p.wait()
         jobs = [j for j in self._curves_jobs if wait or j.done()]  # one thread draws them in order: the done ones come first
