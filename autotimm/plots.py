@@ -6,6 +6,7 @@
 from __future__ import annotations
 
 import atexit
+import functools
 import io
 import math
 import os
@@ -19,6 +20,7 @@ import numpy as np
 from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.figure import Figure
 from matplotlib.ticker import MaxNLocator
+from PIL import Image, ImageDraw, ImageFont
 
 # %% auto #0
 __all__ = ['PANELS', 'render', 'PlotFigure', 'top_confusions', 'plot_confusion_matrix', 'figure_to_png', 'png_size',
@@ -61,6 +63,26 @@ def _class_ticks(ax, labels:list, cell_px:float):
                   rotation_mode="anchor", fontsize=fs, parse_math=False)
     ax.set_yticks(ticks, [labels[i] for i in ticks], fontsize=fs, parse_math=False)
 
+def _cm_parts(cm, labels:list=None, title:str="Confusion matrix", normalize:bool=True)->dict:
+    "What every rendering of a matrix shows: counts, class names, fraction of the true class, each cell's shade (0-1) and text, title, x label."
+    cm = _as_counts(cm)
+    n = cm.shape[0]
+    rows = cm.sum(axis=1, keepdims=True)
+    norm = np.divide(cm, rows, out=np.zeros(cm.shape, dtype=float), where=rows > 0)
+    total = int(cm.sum())
+    acc = np.trace(cm) / total if total else 0.0
+    what = "fraction of the true class" if normalize else "count"
+    return dict(cm=cm, n=n, norm=norm, shade=norm if normalize else cm / max(cm.max(), 1),
+                labels=[str(l) for l in labels] if labels is not None else [str(i) for i in range(n)],
+                title=f"{title} — accuracy {acc:.1%} ({np.trace(cm)}/{total})", xlabel=f"Predicted (colour: {what})",
+                # empty cells show a quiet grey 0 so the errors stand out
+                text=lambda i, j: "0" if cm[i, j] == 0 else f"{cm[i, j]}\n{norm[i, j]:.0%}" if normalize else f"{cm[i, j]}")
+
+def _pairs_text(cm, labels)->str:
+    "The side panel of a matrix with many classes: its most confused pairs."
+    return "\n".join(["Top confused pairs", "true → predicted: count (% of true)", ""] + [
+        f"{t[:18]} → {p[:18]}: {c} ({f:.0%})" for t, p, c, f in top_confusions(cm, labels)])
+
 def plot_confusion_matrix(
     cm,                        # (C, C) counts, rows = true class, columns = predicted class
     labels:list=None,          # class names; indices when None
@@ -68,15 +90,9 @@ def plot_confusion_matrix(
     normalize:bool=True,       # colour and label by fraction of the true class; False: by raw counts
     max_text_classes:int=30,   # above this many classes: a heatmap without cell text, and the top confused pairs
 )->Figure:                     # counts and row % per cell, accuracy in the title
-    "Render a confusion matrix as a matplotlib figure."
-    cm = _as_counts(cm)
-    n = cm.shape[0]
-    labels = [str(l) for l in labels] if labels is not None else [str(i) for i in range(n)]
-    rows = cm.sum(axis=1, keepdims=True)
-    norm = np.divide(cm, rows, out=np.zeros(cm.shape, dtype=float), where=rows > 0)
-    shade = norm if normalize else cm / max(cm.max(), 1)
-    total = int(cm.sum())
-    acc = np.trace(cm) / total if total else 0.0
+    "Render a confusion matrix as a matplotlib figure (to restyle or annotate; `confusion_matrix_png` draws the logged PNG)."
+    c = _cm_parts(cm, labels, title, normalize)
+    cm, n, shade, labels = c["cm"], c["n"], c["shade"], c["labels"]
     small = n <= max_text_classes
     side = max(4.2, 0.36 * n + 1.8) if small else min(14.0, max(8.0, 0.1 * n + 2.0))  # inches of the square part
     fig = PlotFigure(figsize=(side if small else side + 4.0, side), layout="constrained")
@@ -84,26 +100,19 @@ def plot_confusion_matrix(
     if small: ax = fig.add_subplot()
     else: ax, panel = fig.subplots(1, 2, width_ratios=[side, 4.0])
     ax.imshow(shade, cmap="Blues", vmin=0.0, vmax=1.0, interpolation="nearest" if small else "antialiased", aspect="auto")
-    ax.set_title(f"{title} — accuracy {acc:.1%} ({np.trace(cm)}/{total})", fontsize=10)
-    what = "fraction of the true class" if normalize else "count"
-    ax.set_xlabel(f"Predicted (colour: {what})", fontsize=9); ax.set_ylabel("True", fontsize=9)
+    ax.set_title(c["title"], fontsize=10)
+    ax.set_xlabel(c["xlabel"], fontsize=9); ax.set_ylabel("True", fontsize=9)
     _class_ticks(ax, labels, cell_px=(side - 1.6) * 80 / n)
     if small:
         fs = max(5, min(8, 80 // max(n, 1)))
         for i in range(n):
-            for j in range(n):
-                if cm[i, j] == 0:  # empty cells stay quiet so the errors stand out
-                    ax.text(j, i, "0", ha="center", va="center", fontsize=fs, color="0.6", in_layout=False); continue
-                text = f"{cm[i, j]}\n{norm[i, j]:.0%}" if normalize else f"{cm[i, j]}"
-                ax.text(j, i, text, ha="center", va="center", fontsize=fs, linespacing=1.0, in_layout=False,  # inside the axes: the layout
-                        color="white" if shade[i, j] > 0.5 else "black")  # need not measure them (same pixels, a quarter faster)
+            for j in range(n):  # inside the axes: the layout need not measure them (same pixels, a quarter faster)
+                ax.text(j, i, c["text"](i, j), ha="center", va="center", fontsize=fs, linespacing=1.0, in_layout=False,
+                        color="0.6" if cm[i, j] == 0 else "white" if shade[i, j] > 0.5 else "black")
     else:
         panel.axis("off")
-        pairs = top_confusions(cm, labels)
-        lines = ["Top confused pairs", "true → predicted: count (% of true)", ""] + [
-            f"{t[:18]} → {p[:18]}: {c} ({f:.0%})" for t, p, c, f in pairs]
-        panel.text(0.0, 1.0, "\n".join(lines), va="top", ha="left", fontsize=9, family="monospace", transform=panel.transAxes,
-                   parse_math=False)
+        panel.text(0.0, 1.0, _pairs_text(cm, labels), va="top", ha="left", fontsize=9, family="monospace",
+                   transform=panel.transAxes, parse_math=False)
     return fig
 
 def figure_to_png(fig:Figure, dpi:int=80)->bytes:
@@ -113,7 +122,6 @@ def figure_to_png(fig:Figure, dpi:int=80)->bytes:
         fig.savefig(buf, format="png", dpi=dpi)
         return buf.getvalue()
     # `savefig` draws a figure with a layout engine twice (once to lay it out); one draw at `dpi` gives the same pixels
-    from PIL import Image
     old = fig.dpi
     fig.set_dpi(dpi)
     try:
@@ -128,9 +136,97 @@ def png_size(png:bytes)->tuple:
     "`(width, height)` in pixels, read from a PNG's header."
     return int.from_bytes(png[16:20], "big"), int.from_bytes(png[20:24], "big")
 
-def confusion_matrix_png(cm, labels:list=None, title:str="Confusion matrix", normalize:bool=True, dpi:int=80)->bytes:
-    "Render `cm` once to PNG bytes (the form every backend receives)."
-    return figure_to_png(plot_confusion_matrix(cm, labels, title, normalize=normalize), dpi=dpi)
+@functools.lru_cache(maxsize=None)
+def _font(px:int, mono:bool=False)->ImageFont.FreeTypeFont:
+    "DejaVu Sans (or Sans Mono), matplotlib's own font, at `px` pixels."
+    import matplotlib
+    name = "DejaVuSansMono.ttf" if mono else "DejaVuSans.ttf"
+    return ImageFont.truetype(str(Path(matplotlib.get_data_path()) / "fonts" / "ttf" / name), px)
+
+@functools.lru_cache(maxsize=None)
+def _blues()->np.ndarray:
+    "matplotlib's 'Blues' colour map as a (256, 3) uint8 table."
+    import matplotlib
+    return (matplotlib.colormaps["Blues"](np.linspace(0, 1, 256))[:, :3] * 255).round().astype(np.uint8)
+
+def _text_mask(text:str, font, angle:int=0)->tuple:
+    "`text` as an 'L' mask turned `angle` degrees anticlockwise, and the point of it at the end of the text (half height)."
+    l, t, r, b = font.getbbox(text)
+    w, h = r + 2, b - t + 2
+    mask = Image.new("L", (w, h), 0)
+    ImageDraw.Draw(mask).text((1, 1 - t), text, font=font, fill=255)
+    if angle == 0: return mask, (w, h / 2)
+    if angle == 90: return mask.transpose(Image.Transpose.ROTATE_90), (h / 2, 0)
+    out, a = mask.rotate(angle, expand=True, resample=Image.Resampling.BICUBIC), math.radians(angle)
+    return out, (out.width / 2 + w / 2 * math.cos(a), out.height / 2 - w / 2 * math.sin(a))
+
+def _paste(img, mask, anchor:tuple, at:tuple, fill=(0, 0, 0)):
+    "Paint `mask` in `fill` so that its point `anchor` lands on `at`."
+    img.paste(fill, (round(at[0] - anchor[0]), round(at[1] - anchor[1])), mask)
+
+def confusion_matrix_png(
+    cm,                        # (C, C) counts, rows = true class, columns = predicted class
+    labels:list=None,          # class names; indices when None
+    title:str="Confusion matrix",  # title prefix; the overall accuracy is appended
+    normalize:bool=True,       # colour and label by fraction of the true class; False: by raw counts
+    dpi:int=80,                # scale: 80 draws text at about 9 px, as `plot_confusion_matrix` at 80 dpi
+    max_text_classes:int=30,   # above this many classes: a heatmap without cell text, and the top confused pairs
+)->bytes:                      # the PNG every backend receives
+    "Draw `cm` as PNG bytes: `plot_confusion_matrix`'s picture, drawn directly in pixels (a few ms for 10 classes)."
+    c = _cm_parts(cm, labels, title, normalize)
+    cm, n, shade, labels = c["cm"], c["n"], c["shade"], c["labels"]
+    k, small, black = dpi / 80, n <= max_text_classes, (0, 0, 0)
+    px = lambda v: max(1, round(v * k))
+    # the grid: whole pixels a cell while they fit (the cells exact), else the colours averaged down
+    if small: cell = px(max(28, min(80, 320 // n))); side = cell * n
+    else: side = px(min(880, max(480, 8 * n))); cell = side / n
+    grid = Image.fromarray(_blues()[np.clip((shade * 255).round().astype(int), 0, 255)], "RGB")
+    grid = grid.resize((side, side), Image.Resampling.NEAREST if small else Image.Resampling.BOX)
+    # class names on both axes: all of them while a row is tall enough to read them, else every k-th
+    tick_font = _font(round(max(px(7), min(px(11), cell * 0.85))))
+    ticks = range(0, n, 1 if cell >= px(7) else math.ceil(px(7) / cell))
+    xticks = [_text_mask(labels[i], tick_font, 45 if small else 90) for i in ticks]
+    label_font, title_font, mono = _font(px(11)), _font(px(13)), _font(px(11), mono=True)
+    tick, pad, gap, centre = px(4), px(10), px(4), lambda i: (i + 0.5) * cell
+    panel = "" if small else _pairs_text(cm, labels)
+    panel_w = (ImageDraw.Draw(Image.new("L", (1, 1))).multiline_textbbox((0, 0), panel, font=mono)[2] + 2 * pad) if panel else 0
+    left = round(max(pad + px(14) + gap + max(tick_font.getlength(labels[i]) for i in ticks) + gap + tick,
+                     max(a[0] - centre(i) for (m, a), i in zip(xticks, ticks)) + pad))  # 45-degree names reach left of the grid
+    top, content = pad + px(20), left + side + pad + panel_w
+    bottom = round(tick + gap + max(m.height - a[1] for m, a in xticks) + gap + px(16) + pad)
+    width, height = max(content, round(title_font.getlength(c["title"])) + 2 * pad), top + side + bottom
+    left += (width - content) // 2  # a title wider than the rest: centre the rest under it
+    img = Image.new("RGB", (width, height), "white")
+    img.paste(grid, (left, top))
+    d = ImageDraw.Draw(img)
+    d.rectangle((left - 1, top - 1, left + side, top + side), outline=black)
+    tx = min(max(left + side / 2, pad + title_font.getlength(c["title"]) / 2), width - pad - title_font.getlength(c["title"]) / 2)
+    d.text((tx, pad), c["title"], font=title_font, fill=black, anchor="mt")
+    for (mask, anchor), i in zip(xticks, ticks):
+        x, y = left + centre(i), top + centre(i)
+        d.line((x, top + side, x, top + side + tick), fill=black)
+        _paste(img, mask, anchor, (x, top + side + tick + gap))
+        d.line((left - tick - 1, y, left - 1, y), fill=black)
+        d.text((left - tick - gap, y), labels[i], font=tick_font, fill=black, anchor="rm")
+    d.text((left + side / 2, height - pad), c["xlabel"], font=label_font, fill=black, anchor="md")
+    mask, _ = _text_mask("True", label_font, 90)
+    _paste(img, mask, (mask.width / 2, mask.height / 2), (pad + px(7), top + side / 2))
+    if small:  # each distinct text is drawn once and stamped into its cells
+        cell_font, stamps = _font(round(max(px(7), min(px(12), cell * 0.3)))), {}
+        for i in range(n):
+            for j in range(n):
+                text = c["text"](i, j)
+                if text not in stamps:
+                    m = Image.new("L", (cell, cell), 0)
+                    ImageDraw.Draw(m).multiline_text((cell / 2, cell / 2), text, font=cell_font, fill=255, anchor="mm",
+                                                     align="center", spacing=1)
+                    stamps[text] = m
+                colour = (153, 153, 153) if cm[i, j] == 0 else (255, 255, 255) if shade[i, j] > 0.5 else black
+                img.paste(colour, (left + j * cell, top + i * cell), stamps[text])
+    else: d.multiline_text((left + side + 2 * pad, top), panel, font=mono, fill=black, spacing=px(3))
+    buf = io.BytesIO()
+    img.save(buf, format="png", compress_level=1, dpi=(dpi, dpi))  # fast: pictures are small and few
+    return buf.getvalue()
 
 # %% ../nbs/03_plots.ipynb #b92705cb
 PANELS = ("loss", "metric", "learning rate", "norm")
