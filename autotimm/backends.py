@@ -10,6 +10,8 @@ import io
 import json
 import os
 import re
+import secrets
+import string
 import struct
 import tempfile
 import time
@@ -24,8 +26,8 @@ from .utils import check_type, closest, is_number, is_secret, mask_secrets, tcp_
 # %% auto #0
 __all__ = ['Param', 'Backend', 'register_backend', 'unregister_backend', 'list_backends', 'get_backend', 'backend_of', 'require',
            'slug', 'log_image', 'log_file', 'log_table', 'log_artifact', 'counts_from_files', 'check_name', 'check_key',
-           'table_csv', 'TensorBoardBackend', 'CSVBackend', 'WandbBackend', 'read_wandb_run', 'mlflow_local_uri',
-           'MLflowBackend', 'CometBackend']
+           'table_csv', 'TensorBoardBackend', 'CSVBackend', 'new_wandb_id', 'WandbBackend', 'read_wandb_run',
+           'mlflow_local_uri', 'MLflowBackend', 'CometBackend']
 
 # %% ../nbs/00b_backends.ipynb #3e153de8
 _PATH = (str, os.PathLike)
@@ -119,6 +121,7 @@ class Backend:
         "`ConnectionError` naming the server when the backend's server does not answer."
 
     # -- the run
+    starts_in_background:bool = False  # its run starts on the delivery's worker while training begins (events wait behind it)
     def start(self, logger):
         "Create the backend's run now (what Lightning does first in `fit`)."
         _ = logger.experiment
@@ -507,9 +510,14 @@ register_backend(CSVBackend())
 _WANDB_ID = r"[^/\\#?%:\s]{1,64}"
 _WANDB_EXIT = {"success": 0, "interrupted": 130, "failed": 1}  # 130: the shell's code for a run stopped by Ctrl-C
 
+def new_wandb_id()->str:
+    "A new W&B run id, as W&B makes them (8 random lower-case letters and digits), without importing wandb."
+    return "".join(secrets.choice(string.ascii_lowercase + string.digits) for _ in range(8))
+
 class WandbBackend(Backend):
     name, title, logger_class, package, extra = "wandb", "W&B", "WandbLogger", "wandb", "wandb"
     close_after_stage = True  # W&B's service writes the run file as it goes; a finished run is complete to read
+    starts_in_background = True  # W&B's service and run take about 0.4 s to start: training need not wait for them
     params = (
         _str("project", required=True, form="str", default=""), _str("name", form="str", default=""),
         _strs("tags", form="list", default=""), _str("notes", form="str", default=""), _str("group", form="str", default=""),
@@ -541,6 +549,8 @@ class WandbBackend(Backend):
         save_dir = Path(params.get("save_dir") or ".").resolve()
         save_dir.mkdir(parents=True, exist_ok=True)
         params["save_dir"] = str(save_dir)
+        if not (params.get("id") or params.get("version")):  # known before the run starts (in the background): Lightning's
+            params["id"] = new_wandb_id()                     # `version`, checkpoint folders, the manifest and spools name it
         logger = WandbLogger(**params)
         if logger._wandb_init.get("anonymous") is None: logger._wandb_init.pop("anonymous", None)  # W&B warns on any value
         return logger

@@ -309,6 +309,7 @@ class _Memory:
 
 # %% ../nbs/01a_delivery.ipynb #6ad44eaa
 _STOP = object()
+_START = object()  # the worker's first item when the run starts in the background
 
 class Delivery:
     "One backend's delivery: counts, up/down state, the spool, replay, and its warnings."
@@ -336,6 +337,7 @@ class Delivery:
         self._spilling, self._remote, self._tries = False, None, 0
         self._unsaved, self._held = [], set()  # see `_hold_unsaved`
         self._journal = []  # `(mark, kind, args, replayed)` handed to a backend whose own service writes them later; see `_spool_unwritten`
+        self.start_failed = False  # its run could not be started (its events are spooled until a replay reaches it)
         self.writer_lost = False  # that service died with events it had not written (they were spooled; `replay` starts a new one)
         self._runtime()
 
@@ -344,9 +346,12 @@ class Delivery:
         self._lock, self._local = threading.RLock(), threading.local()
         self._queue = self._worker = self._stop = self._spec = None
         self._workers = []
+        self._started = threading.Event()  # cleared while the run starts on the worker (`start_in_background`)
+        self._started.set()
 
     def __getstate__(self):
-        state = {k: v for k, v in self.__dict__.items() if k not in ("_lock", "_local", "_queue", "_worker", "_stop", "_workers", "_spec")}
+        state = {k: v for k, v in self.__dict__.items() if k not in ("_lock", "_local", "_queue", "_worker", "_stop", "_workers", "_spec",
+                                                                       "_started")}
         if callable(self._spool_dir):  # a closure over the manager: keep the folder it names
             try: state["_spool_dir"] = str(self._spool_dir())
             except Exception: state["_spool_dir"] = None
@@ -553,6 +558,7 @@ class Delivery:
     def call(self, what:str, fn, *args, default=None, **kwargs):
         "A call that is no event (`save`, `log_graph`, `after_save_checkpoint`): guarded, never spooled."
         if getattr(self._local, "inside", False): return fn(*args, **kwargs)
+        self.wait_started()
         with self._lock:
             if self.down: return default
             try:
@@ -568,18 +574,37 @@ class Delivery:
 
     def start(self)->bool:
         "Create the backend's run now (what Lightning does first in `fit`); False when that fails."
-        with self._lock:
-            try:
-                self._local.inside = True
-                spec = backend_of(self.logger)
-                if spec is not None: spec.start(self.logger)
-                else: _ = self.logger.experiment
-                return True
-            except Exception as e:
+        with self._lock: return self._start()
+
+    def _start(self)->bool:
+        try:
+            self._local.inside = True
+            spec = backend_of(self.logger)
+            if spec is not None: spec.start(self.logger)
+            else: _ = self.logger.experiment
+            self.start_failed = False
+            return True
+        except Exception as e:
+            self.start_failed = True  # until a replay reaches it, `experiment` is `Unavailable` outside the delivery
+            with self._lock:
                 self._failed("starting its run", e)
                 self._warn("starting its run", e)
-                return False
-            finally: self._local.inside = False
+            return False
+        finally: self._local.inside = False
+
+    def start_in_background(self):
+        "Start the run on the worker and return at once: events queue behind the start; other calls wait for it (`wait_started`)."
+        if self.strict: return self.start()  # its failure must reach the training thread
+        with self._lock:
+            self.background = True  # the worker delivers its events from now on, in order behind the start
+            self._started.clear()
+            self._enqueue(_START, [])
+        return True
+
+    def wait_started(self, timeout:float=None)->bool:
+        "Wait until a run starting in the background has started (or failed); at once otherwise, and on the worker."
+        if getattr(self._local, "inside", False): return True
+        return self._started.wait(timeout)
 
     def replay(self)->bool:
         "Send what waits (spool files, then memory) in order; True when none is left (the backend is up again)."
@@ -665,7 +690,10 @@ class Delivery:
         while True:
             try: item = q.get_nowait()
             except queue.Empty: break
-            if item is not _STOP:
+            if item is not _STOP and item[0] is _START:  # never taken by the worker: start here, before the events behind it
+                try: self._start()
+                finally: self._started.set()
+            elif item is not _STOP:
                 self._spool(*item)
                 n += 1
             q.task_done()
@@ -682,6 +710,10 @@ class Delivery:
                 continue
             try:
                 if item is _STOP: return
+                if item[0] is _START:  # without the lock: the training thread may queue events meanwhile
+                    try: self._start()
+                    finally: self._started.set()
+                    continue
                 self._process(*item)
             except Exception: pass  # _process spools what fails; nothing may end the worker
             finally:
@@ -694,6 +726,7 @@ class Delivery:
         if q is None: return 0
         timeout = self.drain_timeout if timeout is None else timeout
         tries, self.next_try = self._tries, 0.0  # the run ends: one more replay now, as without a worker
+        self._started.wait(timeout)  # a run still starting in the background: its start is not a stall
         start = time.monotonic()
         deadline = start + timeout
         while time.monotonic() < deadline:
@@ -722,6 +755,15 @@ class Delivery:
 # %% ../nbs/01a_delivery.ipynb #39a98138
 class DeliveryMixin(ABC):  # an ABC with a __dict__, as Lightning's `Logger`: the same layout, so `guard` can switch a logger's class
     "The methods of a guarded logger: events go through `self._delivery` (sent or spooled), other calls are guarded."
+    @property
+    def experiment(self):
+        "The backend's run object, once a start in the background has finished (see `Delivery.start_in_background`)."
+        d = self._delivery
+        if not getattr(d._local, "inside", False):
+            d.wait_started()
+            if d.down and d.start_failed: return Unavailable(d.backend, "its run could not be started")
+        return super().experiment
+
     def log_metrics(self, metrics, step=None):
         "Send the metrics (or spool them while the backend is down)."
         return self._delivery.send("log_metrics", dict(metrics), step)

@@ -140,9 +140,12 @@ class StandIn(DeliveryMixin, Logger):
 def start_loggers(loggers)->list:
     "The loggers for a trainer, their runs started together; each guarded one whose run cannot start is replaced by its `StandIn` (placed last)."
     guarded = [l for l in loggers if delivery_of(l) is not None]
-    # W&B's service process, MLflow's store and Comet's experiment each take a second or so to start: in parallel
-    with ThreadPoolExecutor(max_workers=max(1, len(guarded)), thread_name_prefix="autotimm-start") as pool:
-        started = dict(zip(map(id, guarded), pool.map(lambda l: delivery_of(l).start(), guarded)))
+    later = [l for l in guarded if getattr(backend_of(l), "starts_in_background", False)]
+    for l in later: delivery_of(l).start_in_background()  # W&B: training begins while its run starts; its events wait for it
+    now = [l for l in guarded if l not in later]
+    # MLflow's store and Comet's experiment: started together, before training (a store is created under `store_lock`)
+    with ThreadPoolExecutor(max_workers=max(1, len(now)), thread_name_prefix="autotimm-start") as pool:
+        started = dict(zip(map(id, now), pool.map(lambda l: delivery_of(l).start(), now)))
     out = [StandIn(l) if not started.get(id(l), True) else l for l in loggers]
     return [l for l in out if not isinstance(l, StandIn)] + [l for l in out if isinstance(l, StandIn)]
 
