@@ -19,7 +19,6 @@ from pathlib import Path
 import numpy as np
 from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.figure import Figure
-from matplotlib.ticker import MaxNLocator
 from PIL import Image, ImageDraw, ImageFont
 
 # %% auto #0
@@ -228,7 +227,7 @@ def confusion_matrix_png(
     img.save(buf, format="png", compress_level=1, dpi=(dpi, dpi))  # fast: pictures are small and few
     return buf.getvalue()
 
-# %% ../nbs/03_plots.ipynb #b92705cb
+# %% ../nbs/03_plots.ipynb #a6c5e561
 PANELS = ("loss", "metric", "learning rate", "norm")
 
 def panel_of(key:str)->str:
@@ -238,6 +237,68 @@ def panel_of(key:str)->str:
     if name.split("/")[-1].startswith("lr") or "/lr/" in name or name.endswith("/lr"): return "learning rate"
     if "norm" in name: return "norm"
     return "metric"
+
+# %% ../nbs/03_plots.ipynb #06237538
+def _ticks(lo:float, hi:float, n:int, integer:bool=False)->tuple:
+    "At most `n` ticks in [lo, hi] at multiples of 1, 2, 2.5 or 5 × 10^k (`integer`: 1, 2 or 5 × 10^k, k ≥ 0), and their labels."
+    k = math.floor(math.log10((hi - lo) / n))
+    if integer: k = max(k, 0)
+    for m in ((1, 2, 5, 10) if integer else (1, 2, 2.5, 5, 10)):
+        step = m * 10.0 ** k
+        first, last = math.ceil(lo / step - 1e-9), math.floor(hi / step + 1e-9)
+        if last - first + 1 <= n: break
+    if m == 10: m, k = 1, k + 1
+    ticks = [i * step for i in range(first, last + 1)]
+    top, extra = max(abs(lo), abs(hi)), int(m == 2.5)  # 2.5 × 10^k needs one digit more than 10^k
+    if 1e-3 <= top < 1e5: labels = [f"{t:.{max(0, extra - k)}f}" for t in ticks]
+    else:  # powers of ten, each label with the digits the step needs
+        digits = lambda t: max(0, math.floor(math.log10(abs(t))) - k + extra)
+        labels = ["0" if t == 0 else _exp(f"{t:.{digits(t)}e}") for t in ticks]
+    return ticks, [l.replace("-", "−") for l in labels]
+
+def _exp(s:str)->str:
+    "'2.50e+08' as '2.5e8'."
+    m, e = s.split("e")
+    return f"{m.rstrip('0').rstrip('.') if '.' in m else m}e{int(e)}"
+
+def _y_axis(values:list, n:int, log:bool=False)->tuple:
+    "`(lo, hi, ticks, labels)` of a y axis for the finite `values`, with 5% margins; `log`: in decades (values > 0)."
+    if log:
+        lo, hi = math.log10(min(values)), math.log10(max(values))
+        if math.floor(hi) - math.ceil(lo) < 1: lo, hi = math.floor(lo), math.ceil(hi)  # at least two decades shown,
+        if lo == hi: lo, hi = lo - 1, hi + 1                                              # around a constant one either side
+    else:
+        lo, hi = min(values, default=0.0), max(values, default=0.0)
+        if hi - lo <= 1e-9 * max(abs(lo), abs(hi)):  # a constant (or nearly): 5% either side of it, ±0.05 around 0
+            c = (lo + hi) / 2
+            lo, hi = c - (abs(c) * 0.05 or 0.05), c + (abs(c) * 0.05 or 0.05)
+    pad = (hi - lo) * 0.05
+    lo, hi = lo - pad, hi + pad
+    ticks, labels = _ticks(lo, hi, n, integer=log)
+    if log: labels = [f"1e{t:.0f}".replace("-", "−") for t in ticks]
+    return lo, hi, ticks, labels
+
+# %% ../nbs/03_plots.ipynb #f06f1c11
+@functools.lru_cache(maxsize=None)
+def _tab10()->tuple:
+    "matplotlib's default colour cycle ('tab10') as RGB tuples."
+    import matplotlib
+    return tuple(tuple(round(c * 255) for c in rgb) for rgb in matplotlib.colormaps["tab10"].colors)
+
+def _fit(text:str, font, width:float)->str:
+    "`text`, cut short with '…' to fit in `width` pixels."
+    if font.getlength(text) <= width: return text
+    while text and font.getlength(text + "…") > width: text = text[:-1]
+    return text + "…"
+
+def _series(draw, points:list, fill, width:int, radius:float):
+    "A line through `points` (None: a gap in it) with a round marker on each point."
+    run = []
+    for p in points + [None]:
+        if p is not None: run.append(p); continue
+        if len(run) > 1: draw.line(run, fill=fill, width=width, joint="curve")
+        run = []
+    for x, y in filter(None, points): draw.ellipse((x - radius, y - radius, x + radius, y + radius), fill=fill)
 
 def curves_png(
     history:dict,         # `{key: [(epoch, value), ...]}`, epochs counted from 1
@@ -249,25 +310,83 @@ def curves_png(
         if points: groups.setdefault(panel_of(key), []).append((key, points))
     if not groups: return None
     names = [p for p in PANELS if p in groups]
-    fig = Figure(figsize=(5.7, 4.2), layout="constrained")
-    FigureCanvasAgg(fig)
     rows, cols = (1, len(names)) if len(names) <= 2 else (2, 2)
-    axes = fig.subplots(rows, cols, squeeze=False).ravel()
-    last = max(e for _, pts in sum(groups.values(), []) for e, _ in pts)
-    for ax, name in zip(axes, names):
-        for key, points in groups[name]:
-            ax.plot([e for e, _ in points], [v for _, v in points], marker="o", markersize=3, linewidth=1.5, label=key)
-        if name == "learning rate" and all(v > 0 for _, pts in groups[name] for _, v in pts): ax.set_yscale("log")
-        ax.set_ylabel(name, fontsize=9)
-        ax.xaxis.set_major_locator(MaxNLocator(integer=True, nbins=8))
-        ax.set_xlim(0.7, max(last, 1) + 0.3)
-        ax.tick_params(labelsize=8); ax.grid(alpha=0.3)
-        # the legend above the axes, never on the lines
-        ax.legend(loc="lower left", bbox_to_anchor=(0.0, 1.0), ncol=2, fontsize=7.5, frameon=False,
-                  borderaxespad=0.2, handlelength=1.5, columnspacing=1.0)
-    for ax in axes[len(names):]: ax.axis("off")
-    for ax in axes[(rows - 1) * cols:]: ax.set_xlabel("epoch", fontsize=9)
-    return figure_to_png(fig, dpi=dpi)
+    k, s, black, grid = dpi / 80, 3, (0, 0, 0), (231, 231, 231)  # s: lines drawn s× larger; grid: matplotlib's at alpha 0.3
+    px = lambda v: max(1, round(v * k))
+    width, height = round(456 * k), round(336 * k)
+    tick_font, label_font, legend_font = _font(px(9)), _font(px(10)), _font(px(8))
+    pad, tick, gap, right, lh, swatch = px(4), px(4), px(4), px(10), px(12), px(12)
+    below = tick + gap + px(10)  # under each axes: the x ticks and their labels
+    last = max(1, max(e for ps in groups.values() for _, pts in ps for e, _ in pts))
+    cell = lambda i: (i // cols, i % cols)
+    clip = lambda v: min(max(float(v), -1e300), 1e300)  # so that differences of values stay finite
+    # y axes (log for a positive learning rate), ticked for about the axes' height; the widest label sets a column's margin
+    yaxes = {}
+    for n in names:
+        values = [clip(v) for _, pts in groups[n] for _, v in pts if math.isfinite(v)]
+        log = n == "learning rate" and bool(values) and min(values) > 0
+        yaxes[n] = (log, *_y_axis(values, max(2, min(8, round((height / rows - px(60)) / px(20)))), log))
+    label_w = {n: max(tick_font.getlength(l) for l in yaxes[n][4]) for n in names}
+    left = [pad + px(12) + gap + math.ceil(max(label_w[n] for i, n in enumerate(names) if cell(i)[1] == c)) + gap + tick
+            for c in range(cols)]
+    axes_w = max(px(20), round((width - sum(left) - cols * right) / cols))
+    room = axes_w + right - pad  # a legend's width: over its axes and the margin right of them
+    colour, most = lambda j: _tab10()[j % len(_tab10())], max(1, round(height / rows * 0.35 / lh))  # most: legend rows
+    def columns(entries):  # two columns where they fit, or where one would be over 3 rows (the wider one shortened)
+        if len(entries) > 2 * most: entries = entries[:2 * most - 1] + [(f"+{len(entries) - 2 * most + 1} more", None)]
+        if len(entries) == 1: return [entries]
+        two = [entries[:(len(entries) + 1) // 2], entries[(len(entries) + 1) // 2:]]
+        fits = sum(max(legend_font.getlength(t) for t, _ in col) + swatch + px(6) for col in two) + px(8) <= room
+        return two if fits or len(entries) > 3 else [entries]
+    legends = {n: columns([(key, colour(j)) for j, (key, _) in enumerate(groups[n])]) for n in names}
+    legend_h = [max(len(legends[n][0]) * lh for i, n in enumerate(names) if cell(i)[0] == r) for r in range(rows)]
+    axes_h = max(px(20), (height - 2 * pad - sum(legend_h) - rows * (gap + below) - (rows - 1) * px(8) - gap - px(12)) // rows)
+    line, marker = px(1.67) * s, 2.2 * k * s
+    mark = Image.new("L", (swatch * s, lh * s), 0)  # a legend's swatch: the line, and a marker in its middle
+    ImageDraw.Draw(mark).line((0, lh * s / 2, swatch * s, lh * s / 2), fill=255, width=line)
+    _series(ImageDraw.Draw(mark), [(swatch * s / 2, lh * s / 2)], 255, line, marker)
+    mark = mark.reduce(s)
+    xticks, xlabels = _ticks(0.7, last + 0.3, 8, integer=True)
+    img = Image.new("RGB", (width, height), "white")
+    d = ImageDraw.Draw(img)
+    for i, n in enumerate(names):
+        r, c = cell(i)
+        x0 = sum(left[:c + 1]) + c * (axes_w + right)
+        y0 = pad + sum(legend_h[:r + 1]) + gap + r * (axes_h + below + px(8) + gap)
+        log, lo, hi, yticks, ylabels = yaxes[n]
+        X = lambda e: (e - 0.7) / (last - 0.4) * axes_w           # axes pixels, from the left
+        Y = lambda v: (hi - v) / (hi - lo) * axes_h               # axes pixels, from the top
+        xs, ys = [min(int(X(t)), axes_w - 1) for t in xticks], [min(int(Y(t)), axes_h - 1) for t in yticks]
+        layer = Image.new("RGB", (axes_w * s, axes_h * s), "white")
+        ld = ImageDraw.Draw(layer)
+        for x in xs: ld.rectangle((x * s, 0, x * s + s - 1, axes_h * s), fill=grid)
+        for y in ys: ld.rectangle((0, y * s, axes_w * s, y * s + s - 1), fill=grid)
+        f = math.log10 if log else clip
+        for j, (key, points) in enumerate(groups[n]):
+            _series(ld, [(X(e) * s, Y(f(v)) * s) if math.isfinite(v) else None for e, v in points], colour(j), line, marker)
+        img.paste(layer.reduce(s), (x0, y0))
+        d.rectangle((x0 - 1, y0 - 1, x0 + axes_w, y0 + axes_h), outline=black)
+        for x, label in zip(xs, xlabels):
+            d.line((x0 + x, y0 + axes_h + 1, x0 + x, y0 + axes_h + tick), fill=black)
+            d.text((x0 + x + 0.5, y0 + axes_h + tick + gap), label, font=tick_font, fill=black, anchor="mt")
+        for y, label in zip(ys, ylabels):
+            d.line((x0 - 1 - tick, y0 + y, x0 - 2, y0 + y), fill=black)
+            d.text((x0 - 1 - tick - gap, y0 + y + 0.5), label, font=tick_font, fill=black, anchor="rm")
+        mask, _ = _text_mask(n, label_font, 90)
+        _paste(img, mask, (mask.width / 2, mask.height / 2), (x0 - left[c] + pad + px(6), y0 + axes_h / 2))
+        if r == rows - 1: d.text((x0 + axes_w / 2, height - pad), "epoch", font=label_font, fill=black, anchor="md")
+        # the legend above the axes: a swatch and the key, column by column, in the lines' order
+        lx = x0
+        for col in legends[n]:
+            texts = [_fit(t, legend_font, x0 + room - lx - swatch - px(6)) for t, _ in col]
+            for row, (text, (_, rgb)) in enumerate(zip(texts, col)):
+                ly = y0 - gap - (len(legends[n][0]) - row - 0.5) * lh
+                if rgb: img.paste(rgb, (lx, round(ly - lh / 2)), mark)
+                d.text((lx + swatch + px(6), ly), text, font=legend_font, fill=black, anchor="lm")
+            lx += math.ceil(max(legend_font.getlength(t) for t in texts)) + swatch + px(6) + px(8)
+    buf = io.BytesIO()
+    img.save(buf, format="png", compress_level=1, dpi=(dpi, dpi))  # fast: pictures are small and few
+    return buf.getvalue()
 
 # %% ../nbs/03_plots.ipynb #bb546388
 def misclassified_png(
