@@ -23,7 +23,7 @@ from .backends import backend_of
 
 # %% auto #0
 __all__ = ['MEMORY_EVENTS', 'BackendWarning', 'BackendError', 'BackendUnavailable', 'Unavailable', 'plain_params',
-           'register_action', 'lightning_class', 'apply_event', 'Spool', 'fallback_spool_dir', 'Delivery',
+           'register_action', 'lightning_class', 'apply_event', 'Spool', 'fallback_spool_dir', 'Delivery', 'Starting',
            'DeliveryMixin', 'guarded_class', 'guard', 'delivery_of', 'deliver']
 
 # %% ../nbs/01a_delivery.ipynb #9a26527b
@@ -310,6 +310,8 @@ class _Memory:
 # %% ../nbs/01a_delivery.ipynb #6ad44eaa
 _STOP = object()
 _START = object()  # the worker's first item when the run starts in the background
+_CALL = object()   # a call that is no event, made while the run starts in the background: the worker makes it after the start
+_QUEUED_CALLS = ("save", "log_graph", "after_save_checkpoint")  # Lightning's calls that return nothing
 
 class Delivery:
     "One backend's delivery: counts, up/down state, the spool, replay, and its warnings."
@@ -558,6 +560,8 @@ class Delivery:
     def call(self, what:str, fn, *args, default=None, **kwargs):
         "A call that is no event (`save`, `log_graph`, `after_save_checkpoint`): guarded, never spooled."
         if getattr(self._local, "inside", False): return fn(*args, **kwargs)
+        if what in _QUEUED_CALLS and not self._started.is_set() and self.threaded:
+            return self._enqueue(_CALL, [what, fn, args, kwargs])  # behind the start, in order; Lightning makes them at fit start
         self.wait_started()
         with self._lock:
             if self.down: return default
@@ -693,6 +697,9 @@ class Delivery:
             if item is not _STOP and item[0] is _START:  # never taken by the worker: start here, before the events behind it
                 try: self._start()
                 finally: self._started.set()
+            elif item is not _STOP and item[0] is _CALL:
+                what, fn, args, kwargs = item[1]
+                self.call(what, fn, *args, **kwargs)
             elif item is not _STOP:
                 self._spool(*item)
                 n += 1
@@ -713,6 +720,10 @@ class Delivery:
                 if item[0] is _START:  # without the lock: the training thread may queue events meanwhile
                     try: self._start()
                     finally: self._started.set()
+                    continue
+                if item[0] is _CALL:
+                    what, fn, args, kwargs = item[1]
+                    self.call(what, fn, *args, **kwargs)
                     continue
                 self._process(*item)
             except Exception: pass  # _process spools what fails; nothing may end the worker
@@ -753,6 +764,13 @@ class Delivery:
         return not [w for w in self._workers if w is not self._worker]
 
 # %% ../nbs/01a_delivery.ipynb #39a98138
+class Starting:
+    "Stands for `logger.experiment` while its run starts in the background: using it waits for the start."
+    def __init__(self, logger): self._logger = logger
+    def __getattr__(self, name):
+        self._logger._delivery.wait_started()
+        return getattr(self._logger.experiment, name)
+
 class DeliveryMixin(ABC):  # an ABC with a __dict__, as Lightning's `Logger`: the same layout, so `guard` can switch a logger's class
     "The methods of a guarded logger: events go through `self._delivery` (sent or spooled), other calls are guarded."
     @property
@@ -760,7 +778,7 @@ class DeliveryMixin(ABC):  # an ABC with a __dict__, as Lightning's `Logger`: th
         "The backend's run object, once a start in the background has finished (see `Delivery.start_in_background`)."
         d = self._delivery
         if not getattr(d._local, "inside", False):
-            d.wait_started()
+            if not d._started.is_set(): return Starting(self)  # Lightning's setup touches every `experiment`: no wait for that
             if d.down and d.start_failed: return Unavailable(d.backend, "its run could not be started")
         return super().experiment
 
