@@ -5,6 +5,7 @@ round (imports, MLflow's schema, W&B's service; dropped), then `--repeats` round
 no variant always follows another. Variants:
 
   A            bare pytorch_lightning: no logger, no checkpoint, no extra callbacks
+  A_again      A once more in each round: against A, the noise floor of every ratio (the machine, not the code)
   C            autotimm, everything on: TensorBoard, CSV, MLflow (local sqlite), W&B (offline), Comet (offline);
                lr, gradient and weight norms, confusion matrix, accuracy, system metrics
   C_<backend>  the same autotimm model and switches with that one backend alone (tensorboard, csv, mlflow, wandb, comet)
@@ -32,7 +33,7 @@ seconds; the median of the rounds' figures and their min-max. Targets printed be
 steady epoch <= 1.10x, start-up within 1 s of A, whole fit <= 1.3x (6 epochs of ~0.5 s).
 Also the confusion-matrix render times for 10, 100 and 1000 classes and the import times.
 
-    .venv/bin/python bench/suite.py --json out.json   # the full run: 8 variants x (1 + 5) rounds x 6 epochs, about 6 minutes on 2 quiet cores
+    .venv/bin/python bench/suite.py --json out.json   # the full run: 9 variants x (1 + 7) rounds x 6 epochs, about 8 minutes on 2 quiet cores
     .venv/bin/python bench/suite.py --quick            # CI smoke run: A, C, C_tensorboard, 2 epochs, 1 round, well under a minute
 """
 import argparse
@@ -77,7 +78,7 @@ def quiet_logs():
 MODEL = "test_resnet"
 QUIET = dict(enable_progress_bar=False, enable_model_summary=False)
 BACKENDS = ("tensorboard", "csv", "mlflow", "wandb", "comet")
-FULL = ("A", "C", *(f"C_{b}" for b in BACKENDS), "C_none")
+FULL = ("A", "A_again", "C", *(f"C_{b}" for b in BACKENDS), "C_none")
 QUICK = ("A", "C", "C_tensorboard")
 TARGETS = {"step": 1.03, "epoch": 1.10, "startup": 1.0, "whole": 1.3}  # ratios, except start-up: extra seconds
 
@@ -261,7 +262,7 @@ def run_c(args, root, store, backends=BACKENDS):
 
 
 def runner(variant):
-    if variant == "A": return run_a
+    if variant in ("A", "A_again"): return run_a
     if variant == "B": return run_b
     if variant == "C": return run_c
     if variant == "C_none": return lambda args, root, store: run_c(args, root, store, ())
@@ -369,7 +370,7 @@ def main():
     ap.add_argument("--epochs", type=int, default=6)
     ap.add_argument("--train-repeat", type=float, default=0.5,
                     help="scale digits' training split (1252 images) by this; 0.5 (626 images) is about 0.5 s an epoch on 2 cores")
-    ap.add_argument("--repeats", type=int, default=5, help="rounds after the warm-up round")
+    ap.add_argument("--repeats", type=int, default=7, help="rounds after the warm-up round (the machine's speed drifts by 10-25%% between seconds: more rounds, steadier medians)")
     ap.add_argument("--image-size", type=int, default=32)
     ap.add_argument("--batch-size", type=int, default=32)
     ap.add_argument("--variants", default=None, help=f"comma-separated (default {','.join(FULL)}; --quick: {','.join(QUICK)}); A is always run")
