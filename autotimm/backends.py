@@ -1014,8 +1014,12 @@ class CometBackend(Backend):
 
     def remote(self, logger): return type(getattr(logger, "_experiment", None)).__name__ != "OfflineExperiment"
     def start(self, logger):
-        streamer = getattr(logger.experiment, "streamer", None)  # the writer thread: `end()` waits for its next check
-        if isinstance(getattr(streamer, "queue_timeout", None), (int, float)): streamer.queue_timeout = min(streamer.queue_timeout, 0.1)
+        # the writer thread: `end()` waits for its next look at the queue (1 s by default; a look is a few µs), then
+        # polls it in steps of a twentieth of its sleep interval (1 s): at the end of every fit, in the user's way
+        streamer = getattr(logger.experiment, "streamer", None)
+        if isinstance(getattr(streamer, "queue_timeout", None), (int, float)): streamer.queue_timeout = min(streamer.queue_timeout, 0.02)
+        if isinstance(getattr(streamer, "_wait_for_finish_sleep_interval", None), (int, float)):
+            streamer._wait_for_finish_sleep_interval = min(streamer._wait_for_finish_sleep_interval, 0.1)
     def run_ids(self, logger):
         return {"project": getattr(logger, "_project_name", None), "experiment_key": getattr(logger, "_experiment_key", None),
                 "offline_directory": getattr(logger, "_kwargs", {}).get("offline_directory")}
