@@ -694,18 +694,23 @@ class Delivery:
         while True:
             try: item = q.get_nowait()
             except queue.Empty: break
-            if item is not _STOP and item[0] is _START:  # never taken by the worker: start here, before the events behind it
-                try: self._start()
-                finally: self._started.set()
-            elif item is not _STOP and item[0] is _CALL:
-                what, fn, args, kwargs = item[1]
-                self.call(what, fn, *args, **kwargs)
-            elif item is not _STOP:
+            if item is not _STOP and not self._control(item):  # a start or call never taken by the worker: made here, in order
                 self._spool(*item)
                 n += 1
             q.task_done()
         if n: self._spilling = True  # later events follow them into the spool until a replay catches up
         return n
+
+    def _control(self, item)->bool:
+        "Make a queued start (without the lock: the training thread may queue events meanwhile) or call; False for an event."
+        if item[0] is _START:
+            try: self._start()
+            finally: self._started.set()
+        elif item[0] is _CALL:
+            what, fn, args, kwargs = item[1]
+            self.call(what, fn, *args, **kwargs)
+        else: return False
+        return True
 
     def _serve(self, q, stop):
         "The worker: deliver the queue's events in order; while the backend is down or behind, replay when it is time."
@@ -717,15 +722,7 @@ class Delivery:
                 continue
             try:
                 if item is _STOP: return
-                if item[0] is _START:  # without the lock: the training thread may queue events meanwhile
-                    try: self._start()
-                    finally: self._started.set()
-                    continue
-                if item[0] is _CALL:
-                    what, fn, args, kwargs = item[1]
-                    self.call(what, fn, *args, **kwargs)
-                    continue
-                self._process(*item)
+                if not self._control(item): self._process(*item)
             except Exception: pass  # _process spools what fails; nothing may end the worker
             finally:
                 self._progress_at = time.monotonic()
