@@ -159,6 +159,12 @@ def _text_mask(text:str, font, angle:int=0)->tuple:
     out, a = mask.rotate(angle, expand=True, resample=Image.Resampling.BICUBIC), math.radians(angle)
     return out, (out.width / 2 + w / 2 * math.cos(a), out.height / 2 - w / 2 * math.sin(a))
 
+def _png(img, dpi:int)->bytes:
+    "PNG bytes of a picture drawn with PIL (fast compression: pictures are small and few)."
+    buf = io.BytesIO()
+    img.save(buf, format="png", compress_level=1, dpi=(dpi, dpi))
+    return buf.getvalue()
+
 def _paste(img, mask, anchor:tuple, at:tuple, fill=(0, 0, 0)):
     "Paint `mask` in `fill` so that its point `anchor` lands on `at`."
     img.paste(fill, (round(at[0] - anchor[0]), round(at[1] - anchor[1])), mask)
@@ -223,9 +229,7 @@ def confusion_matrix_png(
                 colour = (153, 153, 153) if cm[i, j] == 0 else (255, 255, 255) if shade[i, j] > 0.5 else black
                 img.paste(colour, (left + j * cell, top + i * cell), stamps[text])
     else: d.multiline_text((left + side + 2 * pad, top), panel, font=mono, fill=black, spacing=px(3))
-    buf = io.BytesIO()
-    img.save(buf, format="png", compress_level=1, dpi=(dpi, dpi))  # fast: pictures are small and few
-    return buf.getvalue()
+    return _png(img, dpi)
 
 # %% ../nbs/03_plots.ipynb #a6c5e561
 PANELS = ("loss", "metric", "learning rate", "norm")
@@ -384,9 +388,7 @@ def curves_png(
                 if rgb: img.paste(rgb, (lx, round(ly - lh / 2)), mark)
                 d.text((lx + swatch + px(6), ly), text, font=legend_font, fill=black, anchor="lm")
             lx += math.ceil(max(legend_font.getlength(t) for t in texts)) + swatch + px(6) + px(8)
-    buf = io.BytesIO()
-    img.save(buf, format="png", compress_level=1, dpi=(dpi, dpi))  # fast: pictures are small and few
-    return buf.getvalue()
+    return _png(img, dpi)
 
 # %% ../nbs/03_plots.ipynb #bb546388
 def misclassified_png(
