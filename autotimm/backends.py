@@ -15,6 +15,7 @@ import string
 import struct
 import tempfile
 import time
+import warnings
 import zipfile
 from dataclasses import dataclass
 from pathlib import Path
@@ -24,10 +25,10 @@ from urllib.parse import urlparse
 from .utils import check_type, closest, is_number, is_secret, mask_secrets, tcp_reachable
 
 # %% auto #0
-__all__ = ['Param', 'Backend', 'register_backend', 'unregister_backend', 'list_backends', 'get_backend', 'backend_of', 'require',
-           'slug', 'log_image', 'log_file', 'log_table', 'log_artifact', 'counts_from_files', 'check_name', 'check_key',
-           'table_csv', 'TensorBoardBackend', 'CSVBackend', 'new_wandb_id', 'WandbBackend', 'read_wandb_run',
-           'mlflow_local_uri', 'MLflowBackend', 'CometBackend']
+__all__ = ['Param', 'Backend', 'register_backend', 'unregister_backend', 'list_backends', 'get_backend', 'lightning_class',
+           'backend_of', 'require', 'slug', 'log_image', 'log_file', 'log_table', 'log_artifact', 'counts_from_files',
+           'check_name', 'check_key', 'table_csv', 'TensorBoardBackend', 'CSVBackend', 'new_wandb_id', 'WandbBackend',
+           'read_wandb_run', 'mlflow_local_uri', 'MLflowBackend', 'CometBackend']
 
 # %% ../nbs/00b_backends.ipynb #3e153de8
 _PATH = (str, os.PathLike)
@@ -168,6 +169,12 @@ class Backend:
         if not finalized: logger.finalize("success")
         self.close(logger, "success")
 
+    # -- metrics
+    def log_metrics(self, logger, metrics:dict, step:int|None=None, at:float|None=None):
+        """Send `metrics`, logged at the time `at` (`time.time()`; a replay sends its first attempt's time; None: now).
+        By default the Lightning logger's own method, which stamps them when they are sent."""
+        return lightning_class(logger).log_metrics(logger, metrics, step)
+
     # -- media
     def log_image(self, logger, key:str, png:bytes, step:int|None, name:str)->str:
         "Store one PNG in the backend's native way; return where it went."
@@ -223,6 +230,10 @@ def get_backend(name:str)->Backend:
         raise ValueError(f"Unknown backend {key!r}. Valid backends: {', '.join(list_backends())}."
                          + (f" Did you mean {hint!r}?" if hint else ""))
     return _REGISTRY[key]
+
+def lightning_class(logger)->type:
+    "The Lightning logger class of `logger`, guarded or not."
+    return getattr(type(logger), "_unguarded", type(logger))
 
 def backend_of(logger)->Backend|None:
     "The registered backend whose Lightning logger class `logger` is, or None."
@@ -880,6 +891,24 @@ class MLflowBackend(Backend):
         held = set(client.get_run(logger.run_id).data.params)
         if training: client.update_run(logger.run_id, status="RUNNING")
         return held
+
+    def log_metrics(self, logger, metrics, step=None, at=None):
+        """Lightning's `MLFlowLogger.log_metrics`, stamped with the time the metrics were logged at (`at`), not the time
+        they are sent: a batch the server stored but never confirmed (its answer lost) is replayed as the same points,
+        which MLflow keeps once."""
+        if at is None: return super().log_metrics(logger, metrics, step)
+        from mlflow.entities import Metric
+        from lightning_fabric.utilities.logger import _add_prefix
+        from pytorch_lightning.utilities.rank_zero import rank_zero_only
+        if rank_zero_only.rank != 0: return  # as Lightning's: other ranks never log
+        points = []
+        for k, v in _add_prefix(metrics, logger._prefix, logger.LOGGER_JOIN_CHAR).items():
+            if isinstance(v, str): continue  # Lightning discards them too
+            if (key := re.sub("[^a-zA-Z0-9_/. -]+", "", k)) != k:
+                warnings.warn(f"MLflow only allows '_', '/', '.' and ' ' special characters in metric names; {k} is logged as {key}",
+                              RuntimeWarning, stacklevel=2)
+            points.append(Metric(key=key, value=v, timestamp=int(at * 1000), step=step or 0))
+        logger.experiment.log_batch(run_id=logger.run_id, metrics=points, **logger._log_batch_kwargs)
 
     def log_file(self, logger, key, name, ext, data):
         with tempfile.TemporaryDirectory() as d:

@@ -19,12 +19,12 @@ from argparse import Namespace
 from collections import deque
 from pathlib import Path
 
-from .backends import backend_of
+from .backends import backend_of, lightning_class
 
 # %% auto #0
 __all__ = ['MEMORY_EVENTS', 'BackendWarning', 'BackendError', 'BackendUnavailable', 'Unavailable', 'plain_params',
-           'register_action', 'lightning_class', 'apply_event', 'Spool', 'fallback_spool_dir', 'Delivery', 'Starting',
-           'DeliveryMixin', 'guarded_class', 'guard', 'delivery_of', 'deliver']
+           'register_action', 'apply_event', 'Spool', 'fallback_spool_dir', 'Delivery', 'Starting', 'DeliveryMixin',
+           'guarded_class', 'guard', 'delivery_of', 'deliver']
 
 # %% ../nbs/01a_delivery.ipynb #9a26527b
 class BackendWarning(UserWarning):
@@ -78,12 +78,10 @@ register_action("log_artifact", lambda lg, *a: backend_of(lg).log_artifact(lg, *
 
 _METHODS = ("log_metrics", "log_hyperparams", "finalize")  # spooled when they fail
 
-def lightning_class(logger)->type:
-    "The Lightning logger class of `logger`, guarded or not."
-    return getattr(type(logger), "_unguarded", type(logger))
-
 def apply_event(logger, kind:str, args:list):
-    "Do one event against the backend itself (the Lightning class's method, or a registered action)."
+    "Do one event against the backend itself (the Lightning class's method, the backend's `log_metrics`, or a registered action)."
+    if kind == "log_metrics" and (spec := backend_of(logger)) is not None: return spec.log_metrics(logger, *args)
+    if kind == "log_metrics": args = args[:2]  # (metrics, step): no registered backend keeps the time
     if kind in _METHODS: return getattr(lightning_class(logger), kind)(logger, *args)
     return _ACTIONS[kind](logger, *args)
 
@@ -267,11 +265,13 @@ def _check_args(kind:str, args:list, refuse):
             if i < len(args) and isinstance(args[i], str) and not _plain_name(args[i]):
                 refuse(f"args[{i}] of {kind} must be a plain file name, got {_short(args[i])}")
     if kind == "log_metrics":
-        if not 1 <= len(args) <= 2: refuse(f"log_metrics takes (metrics, step), got {len(args)} arguments")
+        if not 1 <= len(args) <= 3: refuse(f"log_metrics takes (metrics, step, time), got {len(args)} arguments")
         m = args[0]
         if not isinstance(m, dict) or not all(isinstance(k, str) and _is(v, (int, float)) for k, v in m.items()):
             refuse(f"args[0] of log_metrics must be a dict of str to numbers, got {_short(m)}")
         want(1, _OPT_INT)
+        if len(args) == 3 and args[2] is not None and not (_is(args[2], (int, float)) and 0 <= args[2] < 1e11):
+            refuse(f"args[2] of log_metrics (when they were logged, in seconds since 1970) must be a number, got {_short(args[2])}")
     elif kind == "log_hyperparams":
         if len(args) != 1: refuse(f"log_hyperparams takes (params,), got {len(args)} arguments")
         if not isinstance(args[0], dict) or not all(isinstance(k, str) for k in args[0]):
@@ -780,8 +780,8 @@ class DeliveryMixin(ABC):  # an ABC with a __dict__, as Lightning's `Logger`: th
         return super().experiment
 
     def log_metrics(self, metrics, step=None):
-        "Send the metrics (or spool them while the backend is down)."
-        return self._delivery.send("log_metrics", dict(metrics), step)
+        "Send the metrics with the time they were logged at (or spool them while the backend is down)."
+        return self._delivery.send("log_metrics", dict(metrics), step, time.time())
 
     def log_hyperparams(self, params, *args, **kwargs):
         "Send the hyperparameters; with more arguments (TensorBoard's `metrics`) a guarded call, not spooled."

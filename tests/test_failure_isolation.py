@@ -1,8 +1,11 @@
 """A failing backend never stops training nor loses an event: a real MLflow server killed mid-run, a backend
 that raises on every call (a fake, only to raise), replay later from the command line, and strict=True."""
+import http.client
 import subprocess
 import sys
+import threading
 import warnings
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
 import pytest
@@ -115,6 +118,67 @@ def test_server_back_only_after_the_run_then_autotimm_replay(tmp_path, workdir, 
         assert again.returncode == 0 and "0 events replayed" in again.stdout  # nothing is sent twice
     finally:
         stop_mlflow_server(outage.proc)
+
+
+class LostReplies(ThreadingHTTPServer):
+    """A loopback proxy in front of a real MLflow server that, `times` times, hands a `log-batch` request holding `key`
+    to the server and then drops the connection without its answer: the server stored the points, the client never
+    hears so (a reset connection, a proxy timing out, a server killed between its commit and its reply)."""
+    daemon_threads = True
+    def __init__(self, upstream_port, key, times=1):
+        self.upstream, self.key, self.left, self.dropped = upstream_port, key.encode(), times, 0
+        super().__init__(("127.0.0.1", 0), _Forward)
+        threading.Thread(target=self.serve_forever, daemon=True).start()
+    @property
+    def uri(self): return f"http://127.0.0.1:{self.server_address[1]}"
+    def stop(self): self.shutdown(); self.server_close()
+
+class _Forward(BaseHTTPRequestHandler):
+    def _forward(self):
+        body = self.rfile.read(int(self.headers.get("Content-Length") or 0))
+        up = http.client.HTTPConnection("127.0.0.1", self.server.upstream, timeout=60)
+        up.request(self.command, self.path, body, {k: v for k, v in self.headers.items() if k.lower() not in ("host", "connection")})
+        answer = up.getresponse()
+        data, status, headers = answer.read(), answer.status, answer.getheaders()
+        up.close()
+        if self.path.endswith("/runs/log-batch") and self.server.key in body and self.server.left > 0:
+            self.server.left -= 1; self.server.dropped += 1
+            self.close_connection = True
+            return  # the server answered; the answer is lost
+        self.send_response(status)
+        for k, v in headers:
+            if k.lower() not in ("transfer-encoding", "connection", "content-length", "server", "date"): self.send_header(k, v)
+        self.send_header("Content-Length", str(len(data)))
+        self.end_headers()
+        self.wfile.write(data)
+    do_GET = do_POST = do_PUT = do_PATCH = do_DELETE = _forward
+    def log_message(self, *args): pass
+
+
+def test_an_answer_lost_after_the_server_stored_the_points_is_no_duplicate(tmp_path, workdir, monkeypatch):
+    """The request reached MLflow and was stored, its answer never came back: the event is spooled and replayed, and
+    MLflow holds each point once (the replay sends the first attempt's time, so the server sees the same point)."""
+    monkeypatch.setenv("MLFLOW_HTTP_REQUEST_MAX_RETRIES", "0")  # what MLflow's own retry would hide: autotimm's replay
+    root, port = tmp_path / "server", free_port()
+    root.mkdir()
+    proc = start_mlflow_server(root, port)
+    proxy = LostReplies(port, "val/accuracy", times=2)
+    try:
+        trainer = AutoTrainer(max_epochs=EPOCHS, enable_progress_bar=False, limit_train_batches=6, limit_val_batches=3,
+                              logger=[LoggerConfig("csv", {"save_dir": "logs"}),
+                                      LoggerConfig("mlflow", {"experiment_name": "lost", "tracking_uri": proxy.uri})])
+        for lg in trainer.logger_manager.loggers: lg._delivery.retry_interval = 0.5
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", BackendWarning)
+            trainer.fit(model(), datamodule=data())
+        csv, mlf = trainer.logger_manager.loggers
+        summary = trainer.logger_manager.summary()["mlflow"]
+        assert proxy.dropped == 2  # two answers were lost ...
+        assert summary["spooled"] > 0 and summary["replayed"] == summary["spooled"] and summary["lost"] == 0  # ... and replayed
+        assert_mlflow_holds_the_csv(f"http://127.0.0.1:{port}", mlf.run_id, csv.log_dir)  # each point once
+    finally:
+        proxy.stop()
+        stop_mlflow_server(proc)
 
 
 class ExplodingBackend(Backend):
