@@ -15,6 +15,7 @@ import string
 import struct
 import tempfile
 import time
+import uuid
 import warnings
 import zipfile
 from dataclasses import dataclass
@@ -917,9 +918,19 @@ class MLflowBackend(Backend):
             logger.experiment.log_artifact(logger.run_id, str(path), artifact_path=slug(key))
         return f"run {logger.run_id}: {slug(key)}/{name}.{ext}"
     def log_image(self, logger, key, png, step, name):
-        "An MLflow image at `step` (the UI's step slider), and the PNG as an artifact `{key}/{name}.png` where it always was."
+        """An MLflow image at `step` (the UI's step slider), and the PNG as an artifact `{key}/{name}.png` where it always was.
+        The image is laid out as `MlflowClient.log_image(key=, step=)` lays it out, but with the PNG as it is (MLflow
+        decodes and re-encodes it) and a quicker WebP preview: a quarter of the CPU, at every epoch end."""
+        from mlflow.tracking.multimedia import compress_image_size
         from PIL import Image
-        logger.experiment.log_image(logger.run_id, Image.open(io.BytesIO(png)), key=key, step=step or 0)
+        stem = f"{key.replace('/', '~')}+step+{step or 0}+timestamp+{int(time.time() * 1000)}+{uuid.uuid4()}"
+        with tempfile.TemporaryDirectory() as d:
+            (Path(d)/f"{stem}.png").write_bytes(png)
+            compress_image_size(Image.open(io.BytesIO(png))).save(Path(d)/f"{stem}+compressed.webp", "WEBP", method=0)
+            logger.experiment.log_artifacts(logger.run_id, d, artifact_path="images")
+        if not vars(logger).get("_images_tagged"):  # MLflow sets it at every image; once is enough
+            logger.experiment.set_tag(logger.run_id, "mlflow.loggedImages", True)
+            logger._images_tagged = True
         return super().log_image(logger, key, png, step, name)
     def log_table(self, logger, key, step, name, table):
         "An MLflow table (`log_table`: the UI's artifact view shows it as a table), the step in its name."

@@ -106,3 +106,34 @@ def test_media_wait_in_the_spool_while_a_backend_is_down_and_replay(workdir):
         check(load_run(uri, run=mlf.run_id), "mlflow")
     finally:
         stop_mlflow_server(proc)
+
+
+def test_mlflow_images_are_laid_out_as_mlflows_own_log_image_lays_them_out(workdir):
+    """The UI's step slider reads what `MlflowClient.log_image(key=, step=)` writes; autotimm writes the same files
+    (without MLflow's re-encode): the same names, the same tag, a preview of the same size, the PNG's own pixels."""
+    import re
+    from mlflow.tracking import MlflowClient
+    from autotimm.delivery import delivery_of
+    manager = LoggerManager([LoggerConfig("mlflow", {"experiment_name": "layout", "save_dir": str(workdir / "mlruns")})])
+    mlf = manager.loggers[0]
+    delivery_of(mlf).start()
+    png = np.random.default_rng(0).integers(0, 255, (300, 420, 3), dtype=np.uint8)  # wider than the preview's 256 px
+    for step in (3, 7): log_image(manager, "val/samples", png, step=step)
+    client = MlflowClient(mlflow_local_uri(workdir / "mlruns"))
+    own = client.create_run(mlf.experiment_id).info.run_id  # MLflow's own `log_image`, for comparison
+    for step in (3, 7): client.log_image(own, Image.fromarray(png), key="val/samples", step=step)
+    name = re.compile(r"images/val~samples\+step\+(\d+)\+timestamp\+\d{13}\+[0-9a-f-]{36}(\+compressed\.webp|\.png)")
+    def layout(run_id):
+        files = sorted(f.path for f in client.list_artifacts(run_id, "images"))
+        assert all(name.fullmatch(f) for f in files), files
+        previews = {int(name.fullmatch(f)[1]): Image.open(client.download_artifacts(run_id, f, str(workdir))).size
+                    for f in files if f.endswith(".webp")}
+        images = {int(name.fullmatch(f)[1]): pixels(open(client.download_artifacts(run_id, f, str(workdir)), "rb").read())
+                  for f in files if f.endswith(".png")}
+        return previews, images, client.get_run(run_id).data.tags.get("mlflow.loggedImages")
+    ours, theirs = layout(mlf.run_id), layout(own)
+    assert ours[0] == theirs[0] == {3: (256, 182), 7: (256, 182)}  # a preview per step, the size MLflow makes
+    assert all((ours[1][s] == png).all() and (theirs[1][s] == png).all() for s in (3, 7))  # the image itself, lossless
+    assert ours[2] == theirs[2] == "True"
+    mlf.finalize("success")
+    manager.close()
