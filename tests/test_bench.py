@@ -38,3 +38,16 @@ def test_gpu_check_dry_run(workdir):
     assert r.returncode == 0, r.stderr[-3000:]
     res = json.loads((workdir / "gpu.json").read_text())
     assert res["dry_run"] and res["images_per_s"]["A"] > 0 and res["images_per_s"]["C"] > 0
+
+
+def test_epoch_cost_quick(workdir):
+    "Each backend's CPU per epoch end is reported per part (timings are not checked)."
+    r = subprocess.run([sys.executable, str(BENCH / "epoch_cost.py"), "--quick", "--json", "cost.json"], capture_output=True,
+                       text=True, timeout=600)
+    assert r.returncode == 0, r.stderr[-3000:]
+    res = json.loads((workdir / "cost.json").read_text())
+    assert set(res["ms_per_epoch"]) == {"tensorboard", "csv", "mlflow", "wandb", "comet"}
+    for name, row in res["ms_per_epoch"].items():
+        assert set(row) == {"metrics", "image", "file", "total"}, name
+        assert abs(row["total"] - row["metrics"] - row["image"] - row["file"]) < 1e-6, name
+    assert res["confusion_matrix_render_ms"] > 0 and "all five" in r.stdout
