@@ -920,7 +920,7 @@ class MLflowBackend(Backend):
     def log_image(self, logger, key, png, step, name):
         """An MLflow image at `step` (the UI's step slider), and the PNG as an artifact `{key}/{name}.png` where it always was.
         The image is laid out as `MlflowClient.log_image(key=, step=)` lays it out, but with the PNG as it is (MLflow
-        decodes and re-encodes it) and a quicker WebP preview: a quarter of the CPU, at every epoch end."""
+        decodes and re-encodes it), a quicker WebP preview and the run's tag set once: half the CPU, at every epoch end."""
         from mlflow.tracking.multimedia import compress_image_size
         from PIL import Image
         stem = f"{key.replace('/', '~')}+step+{step or 0}+timestamp+{int(time.time() * 1000)}+{uuid.uuid4()}"

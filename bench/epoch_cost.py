@@ -49,8 +49,8 @@ PARTS = ("metrics", "image", "file")
 
 def cpu_s()->float:
     "CPU seconds of this process (every thread) and its child processes."
-    p, t = psutil.Process(), psutil.Process().cpu_times()
-    kids = 0.0
+    p = psutil.Process()
+    t, kids = p.cpu_times(), 0.0
     for c in p.children(recursive=True):
         with contextlib.suppress(psutil.Error): kids += sum(c.cpu_times()[:2])
     return t.user + t.system + kids
