@@ -7,12 +7,17 @@ from pathlib import Path
 BENCH = Path(__file__).parents[1] / "bench"
 
 
+def run_bench(workdir, script, *args, timeout=600):
+    "Run `bench/<script> *args --json out.json` in a fresh process; its stdout and its JSON results."
+    r = subprocess.run([sys.executable, str(BENCH / script), *args, "--json", "out.json"], capture_output=True, text=True,
+                       timeout=timeout)
+    assert r.returncode == 0, r.stderr[-3000:]
+    return r.stdout, json.loads((workdir / "out.json").read_text())
+
+
 def test_suite_quick(workdir):
     "The quick run reports the three costs of each variant and their ratios to bare Lightning (timings are not checked)."
-    r = subprocess.run([sys.executable, str(BENCH / "suite.py"), "--quick", "--json", "out.json"], capture_output=True,
-                       text=True, timeout=900)
-    assert r.returncode == 0, r.stderr[-3000:]
-    res = json.loads((workdir / "out.json").read_text())
+    out, res = run_bench(workdir, "suite.py", "--quick", timeout=900)
     variants = {"A", "C", "C_tensorboard"}
     assert set(res["variants"]) == variants and set(res["against_A"]) == variants - {"A"}
     for v, figs in res["variants"].items():
@@ -29,25 +34,19 @@ def test_suite_quick(workdir):
     assert res["config"]["targets"] == {"step": 1.03, "epoch": 1.10, "startup": 1.0, "whole": 1.3}
     assert set(res["confusion_matrix_s"]) >= {"10_typical", "100_typical", "1000_typical"}
     assert res["import_s"]["import_autotimm_s"] < res["import_s"]["import_pytorch_lightning_timm_s"]
-    assert "against A" in r.stdout and "C_tensorboard" in r.stdout and "C against its targets" in r.stdout
+    assert "against A" in out and "C_tensorboard" in out and "C against its targets" in out
 
 
 def test_gpu_check_dry_run(workdir):
-    r = subprocess.run([sys.executable, str(BENCH / "gpu.py"), "--dry-run", "--json", "gpu.json"], capture_output=True,
-                       text=True, timeout=600)
-    assert r.returncode == 0, r.stderr[-3000:]
-    res = json.loads((workdir / "gpu.json").read_text())
+    out, res = run_bench(workdir, "gpu.py", "--dry-run")
     assert res["dry_run"] and res["images_per_s"]["A"] > 0 and res["images_per_s"]["C"] > 0
 
 
 def test_epoch_cost_quick(workdir):
     "Each backend's CPU per epoch end is reported per part (timings are not checked)."
-    r = subprocess.run([sys.executable, str(BENCH / "epoch_cost.py"), "--quick", "--json", "cost.json"], capture_output=True,
-                       text=True, timeout=600)
-    assert r.returncode == 0, r.stderr[-3000:]
-    res = json.loads((workdir / "cost.json").read_text())
+    out, res = run_bench(workdir, "epoch_cost.py", "--quick")
     assert set(res["ms_per_epoch"]) == {"tensorboard", "csv", "mlflow", "wandb", "comet"}
     for name, row in res["ms_per_epoch"].items():
         assert set(row) == {"metrics", "image", "file", "total"}, name
         assert abs(row["total"] - row["metrics"] - row["image"] - row["file"]) < 1e-6, name
-    assert res["confusion_matrix_render_ms"] > 0 and "all five" in r.stdout
+    assert res["confusion_matrix_render_ms"] > 0 and "all five" in out
