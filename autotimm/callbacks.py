@@ -18,8 +18,8 @@ from .backends import log_file, log_image, log_table
 from .plots import confusion_matrix_png, misclassified_png, render
 
 # %% auto #0
-__all__ = ['ShortRunLogging', 'will_log', 'LearningRateLogger', 'NormLogger', 'per_class_metrics', 'BackgroundRender',
-           'ConfusionMatrixLogger', 'unnormalize', 'MisclassifiedLogger']
+__all__ = ['ShortRunLogging', 'will_log', 'step_is_read', 'LearningRateLogger', 'NormLogger', 'per_class_metrics',
+           'BackgroundRender', 'ConfusionMatrixLogger', 'unnormalize', 'MisclassifiedLogger']
 
 # %% ../nbs/05_callbacks.ipynb #842191ff
 class ShortRunLogging(Callback):
@@ -35,6 +35,12 @@ def will_log(trainer)->bool:
     "Whether Lightning writes the step keys logged during the current training step."
     n = trainer.log_every_n_steps
     return n > 0 and ((trainer.global_step + 1) % n == 0 or trainer.should_stop)
+
+def step_is_read(trainer, batch_idx:int)->bool:
+    "Whether a training step's own values are read: written (`will_log`), shown by a progress bar, or left for the epoch's end."
+    if trainer is None or will_log(trainer) or trainer.progress_bar_callback is not None: return True
+    last = batch_idx + 1 >= trainer.num_training_batches  # `callback_metrics` at the epoch's end: EarlyStopping, checkpoints
+    return last or 0 < trainer.max_steps <= trainer.global_step + 1
 
 # %% ../nbs/05_callbacks.ipynb #dda9ace7
 class LearningRateLogger(Callback):

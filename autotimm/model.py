@@ -17,12 +17,12 @@ from torch import nn
 
 from .utils import closest, tcp_reachable
 from . import media
-from .callbacks import ConfusionMatrixLogger, LearningRateLogger, MisclassifiedLogger, NormLogger
+from .callbacks import ConfusionMatrixLogger, LearningRateLogger, MisclassifiedLogger, NormLogger, step_is_read
 from .config import LoggingConfig, MetricConfig
 from .system import SystemMetricsMonitor
 
 # %% auto #0
-__all__ = ['OPTIMIZERS', 'SCHEDULERS', 'check_backbone', 'create_backbone', 'build_metric', 'ImageClassifier']
+__all__ = ['OPTIMIZERS', 'SCHEDULERS', 'check_backbone', 'create_backbone', 'build_metric', 'MeanLoss', 'ImageClassifier']
 
 # %% ../nbs/08_model.ipynb #805a3581
 def check_backbone(name:str)->str:
@@ -72,6 +72,17 @@ def build_metric(cfg:MetricConfig, num_classes:int)->torchmetrics.Metric:
     try: return cls(**params)
     except (TypeError, ValueError) as e:
         raise ValueError(f"MetricConfig({cfg.name!r}): {cfg.metric_class}(**{params}) failed: {e}") from e
+
+# %% ../nbs/08_model.ipynb #1fb04c3e
+class MeanLoss(torchmetrics.Metric):
+    "A loss's mean over images, summed on the device and reduced over processes when computed; a NaN stays NaN."
+    full_state_update = False
+    def __init__(self):
+        super().__init__()
+        self.add_state("total", torch.tensor(0.0), dist_reduce_fx="sum")
+        self.add_state("n", torch.tensor(0.0), dist_reduce_fx="sum")
+    def update(self, loss, n:int): self.total += loss.detach() * n; self.n += n
+    def compute(self): return self.total / self.n
 
 # %% ../nbs/08_model.ipynb #77b32e09
 OPTIMIZERS = {"adamw": torch.optim.AdamW, "adam": torch.optim.Adam, "sgd": torch.optim.SGD}
@@ -123,6 +134,7 @@ class ImageClassifier(pl.LightningModule):
         self.model = create_backbone(backbone, num_classes, pretrained=pretrained)
         self.metrics = nn.ModuleDict({f"{s}_metrics": nn.ModuleDict({m.name: build_metric(m, num_classes) for m in metrics if s in m.stages})
                                       for s in ("train", "val", "test")})
+        self.losses = nn.ModuleDict({s: MeanLoss() for s in ("val", "test")})  # `val/loss`, `test/loss`
 
     def forward(self, x): return self.model(x)
 
@@ -137,29 +149,34 @@ class ImageClassifier(pl.LightningModule):
         if lc.log_weight_norm: keys.append("train/weight_norm")
         return keys
 
-    def _step(self, batch, stage:str):
+    def _step(self, batch, stage:str, read:bool=True):
+        "Loss and metrics of one batch; `read`: whether this training step's values are read (see `step_is_read`)."
         x, y = batch
         logits = self(x)
         loss = F.cross_entropy(logits, y)
         on_step = stage == "train"
-        # epoch values are averaged over all processes (one reduction per epoch; metrics objects sync themselves)
-        self.log(f"{stage}/loss", loss, on_step=on_step, on_epoch=not on_step, prog_bar=True, batch_size=len(y),
-                 sync_dist=not on_step)
+        if on_step:
+            # a Lightning `log` call costs about half a millisecond: made only on the steps whose value someone reads
+            if read: self.log(f"{stage}/loss", loss, on_step=True, on_epoch=False, prog_bar=True, batch_size=len(y))
+        else:  # the epoch's mean, weighted by batch size, over all processes: summed on the device, handed over once
+            mean = self.losses[stage]
+            mean.update(loss, len(y))
+            if mean.update_count == 1: self.log(f"{stage}/loss", mean, on_step=False, on_epoch=True, prog_bar=True)
         for cfg in self.metric_configs:
             if stage not in cfg.stages: continue
             metric = self.metrics[f"{stage}_metrics"][cfg.name]
             step = cfg.log_on_step and on_step
-            if step: metric(logits, y)
+            if step and read: metric(logits, y)  # the batch's value, and the epoch's state updated
             else:
                 metric.update(logits, y)  # on the device, no copy to the host
-                # an epoch value only: Lightning needs the object once per epoch (it computes and resets it at the end);
-                # handing it over on every batch costs more than the update itself
-                if getattr(metric, "update_count", 1) > 1: continue
+                # Lightning needs the object once per epoch (it computes and resets it at the end), and a step value
+                # only when read (the epoch's last batch is); handing it over on every batch costs more than the update
+                if step or getattr(metric, "update_count", 1) > 1: continue
             self.log(f"{stage}/{cfg.name}", metric, on_step=step, on_epoch=cfg.log_on_epoch or not step,
                      prog_bar=cfg.prog_bar, batch_size=len(y))
         return loss, logits, y
 
-    def training_step(self, batch, batch_idx): return self._step(batch, "train")[0]
+    def training_step(self, batch, batch_idx): return self._step(batch, "train", step_is_read(self._trainer, batch_idx))[0]
 
     def validation_step(self, batch, batch_idx):
         loss, logits, y = self._step(batch, "val")

@@ -1,7 +1,9 @@
 """ImageClassifier's keys: learning rate per param group, gradient norm before clipping; fast failure of pretrained weights offline."""
 import time
 
+import pandas as pd
 import pytest
+import pytorch_lightning as pl
 import torch
 
 from autotimm import AutoTrainer, ImageClassifier, ImageDataModule, LoggerConfig, LoggingConfig
@@ -61,3 +63,65 @@ def test_norms_are_computed_only_on_the_steps_lightning_writes(workdir, monkeypa
     got = _fit(model, log_every_n_steps=3)  # 6 steps: written at steps 3 and 6
     assert len(got["train/grad_norm"]) == 2 and len(got["train/weight_norm"]) == 2 and len(got["train/lr"]) == 2
     assert len(calls) == 4  # grad and weight norm, twice: nothing computed on the other 4 steps
+
+
+class Seen(pl.Callback):
+    "What a user's callback sees: each training batch's loss, the progress bar's and the epoch-end `train/loss`."
+    def __init__(self): self.losses, self.bar, self.epoch_end, self.val = [], [], [], []
+    def on_train_batch_end(self, trainer, pl_module, outputs, batch, batch_idx):
+        self.losses.append(float(outputs["loss"]))
+        self.bar.append(trainer.progress_bar_metrics.get("train/loss"))
+    def on_train_epoch_end(self, trainer, pl_module): self.epoch_end.append(float(trainer.callback_metrics["train/loss"]))
+    def on_validation_batch_end(self, trainer, pl_module, outputs, batch, batch_idx, dataloader_idx=0):
+        if not trainer.sanity_checking: self.val.append((float(outputs["loss"]), len(batch[1])))
+
+
+class CountedLog(ImageClassifier):
+    "An ImageClassifier that counts the `train/loss` values it hands to Lightning."
+    def log(self, name, value, *a, **k):
+        if name == "train/loss": self.handed = getattr(self, "handed", 0) + 1
+        return super().log(name, value, *a, **k)
+
+
+def _fit_seen(model, **kw):
+    seen = Seen()
+    trainer = AutoTrainer(max_epochs=2, logger=[LoggerConfig("csv", {"save_dir": "logs"})], callbacks=[seen],
+                          limit_train_batches=7, log_every_n_steps=3, **kw)
+    trainer.fit(model, datamodule=ImageDataModule(dataset_name="digits", image_size=16, batch_size=32))
+    return seen, csv_scalars(trainer.logger.log_dir)
+
+
+def test_train_loss_is_handed_to_lightning_only_on_the_steps_someone_reads(workdir):
+    model = CountedLog(backbone="test_resnet", num_classes=10, pretrained=False)
+    seen, got = _fit_seen(model, enable_progress_bar=False)
+    # 14 steps, written at steps 3, 6, 9 and 12: each point is that step's own loss
+    assert got["train/loss"] == [(s - 1, pytest.approx(seen.losses[s - 1], rel=1e-6)) for s in (3, 6, 9, 12)]
+    # each epoch's last batch too, for the callbacks that read `train/loss` at the epoch's end (EarlyStopping, checkpoints)
+    assert seen.epoch_end == [pytest.approx(seen.losses[6], rel=1e-6), pytest.approx(seen.losses[13], rel=1e-6)]
+    assert model.handed == 6  # 4 written + 2 epoch ends; nothing on the other 8 steps
+
+
+def test_a_progress_bar_shows_every_step_s_loss(workdir):
+    model = CountedLog(backbone="test_resnet", num_classes=10, pretrained=False)
+    seen, got = _fit_seen(model, enable_progress_bar=True)
+    assert seen.bar == [pytest.approx(x, rel=1e-6) for x in seen.losses] and model.handed == 14
+    assert [s for s, _ in got["train/loss"]] == [2, 5, 8, 11]
+
+
+def test_val_loss_is_the_mean_over_images_and_a_nan_stays_visible(workdir):
+    seen, got = _fit_seen(ImageClassifier(backbone="test_resnet", num_classes=10, pretrained=False), enable_progress_bar=False)
+    assert [n for _, n in seen.val[:9]] == [32] * 8 + [10]  # 266 images: the last batch is smaller
+    for epoch, (_, v) in enumerate(got["val/loss"]):
+        batches = seen.val[9 * epoch: 9 * epoch + 9]
+        assert v == pytest.approx(sum(l * n for l, n in batches) / 266, rel=1e-5)
+
+    class NanOnce(ImageClassifier):
+        def validation_step(self, batch, batch_idx):
+            if batch_idx == 3 and not self.trainer.sanity_checking: batch = (batch[0] * float("nan"), batch[1])
+            return super().validation_step(batch, batch_idx)
+    model = NanOnce(backbone="test_resnet", num_classes=10, pretrained=False)
+    trainer = AutoTrainer(max_epochs=1, logger=[LoggerConfig("csv", {"save_dir": "logs2"})], enable_progress_bar=False,
+                          limit_train_batches=2)
+    trainer.fit(model, datamodule=ImageDataModule(dataset_name="digits", image_size=16, batch_size=32))
+    written = pd.read_csv(f"{trainer.logger.log_dir}/metrics.csv", keep_default_na=False)["val/loss"]
+    assert [v for v in written if v != ""] == ["nan"]  # the epoch's val/loss is written, as NaN, not the mean of the rest
