@@ -28,8 +28,8 @@ from .utils import check_type, closest, is_number, is_secret, mask_secrets, tcp_
 # %% auto #0
 __all__ = ['Param', 'Backend', 'register_backend', 'unregister_backend', 'list_backends', 'get_backend', 'lightning_class',
            'backend_of', 'require', 'slug', 'log_image', 'log_file', 'log_table', 'log_artifact', 'counts_from_files',
-           'check_name', 'check_key', 'table_csv', 'TensorBoardBackend', 'CSVBackend', 'new_wandb_id', 'WandbBackend',
-           'read_wandb_run', 'mlflow_local_uri', 'MLflowBackend', 'CometBackend']
+           'check_name', 'check_key', 'table_csv', 'TensorBoardBackend', 'CSVBackend', 'new_wandb_id',
+           'installed_packages', 'WandbBackend', 'read_wandb_run', 'mlflow_local_uri', 'MLflowBackend', 'CometBackend']
 
 # %% ../nbs/00b_backends.ipynb #3e153de8
 _PATH = (str, os.PathLike)
@@ -526,6 +526,30 @@ def new_wandb_id()->str:
     "A new W&B run id, as W&B makes them (8 random lower-case letters and digits), without importing wandb."
     return "".join(secrets.choice(string.ascii_lowercase + string.digits) for _ in range(8))
 
+def installed_packages()->list:
+    "`name==version` of each installed distribution, as W&B lists them (a name found twice: its last), from the metadata headers."
+    from importlib.metadata import distributions
+    lines = []
+    for d in distributions():
+        try: text = d.read_text("METADATA") or d.read_text("PKG-INFO") or ""
+        except (OSError, UnicodeDecodeError): continue
+        name = version = None
+        for line in text.splitlines():
+            if not line.strip(): break  # the headers end at the first empty line; the long description follows
+            if line.startswith("Name:"): name = line[5:].strip()
+            elif line.startswith("Version:"): version = line[8:].strip()
+            if name and version: break
+        if name and version: lines.append(f"{name}=={version}")
+    return list(dict.fromkeys(reversed(lines)))[::-1]
+
+def _requirements_off(settings):
+    "W&B settings (None, a dict or `wandb.Settings`) that leave `x_save_requirements` to autotimm, with it off; None when they set it."
+    if settings is None: return {"x_save_requirements": False}
+    if isinstance(settings, dict):
+        return None if "x_save_requirements" in settings else {**settings, "x_save_requirements": False}
+    if "x_save_requirements" in getattr(settings, "model_fields_set", {"x_save_requirements"}): return None
+    return settings.model_copy(update={"x_save_requirements": False})
+
 class WandbBackend(Backend):
     name, title, logger_class, package, extra = "wandb", "W&B", "WandbLogger", "wandb", "wandb"
     close_after_stage = True  # W&B's service writes the run file as it goes; a finished run is complete to read
@@ -563,7 +587,10 @@ class WandbBackend(Backend):
         params["save_dir"] = str(save_dir)
         if not (params.get("id") or params.get("version")):  # known before the run starts (in the background): Lightning's
             params["id"] = new_wandb_id()                     # `version`, checkpoint folders, the manifest and spools name it
+        settings = _requirements_off(params.get("settings"))
+        if settings is not None: params["settings"] = settings
         logger = WandbLogger(**params)
+        logger._autotimm_requirements = settings is not None  # `start` writes requirements.txt
         if logger._wandb_init.get("anonymous") is None: logger._wandb_init.pop("anonymous", None)  # W&B warns on any value
         return logger
 
@@ -573,7 +600,10 @@ class WandbBackend(Backend):
         import sys
         wandb = sys.modules.get("wandb")  # a W&B run left open by an earlier fit would be reused by a new WandbLogger
         if wandb is not None and wandb.run is not None and getattr(logger, "_experiment", None) is not wandb.run: wandb.run.finish()
-        _ = logger.experiment
+        exp = logger.experiment
+        if getattr(logger, "_autotimm_requirements", False) and logger._wandb_init.get("mode") != "disabled":
+            try: Path(exp.dir, "requirements.txt").write_text("\n".join(installed_packages()) + "\n")
+            except OSError: pass  # the run goes on without it, as it would if W&B's own write failed
 
     def run_ids(self, logger):
         exp = getattr(logger, "_experiment", None)

@@ -106,3 +106,28 @@ def test_mlflow_where_a_run_goes(workdir, monkeypatch):
     assert uri({}) == "http://127.0.0.1:5999"
     assert uri({"save_dir": "a"}) == f"sqlite:///{workdir}/a/mlflow.db"
     assert uri({"save_dir": "a", "tracking_uri": "http://127.0.0.1:1"}) == "http://127.0.0.1:1"
+
+
+def _wandb_files(settings=None):
+    "The files folder of a short fit's offline W&B run (given `settings`, if any)."
+    from autotimm import ImageClassifier, ImageDataModule
+    params = {"project": "p", "save_dir": "wb", "offline": True, **({"settings": settings} if settings is not None else {})}
+    manager = LoggerManager([LoggerConfig("wandb", params)])
+    trainer = AutoTrainer(max_epochs=1, logger=manager, enable_progress_bar=False, limit_train_batches=2, limit_val_batches=1)
+    trainer.fit(ImageClassifier(backbone="test_resnet", num_classes=10, pretrained=False),
+                datamodule=ImageDataModule(dataset_name="digits", image_size=16, batch_size=8))
+    manager.close()
+    from pathlib import Path
+    (run,) = Path("wb/wandb").glob("offline-run-*")
+    return run / "files"
+
+
+def test_a_wandb_run_keeps_the_installed_packages_as_wandb_lists_them(workdir):
+    from wandb.util import working_set
+    wanted = {f"{p.key}=={p.version}" for p in working_set()}
+    lines = (_wandb_files() / "requirements.txt").read_text().splitlines()
+    assert set(lines) == wanted and len(lines) == len(wanted)  # every package once, W&B's names and versions
+
+
+def test_wandb_settings_that_turn_the_requirements_off_are_kept(workdir):
+    assert not (_wandb_files({"x_save_requirements": False}) / "requirements.txt").exists()
