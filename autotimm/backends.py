@@ -28,8 +28,9 @@ from .utils import check_type, closest, is_number, is_secret, mask_secrets, tcp_
 # %% auto #0
 __all__ = ['Param', 'Backend', 'register_backend', 'unregister_backend', 'list_backends', 'get_backend', 'lightning_class',
            'backend_of', 'require', 'slug', 'log_image', 'log_file', 'log_table', 'log_artifact', 'counts_from_files',
-           'check_name', 'check_key', 'table_csv', 'TensorBoardBackend', 'CSVBackend', 'new_wandb_id',
-           'installed_packages', 'WandbBackend', 'read_wandb_run', 'mlflow_local_uri', 'MLflowBackend', 'CometBackend']
+           'check_name', 'check_key', 'table_csv', 'fast_tensorboard_checksums', 'TensorBoardBackend', 'CSVBackend',
+           'new_wandb_id', 'installed_packages', 'WandbBackend', 'read_wandb_run', 'mlflow_local_uri', 'MLflowBackend',
+           'CometBackend']
 
 # %% ../nbs/00b_backends.ipynb #3e153de8
 _PATH = (str, os.PathLike)
@@ -381,6 +382,21 @@ def _by_step(media:dict)->dict:
     "Each key's list sorted by step (None first)."
     return {k: sorted(v, key=lambda x: -1 if x[0] is None else x[0]) for k, v in media.items()}
 
+# %% ../nbs/00b_backends.ipynb #6f52f47f
+def fast_tensorboard_checksums()->bool:
+    "TensorBoard's event writer checksums records in C when `google-crc32c` is installed (same values); whether it does."
+    from tensorboard.summary.writer import record_writer
+    if getattr(record_writer.masked_crc32c, "in_c", False): return True
+    try: import google_crc32c
+    except ImportError: return False
+    if google_crc32c.implementation != "c": return False  # its pure-Python fallback is no faster than TensorBoard's
+    def masked_crc32c(data):
+        x = google_crc32c.value(bytes(data))
+        return (((x >> 15) | (x << 17)) + 0xA282EAD8) & 0xFFFFFFFF  # TensorBoard's masking of the CRC
+    masked_crc32c.in_c = True
+    record_writer.masked_crc32c = masked_crc32c
+    return True
+
 # %% ../nbs/00b_backends.ipynb #05d41912
 def _versioned_params(save_dir_default:str):
     return (_path("save_dir", required=True, form="str", default=save_dir_default),
@@ -401,6 +417,7 @@ class TensorBoardBackend(Backend):
     def build(self, params):
         require("tensorboard", "tensorboard")
         from pytorch_lightning.loggers import TensorBoardLogger
+        fast_tensorboard_checksums()
         return TensorBoardLogger(**{"default_hp_metric": False, **params})
 
     def run_ids(self, logger): return _tidy_version(logger)

@@ -131,3 +131,21 @@ def test_a_wandb_run_keeps_the_installed_packages_as_wandb_lists_them(workdir):
 
 def test_wandb_settings_that_turn_the_requirements_off_are_kept(workdir):
     assert not (_wandb_files({"x_save_requirements": False}) / "requirements.txt").exists()
+
+
+def test_tensorboard_checksums_made_in_c_are_the_ones_tensorboard_checks(workdir):
+    from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
+    from tensorboard.summary.writer import record_writer
+    from autotimm.backends import log_image
+    from autotimm.plots import confusion_matrix_png
+    manager = LoggerManager([LoggerConfig("tensorboard", {"save_dir": "tb"})])
+    (lg,) = manager.loggers
+    assert getattr(record_writer.masked_crc32c, "in_c", False)  # google-crc32c comes with the tensorboard extra
+    png = confusion_matrix_png([[5, 1], [0, 7]], ["cat", "dog"])
+    for step in range(3):
+        lg.log_metrics({"val/loss": 1.0 / (step + 1)}, step=step)
+        log_image([lg], "val/confusion_matrix", png, step=step, name=f"epoch_{step:03d}")
+    manager.close()
+    acc = EventAccumulator(lg.log_dir, size_guidance={"scalars": 0, "images": 0}); acc.Reload()  # a wrong sum: records dropped
+    assert [(e.step, e.value) for e in acc.Scalars("val/loss")] == [(0, 1.0), (1, 0.5), (2, pytest.approx(1 / 3))]
+    assert [(e.step, e.encoded_image_string) for e in acc.Images("val/confusion_matrix")] == [(s, png) for s in range(3)]
