@@ -148,6 +148,7 @@ def _blues()->np.ndarray:
     import matplotlib
     return (matplotlib.colormaps["Blues"](np.linspace(0, 1, 256))[:, :3] * 255).round().astype(np.uint8)
 
+@functools.lru_cache(maxsize=1024)  # a picture a epoch draws the same names and numbers again: each is drawn once
 def _text_mask(text:str, font, angle:int=0)->tuple:
     "`text` as an 'L' mask turned `angle` degrees anticlockwise, and the point of it at the end of the text (half height)."
     l, t, r, b = font.getbbox(text)
@@ -158,6 +159,13 @@ def _text_mask(text:str, font, angle:int=0)->tuple:
     if angle == 90: return mask.transpose(Image.Transpose.ROTATE_90), (h / 2, 0)
     out, a = mask.rotate(angle, expand=True, resample=Image.Resampling.BICUBIC), math.radians(angle)
     return out, (out.width / 2 + w / 2 * math.cos(a), out.height / 2 - w / 2 * math.sin(a))
+
+@functools.lru_cache(maxsize=1024)
+def _stamp(text:str, font, cell:int):
+    "`text` centred in a `cell`-pixel square 'L' mask, drawn once and stamped into every cell that shows it."
+    m = Image.new("L", (cell, cell), 0)
+    ImageDraw.Draw(m).multiline_text((cell / 2, cell / 2), text, font=font, fill=255, anchor="mm", align="center", spacing=1)
+    return m
 
 def _png(img, dpi:int)->bytes:
     "PNG bytes of a picture drawn with PIL (fast compression: pictures are small and few)."
@@ -217,17 +225,11 @@ def confusion_matrix_png(
     mask, _ = _text_mask("True", label_font, 90)
     _paste(img, mask, (mask.width / 2, mask.height / 2), (pad + px(7), top + side / 2))
     if small:  # each distinct text is drawn once and stamped into its cells
-        cell_font, stamps = _font(round(max(px(7), min(px(12), cell * 0.3)))), {}
+        cell_font = _font(round(max(px(7), min(px(12), cell * 0.3))))
         for i in range(n):
             for j in range(n):
-                text = c["text"](i, j)
-                if text not in stamps:
-                    m = Image.new("L", (cell, cell), 0)
-                    ImageDraw.Draw(m).multiline_text((cell / 2, cell / 2), text, font=cell_font, fill=255, anchor="mm",
-                                                     align="center", spacing=1)
-                    stamps[text] = m
                 colour = (153, 153, 153) if cm[i, j] == 0 else (255, 255, 255) if shade[i, j] > 0.5 else black
-                img.paste(colour, (left + j * cell, top + i * cell), stamps[text])
+                img.paste(colour, (left + j * cell, top + i * cell), _stamp(c["text"](i, j), cell_font, cell))
     else: d.multiline_text((left + side + 2 * pad, top), panel, font=mono, fill=black, spacing=px(3))
     return _png(img, dpi)
 
