@@ -29,7 +29,9 @@ the trainer's callbacks, its partner moves itself last once the model's callback
 
 Each is the median over rounds with its spread (min-max). Against A, paired by round (the machine's speed drifts,
 so a round's variants are compared with each other): step and epoch and whole as ratios, fixed and start-up as extra
-seconds; the median of the rounds' figures and their min-max. Targets printed beside them: step <= 1.03x,
+seconds; the median of the rounds' figures and their min-max. Also the best of the rounds: each variant's fastest
+round against A's fastest (the machine's noise only ever adds time, so the fastest round is the one it touched least;
+on a VM whose speed drifts by a quarter within seconds, these move less from run to run than the paired medians). Targets printed beside them: step <= 1.03x,
 steady epoch <= 1.10x, start-up within 1 s of A, whole fit <= 1.3x (6 epochs of ~0.5 s).
 Also the confusion-matrix render times for 10, 100 and 1000 classes and the import times.
 
@@ -298,6 +300,9 @@ def against(rounds:dict, v:str, base="A")->dict:
     pairs = list(zip(rounds[v], rounds[base]))
     out = {f"{k}_ratio": spread([c[k] / a[k] for c, a in pairs]) for k in ("step", "epoch", "fit", "whole")}
     out.update({f"{k}_extra_s": spread([c[k] - a[k] for c, a in pairs]) for k in ("fixed", "startup", "epoch", "whole")})
+    best = lambda rs, k: min(r[k] for r in rs)
+    out["best"] = {**{f"{k}_ratio": best(rounds[v], k) / best(rounds[base], k) for k in ("step", "epoch", "whole")},
+                   "startup_extra_s": best(rounds[v], "startup") - best(rounds[base], "startup")}
     return out
 
 
@@ -328,6 +333,10 @@ def report(res):
         checks = [("step", r["step_ratio"], t["step"]), ("epoch", r["epoch_ratio"], t["epoch"]),
                   ("start-up", r["startup_extra_s"], t["startup"]), ("whole", r["whole_ratio"], t["whole"])]
         print("C against its targets: " + ", ".join(f"{n} {verdict(s['median'], g)}" for n, s, g in checks))
+    print(f"\n{'best rounds':14}{'step x':>22}{'epoch x':>22}{'start-up +s':>22}{'whole x':>22}   (each variant's fastest round against A's)")
+    for v, r in res["against_A"].items():
+        b = r["best"]
+        print(f"{v:14}{b['step_ratio']:>22.3f}{b['epoch_ratio']:>22.3f}{b['startup_extra_s']:>+22.3f}{b['whole_ratio']:>22.3f}")
     print("outside fit (s), build / close: " + ", ".join(f"{v} {s['build']['median']:.2f}/{s['close']['median']:.2f}"
                                                         for v, s in res["variants"].items()))
     print("confusion matrix render (s): " + ", ".join(f"{k} {v:.3f}" for k, v in res["confusion_matrix_s"].items()))

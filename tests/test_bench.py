@@ -28,13 +28,14 @@ def test_suite_quick(workdir):
     for v, ratios in res["against_A"].items():
         assert set(ratios) >= {"step_ratio", "epoch_ratio", "whole_ratio", "fixed_extra_s", "startup_extra_s"}, v
         assert all(ratios[k]["median"] > 0 for k in ("step_ratio", "epoch_ratio", "whole_ratio")), v
+        assert all(ratios["best"][k] > 0 for k in ("step_ratio", "epoch_ratio", "whole_ratio")), v  # fastest rounds
     raw = res["raw"]["C"][0]  # the per-round raw timings: epochs, steps per epoch, start-up
     steps = -(-res["config"]["train_images"] // res["config"]["batch_size"])
     assert len(raw["epochs_s"]) == len(raw["steps_s"]) == 2 and all(len(s) == steps for s in raw["steps_s"])
     assert res["config"]["targets"] == {"step": 1.03, "epoch": 1.10, "startup": 1.0, "whole": 1.3}
     assert set(res["confusion_matrix_s"]) >= {"10_typical", "100_typical", "1000_typical"}
     assert res["import_s"]["import_autotimm_s"] < res["import_s"]["import_pytorch_lightning_timm_s"]
-    assert "against A" in out and "C_tensorboard" in out and "C against its targets" in out
+    assert "against A" in out and "best rounds" in out and "C_tensorboard" in out and "C against its targets" in out
 
 
 def test_gpu_check_dry_run(workdir):
