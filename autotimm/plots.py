@@ -148,7 +148,7 @@ def _blues()->np.ndarray:
     import matplotlib
     return (matplotlib.colormaps["Blues"](np.linspace(0, 1, 256))[:, :3] * 255).round().astype(np.uint8)
 
-@functools.lru_cache(maxsize=1024)  # a picture a epoch draws the same names and numbers again: each is drawn once
+@functools.lru_cache(maxsize=1024)  # every epoch's picture draws the same names and numbers again: each is drawn once
 def _text_mask(text:str, font, angle:int=0)->tuple:
     "`text` as an 'L' mask turned `angle` degrees anticlockwise, and the point of it at the end of the text (half height)."
     l, t, r, b = font.getbbox(text)
