@@ -617,9 +617,9 @@ class WandbBackend(Backend):
         import sys
         wandb = sys.modules.get("wandb")  # a W&B run left open by an earlier fit would be reused by a new WandbLogger
         if wandb is not None and wandb.run is not None and getattr(logger, "_experiment", None) is not wandb.run: wandb.run.finish()
-        exp = logger.experiment
-        if getattr(logger, "_autotimm_requirements", False) and logger._wandb_init.get("mode") != "disabled":
-            try: Path(exp.dir, "requirements.txt").write_text("\n".join(installed_packages()) + "\n")
+        folder = getattr(logger.experiment, "dir", None)  # not a path on the other ranks (Lightning's dummy experiment)
+        if getattr(logger, "_autotimm_requirements", False) and isinstance(folder, str) and logger._wandb_init.get("mode") != "disabled":
+            try: Path(folder, "requirements.txt").write_text("\n".join(installed_packages()) + "\n")
             except OSError: pass  # the run goes on without it, as it would if W&B's own write failed
 
     def run_ids(self, logger):
