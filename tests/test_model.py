@@ -1,4 +1,5 @@
-"""ImageClassifier's keys: learning rate per param group, gradient norm before clipping; fast failure of pretrained weights offline."""
+"""ImageClassifier's keys: learning rate per param group, gradient norm before clipping, the loss handed to Lightning where
+it is read, the validation loss's mean over images; fast failure of pretrained weights offline."""
 import time
 
 import pandas as pd
@@ -111,6 +112,7 @@ def test_a_progress_bar_shows_every_step_s_loss(workdir):
 def test_val_loss_is_the_mean_over_images_and_a_nan_stays_visible(workdir):
     seen, got = _fit_seen(ImageClassifier(backbone="test_resnet", num_classes=10, pretrained=False), enable_progress_bar=False)
     assert [n for _, n in seen.val[:9]] == [32] * 8 + [10]  # 266 images: the last batch is smaller
+    assert len(got["val/loss"]) == 2  # one value an epoch
     for epoch, (_, v) in enumerate(got["val/loss"]):
         batches = seen.val[9 * epoch: 9 * epoch + 9]
         assert v == pytest.approx(sum(l * n for l, n in batches) / 266, rel=1e-5)
