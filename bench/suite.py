@@ -1,8 +1,10 @@
 """autotimm's benchmark suite: what logging costs per step, per epoch and at start-up, against bare Lightning.
 
 Every variant trains the same timm model on the same data on the CPU, in ONE process, interleaved: one warm-up
-round (imports, MLflow's schema, W&B's service; dropped), then `--repeats` rounds, the order rotated each round so
-no variant always follows another. Variants:
+round (each variant once: imports, MLflow's schema, W&B's service; dropped), then `--repeats` rounds. In a round
+every other variant runs between two runs of A (A X1 A X2 A ... Xn A), the order of the Xs rotated each round, and
+each X is compared with the mean of the two A runs beside it: this VM's speed drifts by a quarter within seconds,
+and a neighbour on each side cancels a drift that is steady over the three fits. Variants:
 
   A            bare pytorch_lightning: no logger, no checkpoint, no extra callbacks
   A_again      A once more in each round: against A, the noise floor of every ratio (the machine, not the code)
@@ -27,16 +29,17 @@ the trainer's callbacks, its partner moves itself last once the model's callback
   start-up    `trainer.fit(...)` called -> first `on_train_batch_start` (sanity validation included, in every variant)
   whole       building the loggers, trainer and model -> `fit` returned and the loggers closed
 
-Each is the median over rounds with its spread (min-max). Against A, paired by round (the machine's speed drifts,
-so a round's variants are compared with each other): step and epoch and whole as ratios, fixed and start-up as extra
-seconds; the median of the rounds' figures and their min-max. Also the best of the rounds: each variant's fastest
-round against A's fastest (the machine's noise only ever adds time, so the fastest round is the one it touched least;
-on a VM whose speed drifts by a quarter within seconds, these move less from run to run than the paired medians). Targets printed beside them: step <= 1.03x,
-steady epoch <= 1.10x, start-up within 1 s of A, whole fit <= 1.3x (6 epochs of ~0.5 s).
+Each is the median over rounds with its spread (min-max; A's over all its runs). Against A, each run paired with the
+mean of the A runs beside it: step and epoch and whole as ratios, fixed and start-up as extra seconds; the median of
+the rounds' figures and their min-max (A_again's are the noise floor of this pairing). Against C_none (each backend's
+own cost), paired by round. Also the best of the rounds: each variant's fastest
+round against the fastest of the A pairs it was compared with (the machine's noise only ever adds time, so the
+fastest round is the one it touched least). Targets printed beside them: step <= 1.03x, steady epoch <= 1.10x,
+start-up within 1 s of A, whole fit <= 1.3x (6 epochs of ~0.5 s).
 Also the confusion-matrix render times for 10, 100 and 1000 classes and the import times.
 
-    .venv/bin/python bench/suite.py --json out.json   # the full run: 9 variants x (1 + 7) rounds x 6 epochs, about 8 minutes on 2 quiet cores
-    .venv/bin/python bench/suite.py --quick            # CI smoke run: A, C, C_tensorboard, 2 epochs, 1 round, well under a minute
+    .venv/bin/python bench/suite.py --json out.json   # the full run: 9 + 7 x 17 fits of 6 epochs, about 12 minutes on 2 quiet cores
+    .venv/bin/python bench/suite.py --quick            # CI smoke run: A C A C_tensorboard A, 2 epochs, 1 round, about a minute
 """
 import argparse
 import gc
@@ -295,14 +298,21 @@ def round_figures(raw:dict)->dict:
 def spread(xs): return {"median": med(xs), "min": min(xs), "max": max(xs), "n": len(xs)}
 
 
-def against(rounds:dict, v:str, base="A")->dict:
-    "v against base, paired by round: step, epoch and whole as ratios, fixed and start-up as extra seconds."
-    pairs = list(zip(rounds[v], rounds[base]))
+def between(a:dict, b:dict)->dict:
+    "The figures midway between two runs (A before and after a variant)."
+    return {k: (a[k] + b[k]) / 2 for k in a}
+
+
+def against(rounds:dict, v:str, base="A", beside:dict=None)->dict:
+    """v against base: step, epoch and whole as ratios, fixed and start-up as extra seconds. Each run of v is paired with
+    `beside[v]` (the mean of the A runs next to it) when given, else with base's run of the same round."""
+    pairs = list(zip(rounds[v], beside[v] if beside else rounds[base]))
     out = {f"{k}_ratio": spread([c[k] / a[k] for c, a in pairs]) for k in ("step", "epoch", "fit", "whole")}
     out.update({f"{k}_extra_s": spread([c[k] - a[k] for c, a in pairs]) for k in ("fixed", "startup", "epoch", "whole")})
     best = lambda rs, k: min(r[k] for r in rs)
-    out["best"] = {**{f"{k}_ratio": best(rounds[v], k) / best(rounds[base], k) for k in ("step", "epoch", "whole")},
-                   "startup_extra_s": best(rounds[v], "startup") - best(rounds[base], "startup")}
+    paired = [a for _, a in pairs]  # the fastest of the baselines v was paired with, not of every A run
+    out["best"] = {**{f"{k}_ratio": best(rounds[v], k) / best(paired, k) for k in ("step", "epoch", "whole")},
+                   "startup_extra_s": best(rounds[v], "startup") - best(paired, "startup")}
     return out
 
 
@@ -321,7 +331,8 @@ def report(res):
         print(f"{v:14}" + "".join(f"{fmt(s[k], f):>22}" for k, f in
               (("step", lambda x: f'{1000 * x:.1f}'), ("epoch", lambda x: f'{x:.3f}'), ("fixed", lambda x: f'{x:.3f}'),
                ("startup", lambda x: f'{x:.2f}'), ("whole", lambda x: f'{x:.2f}'))))
-    print(f"\n{'against A':14}{'step x':>22}{'epoch x':>22}{'fixed +s':>22}{'start-up +s':>22}{'whole x':>22}")
+    print("\neach run against the mean of the A runs beside it; median of the rounds (min-max)")
+    print(f"{'against A':14}{'step x':>22}{'epoch x':>22}{'fixed +s':>22}{'start-up +s':>22}{'whole x':>22}")
     rx, sx = (lambda x: f"{x:.3f}"), (lambda x: f"{x:+.3f}")
     for v, r in res["against_A"].items():
         print(f"{v:14}" + "".join(f"{fmt(r[k], f):>22}" for k, f in
@@ -333,7 +344,7 @@ def report(res):
         checks = [("step", r["step_ratio"], t["step"]), ("epoch", r["epoch_ratio"], t["epoch"]),
                   ("start-up", r["startup_extra_s"], t["startup"]), ("whole", r["whole_ratio"], t["whole"])]
         print("C against its targets: " + ", ".join(f"{n} {verdict(s['median'], g)}" for n, s, g in checks))
-    print(f"\n{'best rounds':14}{'step x':>22}{'epoch x':>22}{'start-up +s':>22}{'whole x':>22}   (each variant's fastest round against A's)")
+    print(f"\n{'best rounds':14}{'step x':>22}{'epoch x':>22}{'start-up +s':>22}{'whole x':>22}   (each variant's fastest round against the fastest of its paired A runs)")
     for v, r in res["against_A"].items():
         b = r["best"]
         print(f"{v:14}{b['step_ratio']:>22.3f}{b['epoch_ratio']:>22.3f}{b['startup_extra_s']:>+22.3f}{b['whole_ratio']:>22.3f}")
@@ -379,7 +390,7 @@ def main():
     ap.add_argument("--epochs", type=int, default=6)
     ap.add_argument("--train-repeat", type=float, default=0.5,
                     help="scale digits' training split (1252 images) by this; 0.5 (626 images) is about 0.5 s an epoch on 2 cores")
-    ap.add_argument("--repeats", type=int, default=7, help="rounds after the warm-up round (the machine's speed drifts by 10-25%% between seconds: more rounds, steadier medians)")
+    ap.add_argument("--repeats", type=int, default=7, help="rounds after the warm-up round (the machine's speed drifts by 10-25%% within seconds: more rounds, steadier medians)")
     ap.add_argument("--image-size", type=int, default=32)
     ap.add_argument("--batch-size", type=int, default=32)
     ap.add_argument("--variants", default=None, help=f"comma-separated (default {','.join(FULL)}; --quick: {','.join(QUICK)}); A is always run")
@@ -392,28 +403,37 @@ def main():
     runs = {v: runner(v) for v in variants}
     torch.set_num_threads(max(1, torch.get_num_threads()))
     raw, rounds = {v: [] for v in variants}, {v: [] for v in variants}
+    others = [v for v in variants if v != "A"]
+    beside = {v: [] for v in others}  # per run of v: the mean of the A runs before and after it
     dm = data(args); dm.setup()
     train_images = len(dm.train_ds)
     t0 = time.perf_counter()
     with tempfile.TemporaryDirectory() as tmp:
         for r in range(args.repeats + 1):  # round 0 warms up (imports, MLflow's schema, W&B's service) and is dropped
-            for v in variants[r % len(variants):] + variants[:r % len(variants)]:
+            k = r % max(1, len(others))
+            order = others[k:] + others[:k]
+            seq = ["A", *order] if r == 0 else ["A", *(x for v in order for x in (v, "A"))]
+            done = []
+            for i, v in enumerate(seq):
                 quiet_logs()
                 with contextlib.redirect_stdout(io.StringIO()):  # autotimm's delivery report, Comet's upload hint
-                    out = runs[v](args, f"{tmp}/{v}-{r}", f"{tmp}/mlruns-{v}")
+                    out = runs[v](args, f"{tmp}/{v}-{r}-{i}", f"{tmp}/mlruns-{v}")
                 settle()
                 fig = round_figures(out)
                 print(f"round {r}{' (warm-up)' if r == 0 else ''} {v}: step {1000 * fig['step']:.1f} ms, epoch {fig['epoch']:.3f} s, "
                       f"fixed {fig['fixed']:.3f} s, start-up {fig['startup']:.2f} s, whole {fig['whole']:.2f} s", flush=True)
+                done.append(fig)
                 if r == 0: continue
                 raw[v].append(out); rounds[v].append(fig)
+                if v != "A": beside[v].append(None)
+                elif i: beside[seq[i - 1]][-1] = between(done[i - 2], fig)  # the variant just run sits between two As
     res = {"config": {"model": MODEL, "image_size": args.image_size, "batch_size": args.batch_size, "epochs": args.epochs,
                       "train_images": train_images, "train_repeat": args.train_repeat,
                       "repeats": args.repeats, "variants": variants, "quick": args.quick,
                       "torch_threads": torch.get_num_threads(), "cpu_count": os.cpu_count(), "targets": TARGETS},
            "variants": {v: {k: spread([f[k] for f in fs]) for k in fs[0]} for v, fs in rounds.items()},
-           "against_A": {v: against(rounds, v) for v in variants if v != "A"},
-           "rounds": rounds, "raw": raw}
+           "against_A": {v: against(rounds, v, beside=beside) for v in others},
+           "rounds": rounds, "beside_A": beside, "raw": raw}
     if "C_none" in variants:  # each backend's own cost: its variant against autotimm with no backend
         res["against_C_none"] = {v: against(rounds, v, "C_none") for v in variants if v.startswith("C") and v != "C_none"}
     res["training_s"] = time.perf_counter() - t0

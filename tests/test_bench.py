@@ -21,14 +21,20 @@ def test_suite_quick(workdir):
     variants = {"A", "C", "C_tensorboard"}
     assert set(res["variants"]) == variants and set(res["against_A"]) == variants - {"A"}
     for v, figs in res["variants"].items():
-        for cost in ("step", "epoch", "fixed", "startup", "whole"):
-            assert figs[cost]["n"] == 1 and figs[cost]["min"] <= figs[cost]["median"] <= figs[cost]["max"], (v, cost)
+        for cost in ("step", "epoch", "fixed", "startup", "whole"):  # A runs before, between and after the others
+            assert figs[cost]["n"] == (3 if v == "A" else 1), (v, cost)
+            assert figs[cost]["min"] <= figs[cost]["median"] <= figs[cost]["max"], (v, cost)
         assert 0 < figs["step"]["median"] < figs["epoch"]["median"] < figs["whole"]["median"], v
         assert figs["startup"]["median"] > 0 and figs["fixed"]["median"] > 0, v
     for v, ratios in res["against_A"].items():
         assert set(ratios) >= {"step_ratio", "epoch_ratio", "whole_ratio", "fixed_extra_s", "startup_extra_s"}, v
         assert all(ratios[k]["median"] > 0 for k in ("step_ratio", "epoch_ratio", "whole_ratio")), v
         assert all(ratios["best"][k] > 0 for k in ("step_ratio", "epoch_ratio", "whole_ratio")), v  # fastest rounds
+    for v in variants - {"A"}:  # each run is paired with the mean of the A runs beside it
+        (base,) = res["beside_A"][v]
+        assert any(abs(base["step"] - (a["step"] + b["step"]) / 2) < 1e-12
+                   for a, b in zip(res["rounds"]["A"], res["rounds"]["A"][1:])), v
+        assert abs(res["against_A"][v]["step_ratio"]["median"] - res["rounds"][v][0]["step"] / base["step"]) < 1e-12, v
     raw = res["raw"]["C"][0]  # the per-round raw timings: epochs, steps per epoch, start-up
     steps = -(-res["config"]["train_images"] // res["config"]["batch_size"])
     assert len(raw["epochs_s"]) == len(raw["steps_s"]) == 2 and all(len(s) == steps for s in raw["steps_s"])
