@@ -227,6 +227,9 @@ class AutoTrainer(pl.Trainer):
         callbacks = [SameFate()] + list(callbacks or []) + [ShortRunLogging(), RunManifest(self.run_name)]
         # ShortRunLogging lowers the interval to the run's length, so Lightning's advice to do so is moot
         warnings.filterwarnings("ignore", message=r".*is smaller than the logging interval.*")
+        # Lightning 2.6's own code uses a torch API that torch >= 2.10 deprecates: a red warning at every fit, test and
+        # predict that no user can act on (it names Lightning's file); only that one is hidden
+        warnings.filterwarnings("ignore", message=r".*isinstance\(treespec, LeafSpec\)` is deprecated", module=r"pytorch_lightning\.")
         if checkpoint_monitor is not None:
             if not isinstance(checkpoint_monitor, str) or not checkpoint_monitor:
                 raise TypeError(f"AutoTrainer: checkpoint_monitor must be a metric key such as 'val/accuracy', got {checkpoint_monitor!r}")

@@ -1,5 +1,7 @@
 """One short run with all four real backends; every key, hyperparameter and image read back from each."""
 import math
+import subprocess
+import sys
 from pathlib import Path
 
 import matplotlib
@@ -149,3 +151,31 @@ def test_mlflow_run_is_finished_in_the_local_sqlite_store(run):
     assert (root / "mlruns" / "mlflow.db").exists()
     info = MlflowClient(mlflow_local_uri(root / "mlruns")).get_run(run["manager"].get_logger_by_backend("mlflow").run_id).info
     assert info.status == "FINISHED"
+
+
+_WARNS = """
+import warnings, pytorch_lightning as pl
+from autotimm import AutoTrainer, ImageClassifier, ImageDataModule, LoggerConfig
+kw = dict(max_epochs=1, limit_train_batches=2, limit_val_batches=1, limit_test_batches=1, enable_progress_bar=False,
+          enable_model_summary=False)
+trainer = AutoTrainer(logger=[LoggerConfig("csv", {"save_dir": "logs"})], **kw) if {autotimm} else pl.Trainer(logger=False, **kw)
+model = ImageClassifier(backbone="test_resnet", num_classes=10, pretrained=False)
+data = ImageDataModule(dataset_name="digits", image_size=16, batch_size=16)
+trainer.fit(model, datamodule=data)
+trainer.test(model, datamodule=data, verbose=False)
+warnings.warn("a user's own deprecation", DeprecationWarning)  # shown as in any script: autotimm hides only Lightning's
+"""
+
+
+def test_lightning_internal_deprecation_is_not_shown_at_fit_and_test(workdir):
+    "Lightning's use of a torch API torch deprecates warns (in red, in a notebook) at every fit and test; AutoTrainer hides it."
+    def stderr(autotimm):
+        r = subprocess.run([sys.executable, "-W", "default", "-c", _WARNS.replace("{autotimm}", str(autotimm))],
+                           capture_output=True, text=True, timeout=300)
+        assert r.returncode == 0, r.stderr[-3000:]
+        return r.stderr
+    bare = stderr(False)
+    if "LeafSpec" not in bare: pytest.skip("this Lightning and torch no longer warn about LeafSpec")
+    ours = stderr(True)
+    assert "LeafSpec" not in ours
+    assert "a user's own deprecation" in ours and "a user's own deprecation" in bare
