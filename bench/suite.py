@@ -425,8 +425,8 @@ def main():
                 done.append(fig)
                 if r == 0: continue
                 raw[v].append(out); rounds[v].append(fig)
-                if v != "A": beside[v].append(None)
-                elif i: beside[seq[i - 1]][-1] = between(done[i - 2], fig)  # the variant just run sits between two As
+            if r == 0: continue
+            for i in range(1, len(seq), 2): beside[seq[i]].append(between(done[i - 1], done[i + 1]))  # X between two As
     res = {"config": {"model": MODEL, "image_size": args.image_size, "batch_size": args.batch_size, "epochs": args.epochs,
                       "train_images": train_images, "train_repeat": args.train_repeat,
                       "repeats": args.repeats, "variants": variants, "quick": args.quick,
