@@ -11,9 +11,11 @@ import io
 import math
 import os
 import pickle
+import struct
 import subprocess
 import sys
 import threading
+import zlib
 from pathlib import Path
 
 import numpy as np
@@ -167,11 +169,21 @@ def _stamp(text:str, font, cell:int):
     ImageDraw.Draw(m).multiline_text((cell / 2, cell / 2), text, font=font, fill=255, anchor="mm", align="center", spacing=1)
     return m
 
+def _chunk(kind:bytes, data:bytes)->bytes:
+    "One PNG chunk: length, type, data, CRC."
+    return struct.pack(">I", len(data)) + kind + data + struct.pack(">I", zlib.crc32(kind + data))
+
 def _png(img, dpi:int)->bytes:
-    "PNG bytes of a picture drawn with PIL (fast compression: pictures are small and few)."
-    buf = io.BytesIO()
-    img.save(buf, format="png", compress_level=1, dpi=(dpi, dpi))
-    return buf.getvalue()
+    """PNG bytes of an RGB picture drawn with PIL. Its rows go unfiltered into zlib (level 3): flat colours and text
+    compress as well so, and Pillow's encoder, which tries five filters on every row, takes twice the CPU (~3 ms more for
+    a confusion matrix, at every epoch end, beside training)."""
+    a = np.asarray(img.convert("RGB")); h, w = a.shape[:2]
+    rows = np.zeros((h, 1 + w * 3), np.uint8)  # each row: its filter type (0: none), then its pixels
+    rows[:, 1:] = a.reshape(h, -1)
+    ppm = round(dpi / 0.0254)  # pixels a metre, so viewers know the dpi
+    return (b"\x89PNG\r\n\x1a\n" + _chunk(b"IHDR", struct.pack(">IIBBBBB", w, h, 8, 2, 0, 0, 0))
+            + _chunk(b"pHYs", struct.pack(">IIB", ppm, ppm, 1)) + _chunk(b"IDAT", zlib.compress(rows.tobytes(), 3))
+            + _chunk(b"IEND", b""))
 
 def _paste(img, mask, anchor:tuple, at:tuple, fill=(0, 0, 0)):
     "Paint `mask` in `fill` so that its point `anchor` lands on `at`."

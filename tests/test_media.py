@@ -135,5 +135,6 @@ def test_mlflow_images_are_laid_out_as_mlflows_own_log_image_lays_them_out(workd
     assert ours[0] == theirs[0] == {3: (256, 182), 7: (256, 182)}  # a preview per step, the size MLflow makes
     assert all((ours[1][s] == png).all() and (theirs[1][s] == png).all() for s in (3, 7))  # the image itself, lossless
     assert ours[2] == theirs[2] == "True"
+    assert not [f for f in (workdir / "mlruns").rglob("*") if ".uploading." in f.name]  # written in place, nothing half-done left
     mlf.finalize("success")
     manager.close()
