@@ -898,7 +898,7 @@ class MLflowBackend(Backend):
         uri = urlparse(params["tracking_uri"])
         remote = uri.scheme in ("http", "https")
         params.setdefault("synchronous", remote)
-        if not params["synchronous"]: os.environ.setdefault("MLFLOW_ASYNC_LOGGING_BUFFERING_SECONDS", "1")  # a quick end of run
+        if not params["synchronous"]: os.environ.setdefault("MLFLOW_ASYNC_LOGGING_BUFFERING_SECONDS", "5")  # one transaction in 5 s
         if remote:
             for k, v in _MLFLOW_HTTP_DEFAULTS.items(): os.environ.setdefault(k, v)
             if uri.password is not None or uri.username:
