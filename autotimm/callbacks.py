@@ -87,12 +87,14 @@ def per_class_metrics(
 
 # %% ../nbs/05_callbacks.ipynb #d77b19e6
 class BackgroundRender(Callback):
-    "Render and deliver pictures on one worker thread, in order; everything is delivered before the loggers finish."
+    "Render and deliver pictures in order, on one worker thread (`inline`: at once); everything is delivered before the loggers finish."
     thread_name = "autotimm-render"
     max_pending = 4  # pictures waiting at most; one more waits for the oldest
-    def __init__(self): self._pool, self._pending, self.last_locations, self.last_png = None, [], {}, None
+    def __init__(self): self._pool, self._pending, self.last_locations, self.last_png, self.inline = None, [], {}, None, False
 
     def _submit(self, fn, *args):
+        if self.inline:
+            self.last_locations = fn(*args); return
         if self._pool is None: self._pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix=self.thread_name)
         self._collect(block=False)
         while len(self._pending) >= self.max_pending: self._take(self._pending[0])
@@ -116,10 +118,12 @@ class BackgroundRender(Callback):
         "Wait until every picture so far is rendered and delivered."
         self._collect(block=True)
 
+    def setup(self, trainer, pl_module, stage):
+        from pytorch_lightning.accelerators import CPUAccelerator
+        self.inline = isinstance(trainer.accelerator, CPUAccelerator)  # torch's threads use every core: no worker beside them
+
     def on_fit_start(self, trainer, pl_module):
-        if trainer.is_global_zero:  # the helper process gets ready while training starts; on the CPU, pictures are drawn here
-            from pytorch_lightning.accelerators import CPUAccelerator
-            render.start(helper=not isinstance(trainer.accelerator, CPUAccelerator))
+        if trainer.is_global_zero: render.start(helper=not self.inline)  # the helper process gets ready while training starts
 
     def on_fit_end(self, trainer, pl_module): self.wait()
     def on_exception(self, trainer, pl_module, exception): self.wait()  # an interrupt keeps the pictures already made
@@ -149,6 +153,7 @@ class ConfusionMatrixLogger(BackgroundRender):
         self.last_counts, self.png_counts, self._n = None, None, 0  # the latest counts, and those `last_png` shows
 
     def setup(self, trainer, pl_module, stage):
+        super().setup(trainer, pl_module, stage)
         self.metric = self.metric.to(pl_module.device)
 
     def on_validation_batch_end(self, trainer, pl_module, outputs, batch, batch_idx, dataloader_idx=0):

@@ -3,11 +3,13 @@ from Lightning's own internals at fit and test."""
 import math
 import subprocess
 import sys
+import threading
 from pathlib import Path
 
 import matplotlib
 import pytest
 from mlflow.tracking import MlflowClient
+from pytorch_lightning import Callback
 
 from autotimm import (AutoTrainer, ImageClassifier, ImageDataModule, LoggerConfig, LoggerManager, LoggingConfig,
                       MetricConfig)
@@ -19,6 +21,12 @@ STEP_KEYS = ["train/loss", "train/lr", "train/grad_norm", "train/weight_norm"]
 EPOCH_KEYS = ["train/accuracy", "val/loss", "val/accuracy", "val/f1"]
 TEST_KEYS = ["test/loss", "test/accuracy"]
 ALL_KEYS = STEP_KEYS + EPOCH_KEYS + TEST_KEYS
+
+
+class Threads(Callback):
+    "The names of the threads alive at each validation end (the confusion matrix handed over by then)."
+    def __init__(self): self.names = set()
+    def on_validation_end(self, trainer, pl_module): self.names |= {t.name for t in threading.enumerate()}
 
 
 @pytest.fixture(scope="module")
@@ -40,14 +48,15 @@ def run(tmp_path_factory):
         LoggerConfig(backend="mlflow", params={"experiment_name": "e2e", "save_dir": str(root / "mlruns")}),
         LoggerConfig(backend="wandb", params={"project": "e2e", "save_dir": str(root / "wandb"), "offline": True}),
     ])
-    trainer = AutoTrainer(max_epochs=EPOCHS, logger=manager, checkpoint_monitor="val/accuracy",
+    threads = Threads()
+    trainer = AutoTrainer(max_epochs=EPOCHS, logger=manager, checkpoint_monitor="val/accuracy", callbacks=[threads],
                           enable_progress_bar=False, enable_model_summary=False)
     assert trainer.log_every_n_steps == 50
     trainer.fit(model, datamodule=data)
     trainer.test(model, datamodule=data, verbose=False)
     manager.close()
     return dict(root=root, manager=manager, trainer=trainer, model=model, backend_before=backend_before,
-                open_figures=plt.get_fignums())
+                open_figures=plt.get_fignums(), threads=threads.names)
 
 
 @pytest.fixture(scope="module")
@@ -110,6 +119,11 @@ def test_confusion_matrix_in_every_backend(run):
     (wb,) = WandbRun.find(root / "wandb")
     files = wb.images("val/confusion_matrix")
     assert len(files) == EPOCHS and all(f.exists() and f.read_bytes()[:4] == b"\x89PNG" for f in files)
+
+
+def test_on_the_cpu_the_matrix_is_drawn_on_the_training_thread(run):
+    "torch's threads use every core: a worker thread beside them costs training more than drawing at the epoch end."
+    assert "MainThread" in run["threads"] and not any(n.startswith("autotimm-confusion-matrix") for n in run["threads"])
 
 
 def test_hyperparameters_in_every_backend(run):
