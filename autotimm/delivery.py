@@ -336,7 +336,7 @@ class Delivery:
         self.down, self.next_try, self.spool = False, 0.0, None
         self.skip_params = set()  # hyperparameters the run already holds (a resumed MLflow run cannot change them)
         self._stores, self._level, self._warned = [None, None, None], 0, set()
-        self._spilling, self._remote, self._tries = False, None, 0
+        self._spilling, self._remote, self._tries, self._handback = False, None, 0, False
         self._unsaved, self._held = [], set()  # see `_hold_unsaved`
         self._journal = []  # `(mark, kind, args, replayed)` handed to a backend whose own service writes them later; see `_spool_unwritten`
         self.start_failed = False  # its run could not be started (its events are spooled until a replay reaches it)
@@ -554,8 +554,20 @@ class Delivery:
         if getattr(self._local, "inside", False): return apply_event(self.logger, kind, list(args))  # a call made by a call
         if kind == "log_hyperparams" and self.skip_params:
             args = ({k: v for k, v in _flat(args[0]).items() if k not in self.skip_params},)
+        if self._handback: self._catch_up()
         if self.threaded: return self._enqueue(kind, list(args))
         with self._lock: return self._process(kind, list(args))
+
+    def _catch_up(self):
+        """Once a run started in the background has started and the worker has delivered what waited behind the start,
+        a local backend's events go back to the caller's thread, as any local backend's: on the CPU, torch's threads
+        keep every core busy, and a worker thread beside them costs training more than the calls (see `05_callbacks`)."""
+        with self._lock:
+            if not self._started.is_set() or self.down or self._spilling or (self._queue and self._queue.unfinished_tasks): return
+            self.background, self._handback = None, False  # from now on: as the backend's `remote` says
+            if self.threaded: return  # a remote backend keeps its worker
+            if self._stop is not None: self._stop.set()  # the idle worker ends within 0.2 s
+            self._queue = self._worker = self._stop = None
 
     def call(self, what:str, fn, *args, default=None, **kwargs):
         "A call that is no event (`save`, `log_graph`, `after_save_checkpoint`): guarded, never spooled."
@@ -600,6 +612,7 @@ class Delivery:
         "Start the run on the worker and return at once: events queue behind the start; other calls wait for it (`wait_started`)."
         if self.strict: return self.start()  # its failure must reach the training thread
         with self._lock:
+            self._handback = self.background is None  # back to the backend's own choice once the worker has caught up
             self.background = True  # the worker delivers its events from now on, in order behind the start
             self._started.clear()
             self._enqueue(_START, [])
@@ -672,6 +685,7 @@ class Delivery:
     def _enqueue(self, kind:str, args:list):
         "Hand one event to the worker (started on first use); spool it when the queue is full, never wait."
         with self._lock:
+            if not self.threaded: return self._process(kind, args)  # handed back (`_catch_up`) since the caller looked
             if self._worker is None:
                 self._queue, self._stop = queue.Queue(self.queue_size), threading.Event()
                 self._worker = threading.Thread(target=self._serve, args=(self._queue, self._stop), daemon=True,

@@ -3,7 +3,7 @@
 What autotimm sends every backend at an epoch end, sent alone to each backend in turn: four `log_metrics` calls
 each followed by Lightning's `save` (the step, train-epoch, validation and system metrics), the confusion matrix's
 PNG (`log_image`) and its counts (`log_file`, JSON). Each part is sent once per simulated epoch, `--epochs` times,
-half a second apart (MLflow's asynchronous writer buffers for a second, as in a fit), and the whole process's CPU
+half a second apart (MLflow's asynchronous writer collects five seconds of writes, as in a fit), and the whole process's CPU
 time is read before and after (every thread, so the backends' own writer threads count too, plus child processes:
 W&B's `wandb-core`). The same wait with nothing sent is subtracted (the idle cost of the backends' polling
 threads, printed apart). Figures are milliseconds of CPU per epoch; the process clock ticks in 10 ms steps, so
