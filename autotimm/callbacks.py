@@ -176,7 +176,7 @@ class ConfusionMatrixLogger(BackgroundRender):
         self._submit(self._render_and_send, list(trainer.loggers), counts, labels, trainer.global_step, trainer.current_epoch)
 
     def _render_and_send(self, loggers, counts, labels, step, epoch):
-        "Render once, send the PNG and the raw counts to every logger (on the background thread)."
+        "Render once, send the PNG and the raw counts to every logger (on the worker, or at once when `inline`)."
         name, locations = f"epoch_{epoch:03d}", {}
         if self.per_class:
             self.last_table = per_class_metrics(counts, labels)
