@@ -984,10 +984,11 @@ class MLflowBackend(Backend):
         MLflow's temporary copy and path checks (~4 ms a call at every epoch end; names here are checked keys and names);
         elsewhere (a server's proxy, S3, ...) through MLflow."""
         if (root := self._local_artifacts(logger)) is not None:
-            from mlflow.store.artifact.local_artifact_repo import _TEMP_ARTIFACT_PREFIX  # listings skip such files
+            import mlflow.store.artifact.local_artifact_repo as local  # MLflow's listings skip files named with its prefix
+            prefix = getattr(local, "_TEMP_ARTIFACT_PREFIX", ".artifact.uploading.")
             (root/folder).mkdir(parents=True, exist_ok=True)
             for name, data in files.items():
-                part = root/folder/f"{_TEMP_ARTIFACT_PREFIX}{name}"
+                part = root/folder/f"{prefix}{name}"
                 try: part.write_bytes(data); os.replace(part, root/folder/name)
                 finally: part.unlink(missing_ok=True)
             return
