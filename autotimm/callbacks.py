@@ -48,10 +48,11 @@ class LearningRateLogger(Callback):
     def on_train_batch_start(self, trainer, pl_module, batch, batch_idx):
         if not trainer.optimizers or not will_log(trainer): return
         groups = trainer.optimizers[0].param_groups
-        pl_module.log("train/lr", float(groups[0]["lr"]), on_step=True, on_epoch=False, batch_size=1)
+        lr = lambda g: torch.tensor(float(g["lr"]))  # on the CPU: no copy to the accelerator
+        pl_module.log("train/lr", lr(groups[0]), on_step=True, on_epoch=False, batch_size=1)
         if len(groups) > 1:
             for i, g in enumerate(groups):
-                pl_module.log(f"train/lr/pg{i}", float(g["lr"]), on_step=True, on_epoch=False, batch_size=1)
+                pl_module.log(f"train/lr/pg{i}", lr(g), on_step=True, on_epoch=False, batch_size=1)
 
 # %% ../nbs/05_callbacks.ipynb #fb69236f
 class NormLogger(Callback):

@@ -45,8 +45,27 @@ def test_suite_quick(workdir):
 
 
 def test_gpu_check_dry_run(workdir):
-    out, res = run_bench(workdir, "gpu.py", "--dry-run")
-    assert res["dry_run"] and res["images_per_s"]["A"] > 0 and res["images_per_s"]["C"] > 0
+    "The GPU check runs on the CPU: images/s, the training thread's CPU time per step and the busy threads per variant."
+    out, res = run_bench(workdir, "gpu.py", "--dry-run", "--variants", "A,C,C_csv")
+    assert res["dry_run"] and set(res["images_per_s"]) == {"A", "C", "C_csv"} and all(x > 0 for x in res["images_per_s"].values())
+    for v in ("A", "C", "C_csv"):
+        assert 0 < res["cpu_ms_per_step"][v] and 0 < res["wall_ms_per_step"][v], v
+        assert all("MainThread" in f["threads"] for f in res["fits"][v]), v  # every thread's CPU, by name
+    assert "C_csv/A" in res and "busy threads in C" in out
+
+
+def test_gpu_check_charges_a_sync_to_the_right_package():
+    "A sync is charged to the innermost frame outside torch/torchmetrics, wherever the packages are installed."
+    from traceback import FrameSummary
+    sys.path.insert(0, str(BENCH))
+    import gpu
+    site = "/opt/torch/.venv/lib/python3.12/site-packages"  # a venv under a folder named torch (the lent GPU machine's)
+    stack = lambda *paths: [FrameSummary(p, 7, "f") for p in paths]
+    caller = str(Path(gpu.__file__).parents[1] / "autotimm" / "callbacks.py")
+    assert gpu.owner(stack(caller, f"{site}/pytorch_lightning/core/module.py", f"{site}/torch/_tensor.py"))[0] == "lightning"
+    assert gpu.owner(stack(f"{site}/pytorch_lightning/loops/loop.py", caller, f"{site}/torchmetrics/metric.py",
+                           f"{site}/torch/functional.py")) == ("autotimm", "callbacks.py:7 f")
+    assert gpu.owner(stack(f"{site}/autotimm/model.py", f"{site}/torch/nn/modules/module.py"))[0] == "autotimm"  # pip-installed
 
 
 def test_epoch_cost_quick(workdir):
