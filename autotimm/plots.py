@@ -8,6 +8,7 @@ from __future__ import annotations
 import atexit
 import functools
 import io
+import json
 import math
 import os
 import pickle
@@ -25,7 +26,8 @@ from PIL import Image, ImageDraw, ImageFont
 
 # %% auto #0
 __all__ = ['PANELS', 'render', 'PlotFigure', 'top_confusions', 'plot_confusion_matrix', 'figure_to_png', 'png_size',
-           'confusion_matrix_png', 'panel_of', 'curves_png', 'misclassified_png', 'serve_renders', 'RenderProcess']
+           'confusion_matrix_png', 'counts_json', 'panel_of', 'curves_png', 'misclassified_png', 'serve_renders',
+           'RenderProcess']
 
 # %% ../nbs/03_plots.ipynb #09459b69
 class PlotFigure(Figure):
@@ -244,6 +246,14 @@ def confusion_matrix_png(
                 img.paste(colour, (left + j * cell, top + i * cell), _stamp(c["text"](i, j), cell_font, cell))
     else: d.multiline_text((left + side + 2 * pad, top), panel, font=mono, fill=black, spacing=px(3))
     return _png(img, dpi)
+
+# %% ../nbs/03_plots.ipynb #436b41ec
+def counts_json(
+    record:dict,  # what the file says besides the counts (key, epoch, step, labels)
+    counts,       # (C, C) counts, a numpy array
+)->bytes:         # `record` with `counts` added as a list of rows, as UTF-8 JSON
+    "The confusion matrix's counts file: `record` plus the counts, as JSON bytes."
+    return json.dumps({**record, "counts": np.asarray(counts).tolist()}).encode()
 
 # %% ../nbs/03_plots.ipynb #a6c5e561
 PANELS = ("loss", "metric", "learning rate", "norm")

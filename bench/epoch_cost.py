@@ -89,13 +89,17 @@ def main():
     ap.add_argument("--epochs", type=int, default=20, help="simulated epochs per part")
     ap.add_argument("--gap", type=float, default=0.5, help="seconds between two epochs' sends")
     ap.add_argument("--quick", action="store_true", help="smoke run: 2 epochs, short waits")
+    ap.add_argument("--classes", type=int, default=10, help="the confusion matrix's classes (1000: ImageNet's, as bench/gpu.py)")
     ap.add_argument("--json", default=None)
     args = ap.parse_args()
     settle = 1.5
     if args.quick: args.epochs, args.gap, settle = 2, 0.05, 0.2
-    cm = np.diag(np.full(10, 20)) + 1
-    png, counts = confusion_matrix_png(cm, [str(i) for i in range(10)]), json.dumps({"counts": cm.tolist()}).encode()
-    res = {"config": {"epochs": args.epochs, "gap_s": args.gap, "quick": args.quick, "cpu_count": os.cpu_count()},
+    n = args.classes
+    cm = np.diag(np.full(n, 20)) + 1
+    labels = [str(i) for i in range(n)]
+    png, counts = confusion_matrix_png(cm, labels), json.dumps({"counts": cm.tolist()}).encode()
+    res = {"config": {"epochs": args.epochs, "gap_s": args.gap, "quick": args.quick, "cpu_count": os.cpu_count(),
+                      "classes": n, "png_bytes": len(png), "counts_bytes": len(counts)},
            "ms_per_epoch": {}, "idle_ms_per_epoch": {}}
     quiet_logs()
     with tempfile.TemporaryDirectory() as tmp, contextlib.redirect_stdout(io.StringIO()):
@@ -115,10 +119,11 @@ def main():
         for lg in loggers: lg.finalize("success")
         manager.close()
     t = time.perf_counter()
-    for _ in range(5): confusion_matrix_png(cm, [str(i) for i in range(10)])
+    for _ in range(5): confusion_matrix_png(cm, labels)
     res["confusion_matrix_render_ms"] = 1000 * (time.perf_counter() - t) / 5
     rows = res["ms_per_epoch"]
-    print(f"CPU ms per epoch end, each backend alone ({args.epochs} epochs, idle subtracted)")
+    print(f"CPU ms per epoch end, each backend alone ({args.epochs} epochs, idle subtracted; {n} classes: "
+          f"a {len(png) / 1e3:.0f} KB picture, {len(counts) / 1e3:.0f} KB of counts)")
     print(f"{'':14}" + "".join(f"{h:>10}" for h in (*PARTS, "total", "idle")))
     for name, row in rows.items():
         print(f"{name:14}" + "".join(f"{row[h]:>10.1f}" for h in (*PARTS, "total")) + f"{res['idle_ms_per_epoch'][name]:>10.1f}")
