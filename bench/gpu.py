@@ -27,6 +27,7 @@ import json
 import os
 import statistics
 import tempfile
+import threading
 import time
 import traceback
 import warnings
@@ -56,7 +57,6 @@ class Batches(pl.LightningDataModule):
 
 def thread_cpu()->dict:
     "CPU seconds so far of each of this process's threads, by Python thread name (others: their OS name). Linux only."
-    import threading
     named = {t.native_id: t.name for t in threading.enumerate()}
     out, tick = {}, os.sysconf("SC_CLK_TCK") if hasattr(os, "sysconf") else 100
     for tid in (os.listdir("/proc/self/task") if os.path.isdir("/proc/self/task") else []):
@@ -165,15 +165,13 @@ def run(kind, args, root, extra=(), steps=None, epochs=None)->Throughput:
 
 def count_syncs(kind, args, root):
     counter = SyncCounter()
-    old = warnings.showwarning
     torch.cuda.set_sync_debug_mode("warn")
     try:
         with warnings.catch_warnings():
             warnings.simplefilter("always")
             warnings.showwarning = counter.showwarning
             run(kind, args, root, [counter], steps=60, epochs=1)
-    finally:
-        torch.cuda.set_sync_debug_mode(0); warnings.showwarning = old
+    finally: torch.cuda.set_sync_debug_mode(0)
     return counter.result()
 
 
