@@ -719,9 +719,14 @@ class WandbBackend(Backend):
 
     def _folders(self, root)->list:
         return sorted(p for p in Path(root).rglob("offline-run-*") if p.is_dir() and any(p.glob("*.wandb")))
+    @staticmethod
+    def _run_id(folder)->str:
+        "A run folder's run id, from its `run-<id>.wandb` file (not the folder's name: W&B adds `-1`, `-2`... to it when taken)."
+        f = next(Path(folder).glob("run-*.wandb"), None)
+        return f.stem[len("run-"):] if f is not None else Path(folder).name.rsplit("-", 1)[-1]
     def find(self, root):
-        "One folder per run id (a resumed offline run writes a second `offline-run-*-<id>` folder)."
-        return list({p.name.rsplit("-", 1)[-1]: p for p in self._folders(root)}.values())
+        "One folder per run id (a resumed offline run writes a second `offline-run-*` folder)."
+        return list({self._run_id(p): p for p in self._folders(root)}.values())
     def read(self, location, run=None):
         d = Path(location)
         if not d.is_dir(): return None
@@ -729,7 +734,8 @@ class WandbBackend(Backend):
             runs = [p for p in self._folders(d) if run is None or run in p.name]
             if not runs: return None
             d = runs[-1]
-        parts = sorted(d.parent.glob(f"offline-run-*-{d.name.rsplit('-', 1)[-1]}")) or [d]
+        rid = self._run_id(d)
+        parts = [p for p in sorted(d.parent.glob("offline-run-*")) if p.is_dir() and self._run_id(p) == rid] or [d]
         ws = [read_wandb_run(p) for p in parts if any(p.glob("*.wandb"))]
         w = {**ws[-1], "history": [row for x in ws for row in x["history"]], "config": {k: v for x in ws for k, v in x["config"].items()}}
         points = []

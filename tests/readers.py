@@ -80,5 +80,7 @@ class WandbRun:
     def find(save_dir):
         "One `WandbRun` per run id under `save_dir` (folders of the same id merged)."
         by_id = {}
-        for r in sorted(glob.glob(f"{save_dir}/wandb/offline-run-*")): by_id.setdefault(r.rsplit("-", 1)[-1], []).append(r)
+        for r in sorted(glob.glob(f"{save_dir}/wandb/offline-run-*")):  # the id from run-<id>.wandb: W&B may add -1 to a folder's name
+            ids = [Path(f).stem[len("run-"):] for f in glob.glob(f"{r}/run-*.wandb")]
+            by_id.setdefault(ids[0] if ids else r.rsplit("-", 1)[-1], []).append(r)
         return [WandbRun(parts[0], parts=parts) for parts in by_id.values()]

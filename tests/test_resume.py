@@ -1,5 +1,7 @@
 """`fit(..., ckpt_path=...)` continues the same run in every backend: the same TensorBoard/CSV version folder, the
 same MLflow run, the same W&B run id; steps go on from the checkpoint's and no point is dropped."""
+import re
+import time
 from pathlib import Path
 
 import torch
@@ -58,7 +60,8 @@ def test_resume_from_a_checkpoint_continues_the_same_run_everywhere(workdir):
     assert all(increasing(v) for v in got.values())
     # W&B: the resumed part goes on from where the first stopped, under the same run id
     h1, h2 = WandbRun(wandb_dir1).history, WandbRun(wandb_dir2).history
-    assert wandb_dir2.name.endswith(wandb_id) and wandb_dir1 != wandb_dir2
+    # W&B names a run's folder offline-run-<time>-<id>, adding -1, -2... when a resume starts within the same second
+    assert re.fullmatch(rf"offline-run-\d{{8}}_\d{{6}}-{wandb_id}(-\d+)?", wandb_dir2.name) and wandb_dir1 != wandb_dir2
     step = lambda h, key: [r["trainer/global_step"] for r in h if key in r]  # Lightning's step, as W&B stores it
     assert len(step(h1, "val/loss")) == 2 and len(step(h2, "val/loss")) == 2
     assert step(h1, "val/loss") + step(h2, "val/loss") == [s for s, _ in got["val/loss"]]
@@ -66,3 +69,27 @@ def test_resume_from_a_checkpoint_continues_the_same_run_everywhere(workdir):
     # the confusion matrices of all four epochs sit in the one version folder
     assert sorted(p.name for p in Path(csv.log_dir).glob("val_confusion_matrix_epoch_*.png")) == [
         f"val_confusion_matrix_epoch_{e:03d}.png" for e in range(4)]
+
+
+def test_a_run_resumed_within_the_same_second_is_read_as_one(workdir):
+    "W&B names the second folder of a run resumed within the same second `...-<id>-1`: the reader still joins both parts."
+    import wandb
+    from autotimm import load_run
+    from autotimm.backends import get_backend
+    wb = str(Path("wb").resolve())  # absolute: W&B's service keeps the working directory it started in
+    first = wandb.init(project="same-second", dir=wb, mode="offline", id="samesec1")
+    for s in range(3): first.log({"x": float(s)}, step=s)
+    first.finish()
+    # the setting wandb.init sets itself when the folder's name is taken: the same run id, the name with a -1
+    second = wandb.init(project="same-second", dir=wb, mode="offline", id="samesec1", resume="allow",
+                        settings=wandb.Settings(x_sync_dir_suffix="1"))
+    for s in range(3, 6): second.log({"x": float(s)}, step=s)
+    second.finish()
+    deadline = time.monotonic() + 60  # W&B's service makes the folder and writes the run file behind the calls
+    while time.monotonic() < deadline and not (len(list(Path("wb/wandb").glob("offline-run-*/*.wandb"))) == 2
+                                               and len(load_run("wb").scalars("x")) == 6): time.sleep(0.2)
+    folders = sorted(Path("wb/wandb").glob("offline-run-*"))
+    assert [f.name.endswith("-samesec1-1") for f in folders] == [False, True], [f.name for f in folders]
+    (only,) = get_backend("wandb").find(Path("wb"))  # one run, not a run "1"
+    for location in (only, folders[1], "wb"):
+        assert load_run(location).scalars("x") == [(s, float(s)) for s in range(6)], location
