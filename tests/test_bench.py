@@ -76,3 +76,10 @@ def test_epoch_cost_quick(workdir):
         assert set(row) == {"metrics", "image", "file", "total"}, name
         assert abs(row["total"] - row["metrics"] - row["image"] - row["file"]) < 1e-6, name
     assert res["confusion_matrix_render_ms"] > 0 and "all five" in out
+
+
+def test_stall_quick(workdir):
+    "The training thread's stalls during an epoch end's delivery with the helper process on (timings are not checked)."
+    out, res = run_bench(workdir, "stall.py", "--quick")
+    assert res["helper_used"] and res["classes"] == 10 and res["epochs"] == 2
+    assert res["delivery_ms"] > 0 and 0 <= res["longest_stall_ms"] <= res["longest_stall_max_ms"] and "longest stall" in out
