@@ -9,6 +9,7 @@ import os
 import threading
 import time
 
+import torch
 from pytorch_lightning import Callback
 
 # %% auto #0
@@ -77,7 +78,8 @@ class SystemMetricsMonitor(Callback):
 
     def on_train_epoch_end(self, trainer, pl_module):
         # with the epoch's other keys, in the same write to each logger
-        pl_module.log("system/epoch_time_s", time.perf_counter() - self._epoch_t0, on_step=False, on_epoch=True, batch_size=1)
+        # a tensor on the CPU: Lightning would copy a plain number to the accelerator (and wait for it)
+        pl_module.log("system/epoch_time_s", torch.tensor(time.perf_counter() - self._epoch_t0), on_step=False, on_epoch=True, batch_size=1)
 
     def _shutdown(self, trainer, final:bool):
         if self._thread is None: return
