@@ -17,7 +17,7 @@ from .backends import log_file, log_image, log_table
 from .plots import confusion_matrix_png, counts_json, misclassified_png, render
 
 # %% auto #0
-__all__ = ['ShortRunLogging', 'will_log', 'step_is_read', 'LearningRateLogger', 'NormLogger', 'per_class_metrics',
+__all__ = ['ShortRunLogging', 'will_log', 'step_is_read', 'cpu_scalar', 'LearningRateLogger', 'NormLogger', 'per_class_metrics',
            'BackgroundRender', 'ConfusionMatrixLogger', 'unnormalize', 'MisclassifiedLogger']
 
 # %% ../nbs/05_callbacks.ipynb #842191ff
@@ -41,17 +41,21 @@ def step_is_read(trainer, batch_idx:int)->bool:
     last = batch_idx + 1 >= trainer.num_training_batches  # `callback_metrics` at the epoch's end: EarlyStopping, checkpoints
     return last or 0 < trainer.max_steps <= trainer.global_step + 1
 
+# %% ../nbs/05_callbacks.ipynb #9f349d9e
+def cpu_scalar(x)->torch.Tensor:
+    "A number for `LightningModule.log` as a tensor on the CPU, so Lightning makes no copy to the accelerator (and no wait for it)."
+    return torch.tensor(float(x), device="cpu")  # also when a default device is set (`torch.set_default_device`)
+
 # %% ../nbs/05_callbacks.ipynb #dda9ace7
 class LearningRateLogger(Callback):
     "Log `train/lr` (and `train/lr/pg{i}` per param group when several) every logged step."
     def on_train_batch_start(self, trainer, pl_module, batch, batch_idx):
         if not trainer.optimizers or not will_log(trainer): return
         groups = trainer.optimizers[0].param_groups
-        lr = lambda g: torch.tensor(float(g["lr"]))  # on the CPU: no copy to the accelerator
-        pl_module.log("train/lr", lr(groups[0]), on_step=True, on_epoch=False, batch_size=1)
+        pl_module.log("train/lr", cpu_scalar(groups[0]["lr"]), on_step=True, on_epoch=False, batch_size=1)
         if len(groups) > 1:
             for i, g in enumerate(groups):
-                pl_module.log(f"train/lr/pg{i}", lr(g), on_step=True, on_epoch=False, batch_size=1)
+                pl_module.log(f"train/lr/pg{i}", cpu_scalar(g["lr"]), on_step=True, on_epoch=False, batch_size=1)
 
 # %% ../nbs/05_callbacks.ipynb #fb69236f
 class NormLogger(Callback):

@@ -9,8 +9,9 @@ import os
 import threading
 import time
 
-import torch
 from pytorch_lightning import Callback
+
+from .callbacks import cpu_scalar
 
 # %% auto #0
 __all__ = ['SystemMetricsMonitor']
@@ -78,8 +79,7 @@ class SystemMetricsMonitor(Callback):
 
     def on_train_epoch_end(self, trainer, pl_module):
         # with the epoch's other keys, in the same write to each logger
-        # a tensor on the CPU: Lightning would copy a plain number to the accelerator (and wait for it)
-        pl_module.log("system/epoch_time_s", torch.tensor(time.perf_counter() - self._epoch_t0), on_step=False, on_epoch=True, batch_size=1)
+        pl_module.log("system/epoch_time_s", cpu_scalar(time.perf_counter() - self._epoch_t0), on_step=False, on_epoch=True, batch_size=1)
 
     def _shutdown(self, trainer, final:bool):
         if self._thread is None: return
