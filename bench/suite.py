@@ -1,13 +1,16 @@
 """autotimm's benchmark suite: what logging costs per step, per epoch and at start-up, against bare Lightning.
 
-Every variant trains the same timm model on the same data on the CPU, in ONE process, interleaved: one warm-up
-round (each variant once: imports, MLflow's schema, W&B's service; dropped), then `--repeats` rounds. In a round
-every other variant runs between two runs of A (A X1 A X2 A ... Xn A), the order of the Xs rotated each round, and
-each X is compared with the mean of the two A runs beside it: this VM's speed drifts by a quarter within seconds,
-and a neighbour on each side cancels a drift that is steady over the three fits. Variants:
+Every variant trains the same timm model on the same data on the CPU, in ONE process and thread, each against A in
+turns: one warm-up round (each variant once, alone: imports, MLflow's schema, W&B's service; dropped), then
+`--repeats` rounds. In a round each other variant X runs one fit beside one fit of A (the order of the Xs rotated
+each round, who goes first alternating); the two fits run in greenlets and take turns at each epoch start and every
+`--turn-steps` (5) training steps, about a tenth of a second, so both see the same machine: this VM's speed jumps by
+a third for a second or two at a time, and fits run one after the other (as this suite did before) differed by up
+to 40% for that alone. Each fit's clock stops while the other has its turn, and the processes a fit started (W&B's
+`wandb-core`) are frozen (SIGSTOP) during the other's turns. Variants:
 
   A            bare pytorch_lightning: no logger, no checkpoint, no extra callbacks
-  A_again      A once more in each round: against A, the noise floor of every ratio (the machine, not the code)
+  A_again      A once more in each round, in turns with A: the noise floor of every ratio (the machine, not the code)
   C            autotimm, everything on: TensorBoard, CSV, MLflow (local sqlite), W&B (offline), Comet (offline);
                lr, gradient and weight norms, confusion matrix, accuracy, system metrics
   C_<backend>  the same autotimm model and switches with that one backend alone (tensorboard, csv, mlflow, wandb, comet)
@@ -29,22 +32,25 @@ the trainer's callbacks, its partner moves itself last once the model's callback
   start-up    `trainer.fit(...)` called -> first `on_train_batch_start` (sanity validation included, in every variant)
   whole       building the loggers, trainer and model -> `fit` returned and the loggers closed
 
-Each is the median over rounds with its spread (min-max; A's over all its runs). Against A, each run paired with the
-mean of the A runs beside it: step and epoch and whole as ratios, fixed and start-up as extra seconds; the median of
-the rounds' figures and their min-max (A_again's are the noise floor of this pairing). Against C_none (each backend's
-own cost), paired by round. Also the best of the rounds: each variant's fastest
-round against the fastest of the A pairs it was compared with (the machine's noise only ever adds time, so the
-fastest round is the one it touched least). Targets printed beside them: step <= 1.03x, steady epoch <= 1.10x,
-start-up within 1 s of A, whole fit <= 1.3x (6 epochs of ~0.5 s).
+Each is the median over rounds with its spread (min-max; A's over all its runs). Against A: each of X's steady
+epochs against A's epoch of the same number (they ran in turns), step and epoch as ratios and the fixed part as
+extra seconds, the median over the epochs; start-up and the whole fit against that A fit's; then the median of the
+rounds and their min-max (A_again's are the noise floor). Against C_none (each backend's own cost): round by round,
+a backend's ratios over C_none's. Also the best of the rounds: each variant's fastest round against the fastest of
+the A fits it took turns with (the machine's noise only ever adds time). Targets printed beside them: step <= 1.03x,
+steady epoch <= 1.10x, start-up within 1 s of A, whole fit <= 1.3x (6 epochs of ~0.5 s).
 Also the confusion-matrix render times for 10, 100 and 1000 classes and the import times.
 
-    .venv/bin/python bench/suite.py --json out.json   # the full run: 9 + 7 x 17 fits of 6 epochs, about 12 minutes on 2 quiet cores
-    .venv/bin/python bench/suite.py --quick            # CI smoke run: A C A C_tensorboard A, 2 epochs, 1 round, about a minute
+    .venv/bin/python bench/suite.py --json out.json   # the full run: 9 + 7 x 8 pairs of 6-epoch fits, about 10 minutes on 2 cores
+    .venv/bin/python bench/suite.py --quick            # CI smoke run: A with C, A with C_tensorboard, 2 epochs, 1 round, about a minute
 """
 import argparse
+import contextlib
 import gc
+import io
 import json
 import os
+import signal
 import statistics
 import subprocess
 import sys
@@ -56,8 +62,6 @@ os.environ.setdefault("WANDB_MODE", "offline")
 os.environ.setdefault("WANDB_SILENT", "true")
 os.environ.setdefault("COMET_LOGGING_CONSOLE", "error")
 os.environ.setdefault("MLFLOW_LOGGING_LEVEL", "ERROR")
-import contextlib
-import io
 import logging
 import warnings
 warnings.filterwarnings("ignore")
@@ -88,12 +92,70 @@ QUICK = ("A", "C", "C_tensorboard")
 TARGETS = {"step": 1.03, "epoch": 1.10, "startup": 1.0, "whole": 1.3}  # ratios, except start-up: extra seconds
 
 
+# ---------------------------------------------------------------- taking turns
+class Turns:
+    """One fit's side of taking turns with another fit in the same process and thread (each fit runs in a greenlet):
+    at each epoch start and every `steps` training steps it hands over and waits. `now()` is its running clock, the
+    wall clock less the time it waited, so its figures never include the other fit's turns. Alone, it never waits."""
+    def __init__(self, steps:int=None): self.steps, self.waited, self.back = steps, 0.0, None
+
+    def now(self): return time.perf_counter() - self.waited
+
+    def pause(self):
+        if self.back is None: return
+        t = time.perf_counter()
+        self.back.switch()
+        self.waited += time.perf_counter() - t
+
+
+def children()->set:
+    "The processes descended from this one (W&B's `wandb-core` and its monitor). Linux's /proc; empty elsewhere."
+    kids = {}
+    for p in (os.listdir("/proc") if os.path.isdir("/proc") else []):
+        if not p.isdigit(): continue
+        try:
+            with open(f"/proc/{p}/stat") as f: stat = f.read()
+        except OSError: continue
+        kids.setdefault(int(stat[stat.rindex(")") + 2:].split()[1]), []).append(int(p))
+    out, todo = set(), list(kids.get(os.getpid(), []))
+    while todo:
+        q = todo.pop(); out.add(q); todo += kids.get(q, [])
+    return out
+
+
+def signal_all(pids, sig):
+    for p in pids:
+        try: os.kill(p, sig)
+        except ProcessLookupError: pass
+
+
+def take_turns(fits:list)->list:
+    """Run `fits` ([(fit, turns)]: a function running one fit and its Turns; the first goes first) in turns in this thread,
+    only one running at any time; each fit's result. The processes a fit started (W&B's service) are frozen (SIGSTOP)
+    during the other fit's turns, so the other fit's time holds none of their work."""
+    import greenlet  # the CPU suite's alone (bench/gpu.py imports this module on machines that may lack it)
+    here, gs = greenlet.getcurrent(), [greenlet.greenlet(fit) for fit, _ in fits]
+    for _, turns in fits: turns.back = here
+    out, live, i, started = [None] * len(fits), list(range(len(fits))), 0, [set() for _ in fits]
+    while live:
+        k = live[i % len(live)]
+        others = set().union(*(started[j] for j in range(len(fits)) if j != k))
+        signal_all(others, signal.SIGSTOP)
+        r = gs[k].switch()
+        started[k] |= children() - others
+        signal_all(others, signal.SIGCONT)
+        if gs[k].dead: out[k] = r; live.remove(k)
+        else: i += 1
+    return out
+
+
 # ---------------------------------------------------------------- the clock
 class Clock:
-    "Times of one fit from Lightning's hooks: `first` runs before every other callback, `last` after them."
-    def __init__(self):
+    "Times of one fit from Lightning's hooks on the worker's running clock: `first` runs before every other callback, `last` after them."
+    def __init__(self, turns):
+        self.turns, self.now = turns, turns.now
         self.fit_called = self.first_batch = self.train_end = self._t = None
-        self.epoch_starts, self.steps = [], []  # steps: one list of batch durations per epoch
+        self.epoch_starts, self.epoch_at, self.steps = [], [], []  # steps: one list of batch durations per epoch
         self.first, self.last = _First(self), _Last(self)
 
     @property
@@ -102,7 +164,8 @@ class Clock:
     def result(self)->dict:
         ends = self.epoch_starts[1:] + [self.train_end]
         epochs = [b - a for a, b in zip(self.epoch_starts, ends)]
-        return {"startup_s": self.first_batch - self.fit_called, "epochs_s": epochs, "steps_s": self.steps}
+        return {"startup_s": self.first_batch - self.fit_called, "epochs_s": epochs, "steps_s": self.steps,
+                "epoch_at": self.epoch_at}
 
 
 class _First(pl.Callback):
@@ -111,22 +174,25 @@ class _First(pl.Callback):
         cbs = trainer.callbacks  # the model's callbacks are attached by now: move `last` behind all of them
         cbs.remove(self.clock.last); cbs.append(self.clock.last)
     def on_train_epoch_start(self, *a):
-        self.clock.epoch_starts.append(time.perf_counter()); self.clock.steps.append([])
-    def on_train_batch_start(self, *a):
-        self.clock._t = t = time.perf_counter()
+        self.clock.turns.pause()  # the other run's turn
+        self.clock.epoch_starts.append(self.clock.now()); self.clock.steps.append([])
+        self.clock.epoch_at.append(time.perf_counter())  # the wall clock (the epochs of the two runs alternate)
+    def on_train_batch_start(self, trainer, pl_module, batch, i):
+        if i and i % self.clock.turns.steps == 0: self.clock.turns.pause()
+        self.clock._t = t = self.clock.now()
         if self.clock.first_batch is None: self.clock.first_batch = t
-    def on_train_end(self, *a): self.clock.train_end = time.perf_counter()
+    def on_train_end(self, *a): self.clock.train_end = self.clock.now()
 
 
 class _Last(pl.Callback):
     def __init__(self, clock): self.clock = clock
-    def on_train_batch_end(self, *a): self.clock.steps[-1].append(time.perf_counter() - self.clock._t)
+    def on_train_batch_end(self, *a): self.clock.steps[-1].append(self.clock.now() - self.clock._t)
 
 
 def timed_fit(trainer, model, dm, clock):
-    clock.fit_called = time.perf_counter()
+    clock.fit_called = clock.now()
     trainer.fit(model, datamodule=dm)
-    return time.perf_counter() - clock.fit_called
+    return clock.now() - clock.fit_called
 
 
 class Digits(ImageDataModule):
@@ -158,14 +224,14 @@ class Bare(pl.LightningModule):
     def configure_optimizers(self): return torch.optim.AdamW(self.parameters(), lr=1e-3)
 
 
-def run_a(args, root, store):
-    clock, t = Clock(), time.perf_counter()
+def run_a(args, root, store, turns):
+    clock = Clock(turns); t = clock.now()
     trainer = pl.Trainer(max_epochs=args.epochs, logger=False, enable_checkpointing=False, callbacks=clock.callbacks,
                          accelerator="cpu", default_root_dir=root, **QUIET)
     model, dm = Bare(), data(args)
-    build = time.perf_counter() - t
+    build = clock.now() - t
     fit = timed_fit(trainer, model, dm, clock)
-    return {**clock.result(), "build_s": build, "fit_s": fit, "close_s": 0.0, "whole_s": time.perf_counter() - t}
+    return {**clock.result(), "build_s": build, "fit_s": fit, "close_s": 0.0, "whole_s": clock.now() - t}
 
 
 # ---------------------------------------------------------------- B: hand-wired Lightning
@@ -221,20 +287,20 @@ class HandWired(pl.LightningModule):
     def configure_optimizers(self): return torch.optim.AdamW(self.parameters(), lr=1e-3)
 
 
-def run_b(args, root, store):
+def run_b(args, root, store, turns):
     from pytorch_lightning.loggers import CSVLogger, MLFlowLogger, TensorBoardLogger, WandbLogger
-    clock, t = Clock(), time.perf_counter()
+    clock = Clock(turns); t = clock.now()
     loggers = [TensorBoardLogger(f"{root}/tb"), CSVLogger(f"{root}/csv"),
                MLFlowLogger("bench", tracking_uri=mlflow_local_uri(store)),
                WandbLogger(project="bench", save_dir=root, mode="offline")]
     trainer = pl.Trainer(max_epochs=args.epochs, logger=loggers, callbacks=[LearningRateMonitor("step"), *clock.callbacks],
                          accelerator="cpu", default_root_dir=root, enable_checkpointing=False, **QUIET)
     model, dm = HandWired(), data(args)
-    build = time.perf_counter() - t
+    build = clock.now() - t
     fit = timed_fit(trainer, model, dm, clock)
-    t1 = time.perf_counter()
+    t1 = clock.now()
     loggers[3].experiment.finish()
-    t2 = time.perf_counter()
+    t2 = clock.now()
     return {**clock.result(), "build_s": build, "fit_s": fit, "close_s": t2 - t1, "whole_s": t2 - t}
 
 
@@ -246,9 +312,9 @@ def backend_config(backend, root, store):
                                   "comet": {"project": "bench", "save_dir": f"{root}/comet", "online": False}}[backend])
 
 
-def run_c(args, root, store, backends=BACKENDS):
+def run_c(args, root, store, turns, backends=BACKENDS):
     "autotimm with every LoggingConfig switch on and `backends` (none: logger=False)."
-    clock, t = Clock(), time.perf_counter()
+    clock = Clock(turns); t = clock.now()
     manager = LoggerManager([backend_config(b, root, store) for b in backends]) if backends else None
     model = ImageClassifier(backbone=MODEL, num_classes=10, pretrained=False,
                             metrics=[MetricConfig(name="accuracy", metric_class="Accuracy", params={"task": "multiclass"},
@@ -258,11 +324,11 @@ def run_c(args, root, store, backends=BACKENDS):
     trainer = AutoTrainer(max_epochs=args.epochs, logger=manager if manager else False, callbacks=clock.callbacks, live=False,
                           accelerator="cpu", default_root_dir=root, enable_checkpointing=False, **QUIET)
     dm = data(args)
-    build = time.perf_counter() - t
+    build = clock.now() - t
     fit = timed_fit(trainer, model, dm, clock)
-    t1 = time.perf_counter()
+    t1 = clock.now()
     if manager: manager.close()
-    t2 = time.perf_counter()
+    t2 = clock.now()
     return {**clock.result(), "build_s": build, "fit_s": fit, "close_s": t2 - t1, "whole_s": t2 - t}
 
 
@@ -270,8 +336,8 @@ def runner(variant):
     if variant in ("A", "A_again"): return run_a
     if variant == "B": return run_b
     if variant == "C": return run_c
-    if variant == "C_none": return lambda args, root, store: run_c(args, root, store, ())
-    if variant.startswith("C_") and variant[2:] in BACKENDS: return lambda args, root, store: run_c(args, root, store, (variant[2:],))
+    if variant == "C_none": return lambda args, root, store, turns: run_c(args, root, store, turns, ())
+    if variant.startswith("C_") and variant[2:] in BACKENDS: return lambda args, root, store, turns: run_c(args, root, store, turns, (variant[2:],))
     raise SystemExit(f"unknown variant {variant!r}: use A, B, C, C_none or C_<backend> ({', '.join(BACKENDS)})")
 
 
@@ -295,25 +361,42 @@ def round_figures(raw:dict)->dict:
             "build": raw["build_s"], "close": raw["close_s"], "whole": raw["whole_s"]}
 
 
+def epoch_figures(raw:dict)->list:
+    "Each steady-state epoch of a fit: when it started (wall clock), its median step, its length and its fixed part."
+    steady = slice(1, None) if len(raw["epochs_s"]) > 1 else slice(None)
+    return [{"at": at, "step": med(ss), "epoch": e, "fixed": e - sum(ss)}
+            for at, e, ss in list(zip(raw["epoch_at"], raw["epochs_s"], raw["steps_s"]))[steady]]
+
+
+def paired(x_raw:dict, a_raw:dict)->dict:
+    """X against the A run it took turns with: each of X's steady epochs against A's epoch of the same number, which
+    ran in turns with it (step and epoch as ratios, the fixed part as extra seconds), the median over the epochs;
+    start-up and the whole fit against A's."""
+    es = list(zip(epoch_figures(x_raw), epoch_figures(a_raw)))
+    x, a = round_figures(x_raw), round_figures(a_raw)
+    return {"step_ratio": med(e["step"] / b["step"] for e, b in es), "epoch_ratio": med(e["epoch"] / b["epoch"] for e, b in es),
+            "fixed_extra_s": med(e["fixed"] - b["fixed"] for e, b in es), "epoch_extra_s": med(e["epoch"] - b["epoch"] for e, b in es),
+            "startup_extra_s": x["startup"] - a["startup"], "fit_ratio": x["fit"] / a["fit"],
+            "whole_ratio": x["whole"] / a["whole"], "whole_extra_s": x["whole"] - a["whole"]}
+
+
 def spread(xs): return {"median": med(xs), "min": min(xs), "max": max(xs), "n": len(xs)}
 
 
-def between(a:dict, b:dict)->dict:
-    "The figures midway between two runs (A before and after a variant)."
-    return {k: (a[k] + b[k]) / 2 for k in a}
-
-
-def against(rounds:dict, v:str, base="A", beside:dict=None)->dict:
-    """v against base: step, epoch and whole as ratios, fixed and start-up as extra seconds. Each run of v is paired with
-    `beside[v]` (the mean of the A runs next to it) when given, else with base's run of the same round."""
-    pairs = list(zip(rounds[v], beside[v] if beside else rounds[base]))
-    out = {f"{k}_ratio": spread([c[k] / a[k] for c, a in pairs]) for k in ("step", "epoch", "fit", "whole")}
-    out.update({f"{k}_extra_s": spread([c[k] - a[k] for c, a in pairs]) for k in ("fixed", "startup", "epoch", "whole")})
+def against(pairs:list, rounds:list, partners:list)->dict:
+    """A variant's pairs over the rounds: the median of each figure and its min-max. Also its best round: its fastest
+    round against the fastest of the A runs it took turns with (the machine's noise only ever adds time)."""
+    out = {k: spread([p[k] for p in pairs]) for k in pairs[0]}
     best = lambda rs, k: min(r[k] for r in rs)
-    paired = [a for _, a in pairs]  # the fastest of the baselines v was paired with, not of every A run
-    out["best"] = {**{f"{k}_ratio": best(rounds[v], k) / best(paired, k) for k in ("step", "epoch", "whole")},
-                   "startup_extra_s": best(rounds[v], "startup") - best(paired, "startup")}
+    out["best"] = {**{f"{k}_ratio": best(rounds, k) / best(partners, k) for k in ("step", "epoch", "whole")},
+                   "startup_extra_s": best(rounds, "startup") - best(partners, "startup")}
     return out
+
+
+def against_none(pairs:list, none:list)->dict:
+    "A variant's cost over C_none's (each backend's own cost): round by round, its ratios over C_none's and its extra seconds less C_none's."
+    return {k: spread([(p[k] / q[k]) if k.endswith("_ratio") else p[k] - q[k] for p, q in zip(pairs, none)])
+            for k in pairs[0]}
 
 
 def verdict(value, target): return "ok" if value <= target else "OVER"
@@ -331,7 +414,7 @@ def report(res):
         print(f"{v:14}" + "".join(f"{fmt(s[k], f):>22}" for k, f in
               (("step", lambda x: f'{1000 * x:.1f}'), ("epoch", lambda x: f'{x:.3f}'), ("fixed", lambda x: f'{x:.3f}'),
                ("startup", lambda x: f'{x:.2f}'), ("whole", lambda x: f'{x:.2f}'))))
-    print("\neach run against the mean of the A runs beside it; median of the rounds (min-max)")
+    print("\neach run against the A run it took turns with, epoch by epoch; median of the rounds (min-max)")
     print(f"{'against A':14}{'step x':>22}{'epoch x':>22}{'fixed +s':>22}{'start-up +s':>22}{'whole x':>22}")
     rx, sx = (lambda x: f"{x:.3f}"), (lambda x: f"{x:+.3f}")
     for v, r in res["against_A"].items():
@@ -344,7 +427,7 @@ def report(res):
         checks = [("step", r["step_ratio"], t["step"]), ("epoch", r["epoch_ratio"], t["epoch"]),
                   ("start-up", r["startup_extra_s"], t["startup"]), ("whole", r["whole_ratio"], t["whole"])]
         print("C against its targets: " + ", ".join(f"{n} {verdict(s['median'], g)}" for n, s, g in checks))
-    print(f"\n{'best rounds':14}{'step x':>22}{'epoch x':>22}{'start-up +s':>22}{'whole x':>22}   (each variant's fastest round against the fastest of its paired A runs)")
+    print(f"\n{'best rounds':14}{'step x':>22}{'epoch x':>22}{'start-up +s':>22}{'whole x':>22}   (each variant's fastest round against the fastest A run it took turns with)")
     for v, r in res["against_A"].items():
         b = r["best"]
         print(f"{v:14}{b['step_ratio']:>22.3f}{b['epoch_ratio']:>22.3f}{b['startup_extra_s']:>+22.3f}{b['whole_ratio']:>22.3f}")
@@ -390,9 +473,10 @@ def main():
     ap.add_argument("--epochs", type=int, default=6)
     ap.add_argument("--train-repeat", type=float, default=0.5,
                     help="scale digits' training split (1252 images) by this; 0.5 (626 images) is about 0.5 s an epoch on 2 cores")
-    ap.add_argument("--repeats", type=int, default=7, help="rounds after the warm-up round (the machine's speed drifts by 10-25%% within seconds: more rounds, steadier medians)")
+    ap.add_argument("--repeats", type=int, default=7, help="rounds after the warm-up round (more rounds, steadier medians)")
     ap.add_argument("--image-size", type=int, default=32)
     ap.add_argument("--batch-size", type=int, default=32)
+    ap.add_argument("--turn-steps", type=int, default=5, help="the two runs of a pair take turns every this many training steps (and at each epoch start)")
     ap.add_argument("--variants", default=None, help=f"comma-separated (default {','.join(FULL)}; --quick: {','.join(QUICK)}); A is always run")
     ap.add_argument("--quick", action="store_true", help=f"CI smoke run: 2 epochs, 1 round, {', '.join(QUICK)}")
     ap.add_argument("--json", default=None, help="write everything (per-round raw timings included) to this file")
@@ -401,41 +485,54 @@ def main():
     variants = args.variants.split(",") if args.variants else list(QUICK if args.quick else FULL)
     if "A" not in variants: variants.insert(0, "A")
     runs = {v: runner(v) for v in variants}
-    torch.set_num_threads(max(1, torch.get_num_threads()))
-    raw, rounds = {v: [] for v in variants}, {v: [] for v in variants}
     others = [v for v in variants if v != "A"]
-    beside = {v: [] for v in others}  # per run of v: the mean of the A runs before and after it
+    raw, rounds = {v: [] for v in variants}, {v: [] for v in variants}
+    pairs, partners = {v: [] for v in others}, {v: [] for v in others}  # per run of v: its figures against A, A's run (index)
     dm = data(args); dm.setup()
     train_images = len(dm.train_ds)
+    torch.set_num_threads(max(1, torch.get_num_threads()))
     t0 = time.perf_counter()
+
+    def fits(*jobs):
+        "Run the fits of (variant, round, index) in turns (alone: one), quietly; their raw figures."
+        made = [Turns(args.turn_steps) for _ in jobs]
+        todo = [(lambda v=v, r=r, i=i, t=t: runs[v](args, f"{tmp}/{v}-{r}-{i}", f"{tmp}/mlruns-{v}", t), t)
+                for (v, r, i), t in zip(jobs, made)]
+        quiet_logs()
+        t = time.perf_counter()
+        with contextlib.redirect_stdout(io.StringIO()):  # autotimm's delivery report, Comet's upload hint
+            out = take_turns(todo)
+        span = time.perf_counter() - t  # the wall time of all the fits taking turns
+        for o in out: o["span_s"] = span
+        settle()
+        return out
+
     with tempfile.TemporaryDirectory() as tmp:
-        for r in range(args.repeats + 1):  # round 0 warms up (imports, MLflow's schema, W&B's service) and is dropped
+        for v in variants:  # warm-up (imports' first calls, MLflow's schema, W&B's service), alone; dropped
+            fig = round_figures(fits((v, 0, 0))[0])
+            print(f"warm-up {v}: step {1000 * fig['step']:.1f} ms, epoch {fig['epoch']:.3f} s, whole {fig['whole']:.2f} s", flush=True)
+        for r in range(1, args.repeats + 1):
             k = r % max(1, len(others))
-            order = others[k:] + others[:k]
-            seq = ["A", *order] if r == 0 else ["A", *(x for v in order for x in (v, "A"))]
-            done = []
-            for i, v in enumerate(seq):
-                quiet_logs()
-                with contextlib.redirect_stdout(io.StringIO()):  # autotimm's delivery report, Comet's upload hint
-                    out = runs[v](args, f"{tmp}/{v}-{r}-{i}", f"{tmp}/mlruns-{v}")
-                settle()
-                fig = round_figures(out)
-                print(f"round {r}{' (warm-up)' if r == 0 else ''} {v}: step {1000 * fig['step']:.1f} ms, epoch {fig['epoch']:.3f} s, "
-                      f"fixed {fig['fixed']:.3f} s, start-up {fig['startup']:.2f} s, whole {fig['whole']:.2f} s", flush=True)
-                done.append(fig)
-                if r == 0: continue
-                raw[v].append(out); rounds[v].append(fig)
-            if r == 0: continue
-            for i in range(1, len(seq), 2): beside[seq[i]].append(between(done[i - 1], done[i + 1]))  # X between two As
+            for i, v in enumerate(others[k:] + others[:k]):
+                jobs = [("A", r, i), (v, r, i)]
+                a_out, x_out = fits(*jobs) if r % 2 else fits(*jobs[::-1])[::-1]  # who goes first alternates
+                a, x = round_figures(a_out), round_figures(x_out)
+                partners[v].append(len(raw["A"]))
+                raw["A"].append(a_out); rounds["A"].append(a); raw[v].append(x_out); rounds[v].append(x)
+                pairs[v].append(paired(x_out, a_out))
+                p = pairs[v][-1]
+                print(f"round {r} {v} (A): step {1000 * x['step']:.1f} ({1000 * a['step']:.1f}) ms {p['step_ratio']:.3f}x, "
+                      f"epoch {x['epoch']:.3f} ({a['epoch']:.3f}) s {p['epoch_ratio']:.3f}x, start-up {x['startup']:.2f} "
+                      f"({a['startup']:.2f}) s, whole {x['whole']:.2f} ({a['whole']:.2f}) s", flush=True)
     res = {"config": {"model": MODEL, "image_size": args.image_size, "batch_size": args.batch_size, "epochs": args.epochs,
                       "train_images": train_images, "train_repeat": args.train_repeat,
                       "repeats": args.repeats, "variants": variants, "quick": args.quick,
                       "torch_threads": torch.get_num_threads(), "cpu_count": os.cpu_count(), "targets": TARGETS},
            "variants": {v: {k: spread([f[k] for f in fs]) for k in fs[0]} for v, fs in rounds.items()},
-           "against_A": {v: against(rounds, v, beside=beside) for v in others},
-           "rounds": rounds, "beside_A": beside, "raw": raw}
+           "against_A": {v: against(pairs[v], rounds[v], [rounds["A"][j] for j in partners[v]]) for v in others},
+           "rounds": rounds, "pairs": pairs, "partner_A": partners, "raw": raw}
     if "C_none" in variants:  # each backend's own cost: its variant against autotimm with no backend
-        res["against_C_none"] = {v: against(rounds, v, "C_none") for v in variants if v.startswith("C") and v != "C_none"}
+        res["against_C_none"] = {v: against_none(pairs[v], pairs["C_none"]) for v in others if v.startswith("C") and v != "C_none"}
     res["training_s"] = time.perf_counter() - t0
     res["confusion_matrix_s"] = confusion_matrix_times(3 if args.quick else 7)
     res["import_s"] = import_times(1 if args.quick else 5)
