@@ -6,8 +6,9 @@ turns: one warm-up round (each variant once, alone: imports, MLflow's schema, W&
 each round, who goes first alternating); the two fits run in greenlets and take turns at each epoch start and every
 `--turn-steps` (5) training steps, about a tenth of a second, so both see the same machine: this VM's speed jumps by
 a third for a second or two at a time, and fits run one after the other (as this suite did before) differed by up
-to 40% for that alone. Each fit's clock stops while the other has its turn, and the processes a fit started (W&B's
-`wandb-core`) are frozen (SIGSTOP) during the other's turns. Variants:
+to 40% for that alone. Each fit's clock stops while the other has its turn; before handing over, a fit waits on its
+own clock until the process's other threads (the backends' writers) are idle, and the processes it started (W&B's
+`wandb-core`) are frozen (SIGSTOP) during the other's turns, so no work of one fit lands in the other's time. Variants:
 
   A            bare pytorch_lightning: no logger, no checkpoint, no extra callbacks
   A_again      A once more in each round, in turns with A: the noise floor of every ratio (the machine, not the code)
@@ -36,9 +37,8 @@ Each is the median over rounds with its spread (min-max; A's over all its runs).
 epochs against A's epoch of the same number (they ran in turns), step and epoch as ratios and the fixed part as
 extra seconds, the median over the epochs; start-up and the whole fit against that A fit's; then the median of the
 rounds and their min-max (A_again's are the noise floor). Against C_none (each backend's own cost): round by round,
-a backend's ratios over C_none's. Also the best of the rounds: each variant's fastest round against the fastest of
-the A fits it took turns with (the machine's noise only ever adds time). Targets printed beside them: step <= 1.03x,
-steady epoch <= 1.10x, start-up within 1 s of A, whole fit <= 1.3x (6 epochs of ~0.5 s).
+a backend's ratios over C_none's. Targets printed beside them: step <= 1.03x, steady epoch <= 1.10x, start-up
+within 1 s of A, whole fit <= 1.3x (6 epochs of ~0.5 s).
 Also the confusion-matrix render times for 10, 100 and 1000 classes and the import times.
 
     .venv/bin/python bench/suite.py --json out.json   # the full run: 9 + 7 x 8 pairs of 6-epoch fits, about 10 minutes on 2 cores
@@ -55,6 +55,7 @@ import statistics
 import subprocess
 import sys
 import tempfile
+import threading
 import time
 from pathlib import Path
 
@@ -96,16 +97,36 @@ TARGETS = {"step": 1.03, "epoch": 1.10, "startup": 1.0, "whole": 1.3}  # ratios,
 class Turns:
     """One fit's side of taking turns with another fit in the same process and thread (each fit runs in a greenlet):
     at each epoch start and every `steps` training steps it hands over and waits. `now()` is its running clock, the
-    wall clock less the time it waited, so its figures never include the other fit's turns. Alone, it never waits."""
-    def __init__(self, steps:int=None): self.steps, self.waited, self.back = steps, 0.0, None
+    wall clock less the time it waited, so its figures never include the other fit's turns. Before handing over it
+    waits, on its own clock, until this process's other threads (backends' writers) are idle: their work is this
+    fit's, not the other's. Alone, it never waits."""
+    def __init__(self, steps:int=None): self.steps, self.waited, self.back, self.quieting = steps, 0.0, None, 0.0
 
     def now(self): return time.perf_counter() - self.waited
 
     def pause(self):
         if self.back is None: return
+        self.quiet()
         t = time.perf_counter()
         self.back.switch()
         self.waited += time.perf_counter() - t
+
+    def quiet(self, most:float=2.0):
+        "Wait until no other Python thread of this process runs or waits to run (their state in /proc), at most `most` s."
+        t, me = time.perf_counter(), threading.get_native_id()
+        tids = [th.native_id for th in threading.enumerate() if th.native_id not in (me, None)]
+        while time.perf_counter() - t < most:
+            time.sleep(0.001)  # lets a thread waiting for the GIL take it
+            if not any(thread_state(tid) in "RD" for tid in tids): break
+        self.quieting += time.perf_counter() - t
+
+
+def thread_state(tid:int)->str:
+    "A thread's state letter in /proc (R running or runnable, S sleeping, D disk, T stopped, ...); 'gone' if it ended."
+    try:
+        with open(f"/proc/self/task/{tid}/stat") as f: stat = f.read()
+    except OSError: return "gone"
+    return stat[stat.rindex(")") + 2]
 
 
 def children()->set:
@@ -131,8 +152,8 @@ def signal_all(pids, sig):
 
 def take_turns(fits:list)->list:
     """Run `fits` ([(fit, turns)]: a function running one fit and its Turns; the first goes first) in turns in this thread,
-    only one running at any time; each fit's result. The processes a fit started (W&B's service) are frozen (SIGSTOP)
-    during the other fit's turns, so the other fit's time holds none of their work."""
+    only one running at any time; each fit's result. The processes a fit started in its turns (W&B's service) are
+    frozen (SIGSTOP) during the other fit's turns, so the other fit's time holds none of their work."""
     import greenlet  # the CPU suite's alone (bench/gpu.py imports this module on machines that may lack it)
     here, gs = greenlet.getcurrent(), [greenlet.greenlet(fit) for fit, _ in fits]
     for _, turns in fits: turns.back = here
@@ -141,8 +162,9 @@ def take_turns(fits:list)->list:
         k = live[i % len(live)]
         others = set().union(*(started[j] for j in range(len(fits)) if j != k))
         signal_all(others, signal.SIGSTOP)
+        before = children()  # a process already there (a helper kept from an earlier fit) is nobody's to freeze
         r = gs[k].switch()
-        started[k] |= children() - others
+        started[k] |= children() - before
         signal_all(others, signal.SIGCONT)
         if gs[k].dead: out[k] = r; live.remove(k)
         else: i += 1
@@ -165,7 +187,7 @@ class Clock:
         ends = self.epoch_starts[1:] + [self.train_end]
         epochs = [b - a for a, b in zip(self.epoch_starts, ends)]
         return {"startup_s": self.first_batch - self.fit_called, "epochs_s": epochs, "steps_s": self.steps,
-                "epoch_at": self.epoch_at}
+                "epoch_at": self.epoch_at, "quiet_s": self.turns.quieting}
 
 
 class _First(pl.Callback):
@@ -358,7 +380,7 @@ def round_figures(raw:dict)->dict:
     all_steps = [s for ep in steps for s in ep]
     return {"step": med(all_steps), "step_mean": statistics.fmean(all_steps), "epoch": med(epochs),
             "fixed": med(e - sum(ss) for e, ss in zip(epochs, steps)), "startup": raw["startup_s"], "fit": raw["fit_s"],
-            "build": raw["build_s"], "close": raw["close_s"], "whole": raw["whole_s"]}
+            "build": raw["build_s"], "close": raw["close_s"], "whole": raw["whole_s"], "quiet": raw["quiet_s"]}
 
 
 def epoch_figures(raw:dict)->list:
@@ -383,14 +405,9 @@ def paired(x_raw:dict, a_raw:dict)->dict:
 def spread(xs): return {"median": med(xs), "min": min(xs), "max": max(xs), "n": len(xs)}
 
 
-def against(pairs:list, rounds:list, partners:list)->dict:
-    """A variant's pairs over the rounds: the median of each figure and its min-max. Also its best round: its fastest
-    round against the fastest of the A runs it took turns with (the machine's noise only ever adds time)."""
-    out = {k: spread([p[k] for p in pairs]) for k in pairs[0]}
-    best = lambda rs, k: min(r[k] for r in rs)
-    out["best"] = {**{f"{k}_ratio": best(rounds, k) / best(partners, k) for k in ("step", "epoch", "whole")},
-                   "startup_extra_s": best(rounds, "startup") - best(partners, "startup")}
-    return out
+def against(pairs:list)->dict:
+    "A variant's pairs over the rounds: the median of each figure and its min-max."
+    return {k: spread([p[k] for p in pairs]) for k in pairs[0]}
 
 
 def against_none(pairs:list, none:list)->dict:
@@ -427,12 +444,10 @@ def report(res):
         checks = [("step", r["step_ratio"], t["step"]), ("epoch", r["epoch_ratio"], t["epoch"]),
                   ("start-up", r["startup_extra_s"], t["startup"]), ("whole", r["whole_ratio"], t["whole"])]
         print("C against its targets: " + ", ".join(f"{n} {verdict(s['median'], g)}" for n, s, g in checks))
-    print(f"\n{'best rounds':14}{'step x':>22}{'epoch x':>22}{'start-up +s':>22}{'whole x':>22}   (each variant's fastest round against the fastest A run it took turns with)")
-    for v, r in res["against_A"].items():
-        b = r["best"]
-        print(f"{v:14}{b['step_ratio']:>22.3f}{b['epoch_ratio']:>22.3f}{b['startup_extra_s']:>+22.3f}{b['whole_ratio']:>22.3f}")
     print("outside fit (s), build / close: " + ", ".join(f"{v} {s['build']['median']:.2f}/{s['close']['median']:.2f}"
                                                         for v, s in res["variants"].items()))
+    print("waited for its own threads before handing over (s a fit; on its clock): " +
+          ", ".join(f"{v} {s['quiet']['median']:.3f}" for v, s in res["variants"].items()))
     print("confusion matrix render (s): " + ", ".join(f"{k} {v:.3f}" for k, v in res["confusion_matrix_s"].items()))
     print("import (s): " + ", ".join(f"{k} {v:.3f}" for k, v in res["import_s"].items()))
 
@@ -529,7 +544,7 @@ def main():
                       "repeats": args.repeats, "variants": variants, "quick": args.quick,
                       "torch_threads": torch.get_num_threads(), "cpu_count": os.cpu_count(), "targets": TARGETS},
            "variants": {v: {k: spread([f[k] for f in fs]) for k in fs[0]} for v, fs in rounds.items()},
-           "against_A": {v: against(pairs[v], rounds[v], [rounds["A"][j] for j in partners[v]]) for v in others},
+           "against_A": {v: against(pairs[v]) for v in others},
            "rounds": rounds, "pairs": pairs, "partner_A": partners, "raw": raw}
     if "C_none" in variants:  # each backend's own cost: its variant against autotimm with no backend
         res["against_C_none"] = {v: against_none(pairs[v], pairs["C_none"]) for v in others if v.startswith("C") and v != "C_none"}

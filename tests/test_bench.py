@@ -32,7 +32,6 @@ def test_suite_quick(workdir):
     for v, ratios in res["against_A"].items():
         assert set(ratios) >= {"step_ratio", "epoch_ratio", "whole_ratio", "fixed_extra_s", "startup_extra_s"}, v
         assert all(ratios[k]["median"] > 0 for k in ("step_ratio", "epoch_ratio", "whole_ratio")), v
-        assert all(ratios["best"][k] > 0 for k in ("step_ratio", "epoch_ratio", "whole_ratio")), v  # fastest rounds
     for v in variants - {"A"}:
         (j,) = res["partner_A"][v]
         x, a = res["raw"][v][0], res["raw"]["A"][j]
@@ -48,11 +47,12 @@ def test_suite_quick(workdir):
     assert res["config"]["targets"] == {"step": 1.03, "epoch": 1.10, "startup": 1.0, "whole": 1.3}
     assert set(res["confusion_matrix_s"]) >= {"10_typical", "100_typical", "1000_typical"}
     assert res["import_s"]["import_autotimm_s"] < res["import_s"]["import_pytorch_lightning_timm_s"]
-    assert "against A" in out and "best rounds" in out and "C_tensorboard" in out and "C against its targets" in out
+    assert "against A" in out and "C_tensorboard" in out and "C against its targets" in out
 
 
 def test_taking_turns_freezes_the_other_fits_processes():
-    "While one fit has its turn, the processes the other fit started are stopped (state T), and they go on after."
+    """While one fit has its turn, the processes the other fit started are stopped (state T), and they go on after;
+    a process started before (a helper kept from an earlier fit) is left running."""
     sys.path.insert(0, str(BENCH))
     import suite
     seen = {}
@@ -62,13 +62,20 @@ def test_taking_turns_freezes_the_other_fits_processes():
             turns.pause(); turns.pause()
             return open(f"/proc/{p.pid}/stat").read().split(") ")[1][0]
         finally: p.kill(); p.wait()
+    def state(pid, wait=1.0):  # a stop signal takes effect a moment after `kill` returns
+        t = time.perf_counter()
+        while (s := open(f"/proc/{pid}/stat").read().split(") ")[1][0]) != "T" and time.perf_counter() - t < wait: time.sleep(0.01)
+        return s
     def other(turns):
         for _ in range(2):
-            seen.update({pid: open(f"/proc/{pid}/stat").read().split(") ")[1][0] for pid in suite.children()})
+            seen.update({pid: state(pid) for pid in suite.children()})
             turns.pause()
         return "done"
     t1, t2 = suite.Turns(), suite.Turns()
-    state, done = suite.take_turns([(lambda: starter(t1), t1), (lambda: other(t2), t2)])
+    kept = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(60)"])  # there before: nobody's to freeze
+    try: state, done = suite.take_turns([(lambda: starter(t1), t1), (lambda: other(t2), t2)])
+    finally: kept.kill(); kept.wait()
+    assert seen.pop(kept.pid) in "SR", seen
     assert done == "done" and set(seen.values()) == {"T"} and len(seen) == 1, seen
     assert state in "SR", state  # running again in its own turn
     assert t1.waited > 0 and t1.now() < time.perf_counter() - t1.waited + 1e-3
@@ -113,3 +120,21 @@ def test_stall_quick(workdir):
     out, res = run_bench(workdir, "stall.py", "--quick")
     assert res["helper_used"] and res["classes"] == 10 and res["epochs"] == 2
     assert res["delivery_ms"] > 0 and 0 <= res["longest_stall_ms"] <= res["longest_stall_max_ms"] and "longest stall" in out
+
+
+def test_a_fit_finishes_its_threads_work_in_its_own_turn():
+    "Work a fit left on another thread (a backend's writer) is done before the other fit's turn, on the first fit's clock."
+    sys.path.insert(0, str(BENCH))
+    import threading
+    import suite
+    finished = []
+    def busy(s):
+        t = time.perf_counter()
+        while time.perf_counter() - t < s: pass
+        finished.append(time.perf_counter())
+    def leaves_work(turns):
+        threading.Thread(target=busy, args=(0.3,)).start()
+        turns.pause()
+    t1, t2 = suite.Turns(), suite.Turns()
+    _, other_began = suite.take_turns([(lambda: leaves_work(t1), t1), (lambda: time.perf_counter(), t2)])
+    assert finished and finished[0] <= other_began and t1.quieting >= 0.25, (finished, other_began, t1.quieting)
