@@ -173,7 +173,7 @@ def take_turns(fits:list)->list:
 
 # ---------------------------------------------------------------- the clock
 class Clock:
-    "Times of one fit from Lightning's hooks on the worker's running clock: `first` runs before every other callback, `last` after them."
+    "Times of one fit from Lightning's hooks on the fit's running clock: `first` runs before every other callback, `last` after them."
     def __init__(self, turns):
         self.turns, self.now = turns, turns.now
         self.fit_called = self.first_batch = self.train_end = self._t = None
@@ -200,7 +200,7 @@ class _First(pl.Callback):
         self.clock.epoch_starts.append(self.clock.now()); self.clock.steps.append([])
         self.clock.epoch_at.append(time.perf_counter())  # the wall clock (the epochs of the two runs alternate)
     def on_train_batch_start(self, trainer, pl_module, batch, i):
-        if i and i % self.clock.turns.steps == 0: self.clock.turns.pause()
+        if i and self.clock.turns.steps and i % self.clock.turns.steps == 0: self.clock.turns.pause()
         self.clock._t = t = self.clock.now()
         if self.clock.first_batch is None: self.clock.first_batch = t
     def on_train_end(self, *a): self.clock.train_end = self.clock.now()
@@ -384,10 +384,9 @@ def round_figures(raw:dict)->dict:
 
 
 def epoch_figures(raw:dict)->list:
-    "Each steady-state epoch of a fit: when it started (wall clock), its median step, its length and its fixed part."
+    "Each steady-state epoch of a fit: its median step, its length and its fixed part."
     steady = slice(1, None) if len(raw["epochs_s"]) > 1 else slice(None)
-    return [{"at": at, "step": med(ss), "epoch": e, "fixed": e - sum(ss)}
-            for at, e, ss in list(zip(raw["epoch_at"], raw["epochs_s"], raw["steps_s"]))[steady]]
+    return [{"step": med(ss), "epoch": e, "fixed": e - sum(ss)} for e, ss in list(zip(raw["epochs_s"], raw["steps_s"]))[steady]]
 
 
 def paired(x_raw:dict, a_raw:dict)->dict:

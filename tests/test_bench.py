@@ -55,7 +55,8 @@ def test_taking_turns_freezes_the_other_fits_processes():
     a process started before (a helper kept from an earlier fit) is left running."""
     sys.path.insert(0, str(BENCH))
     import suite
-    seen = {}
+    seen, kept = {}, subprocess.Popen([sys.executable, "-c", "import time; time.sleep(60)"])  # there before the turns
+    before = suite.children()  # kept, and whatever else this test process runs (servers of other tests)
     def starter(turns):
         p = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(60)"])
         try:
@@ -68,16 +69,15 @@ def test_taking_turns_freezes_the_other_fits_processes():
         return s
     def other(turns):
         for _ in range(2):
-            seen.update({pid: state(pid) for pid in suite.children()})
+            seen.update({pid: state(pid, 0 if pid == kept.pid else 1) for pid in suite.children() - before | {kept.pid}})
             turns.pause()
         return "done"
     t1, t2 = suite.Turns(), suite.Turns()
-    kept = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(60)"])  # there before: nobody's to freeze
-    try: state, done = suite.take_turns([(lambda: starter(t1), t1), (lambda: other(t2), t2)])
+    try: after, done = suite.take_turns([(lambda: starter(t1), t1), (lambda: other(t2), t2)])
     finally: kept.kill(); kept.wait()
-    assert seen.pop(kept.pid) in "SR", seen
+    assert seen.pop(kept.pid) in "SR", seen  # nobody's to freeze
     assert done == "done" and set(seen.values()) == {"T"} and len(seen) == 1, seen
-    assert state in "SR", state  # running again in its own turn
+    assert after in "SR", after  # running again in its own turn
     assert t1.waited > 0 and t1.now() < time.perf_counter() - t1.waited + 1e-3
 
 
