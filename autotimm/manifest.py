@@ -9,6 +9,7 @@ import json
 import os
 import platform
 import subprocess
+from pathlib import Path
 from importlib.metadata import PackageNotFoundError, version
 
 from pytorch_lightning import Callback
@@ -19,7 +20,8 @@ from .delivery import deliver, register_action
 from .utils import flatten, mask_param
 
 # %% auto #0
-__all__ = ['git_commit', 'backend_ids', 'build_manifest', 'RunManifest']
+__all__ = ['PROGRESS_FILE', 'git_commit', 'backend_ids', 'build_manifest', 'plain', 'record_progress', 'recorded_progress',
+           'RunManifest']
 
 # %% ../nbs/07_manifest.ipynb #567c5acd
 def _version(pkg):
@@ -73,12 +75,38 @@ def build_manifest(trainer, pl_module, datamodule=None, run_name:str=None)->dict
         "backends": backend_ids(trainer.loggers),
     }
 
+# %% ../nbs/07_manifest.ipynb #40a9a8a0
+PROGRESS_FILE = "autotimm-progress.json"  # in the run folder: the run's name and the step of its newest checkpoint
+
+def plain(value):
+    "`value` as JSON-able plain values (dicts, lists, strings, numbers, None); anything else by its `str`."
+    return json.loads(json.dumps(value, default=str))
+
+def record_progress(folder, run_name:str, step:int):
+    "Note `step` as the step of run `run_name`'s newest checkpoint, in `folder`'s `PROGRESS_FILE`."
+    path = Path(folder)/PROGRESS_FILE
+    part = path.with_name(f".{path.name}.{os.getpid()}")
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        part.write_text(json.dumps({"run_name": run_name, "step": int(step)}))
+        os.replace(part, path)
+    except OSError: pass  # a full disk: the checkpoint's own save reports it
+
+def recorded_progress(folder, run_name:str)->int|None:
+    "The step of run `run_name`'s newest checkpoint as noted in `folder`, or None when nothing is noted for that run."
+    try: got = json.loads((Path(folder)/PROGRESS_FILE).read_text())
+    except (OSError, ValueError, TypeError): return None
+    if not isinstance(got, dict) or got.get("run_name") != run_name or not isinstance(got.get("step"), int): return None
+    return got["step"]
+
 # %% ../nbs/07_manifest.ipynb #81de08ac
 register_action("declare_metrics", lambda lg, *a: backend_of(lg).declare_metrics(lg, *a))
 
 class RunManifest(Callback):
     "Log the run's manifest to every backend: as hyperparameters and as `run_manifest.json`."
-    def __init__(self, run_name:str=None): self.run_name, self.manifest, self.resumed_from = run_name, None, None
+    def __init__(self, run_name:str=None):
+        self.run_name, self.manifest, self.resumed_from = run_name, None, None
+        self.run_folder = None  # where the run's checkpoints and `PROGRESS_FILE` live (set by `AutoTrainer` before each fit)
 
     def setup(self, trainer, pl_module, stage):
         if stage != "fit": return
@@ -103,7 +131,9 @@ class RunManifest(Callback):
             if backend_of(lg) is not None: deliver(lg, "declare_metrics", params, metric_keys)
 
     def on_save_checkpoint(self, trainer, pl_module, checkpoint):
-        "Store the run's identity in the checkpoint, so `fit(ckpt_path=...)` continues the same run everywhere."
-        if trainer.is_global_zero:
-            checkpoint["autotimm"] = {"run_name": self.run_name, "backends": backend_ids(trainer.loggers),
-                                      "resumed_from": self.resumed_from}
+        "Store the run's identity in the checkpoint (plain values only), and its step as the run's latest in its folder."
+        if not trainer.is_global_zero: return
+        folder = str(self.run_folder) if self.run_folder is not None else None
+        checkpoint["autotimm"] = plain({"run_name": self.run_name, "backends": backend_ids(trainer.loggers),
+                                        "resumed_from": self.resumed_from, "run_folder": folder})
+        if folder is not None: record_progress(folder, self.run_name, checkpoint.get("global_step", trainer.global_step))

@@ -28,12 +28,12 @@ from .config import LoggerConfig
 from .delivery import DeliveryMixin, Unavailable, plain_params, delivery_of
 from .utils import closest, in_notebook
 from .loggers import LoggerManager, is_rank_zero, store_lock
-from .manifest import RunManifest
+from .manifest import RunManifest, record_progress, recorded_progress
 
 # %% auto #0
 __all__ = ['resolve_loggers', 'monitor_mode', 'CheckpointWarning', 'Checkpoint', 'make_checkpoint', 'make_last_checkpoint',
-           'check_reachable', 'StandIn', 'start_loggers', 'run_ids', 'latest_step', 'changed_hparams',
-           'external_launch', 'SameFate', 'AutoTrainer']
+           'check_reachable', 'StandIn', 'start_loggers', 'UnsafeCheckpointError', 'read_checkpoint', 'run_ids',
+           'latest_step', 'changed_hparams', 'external_launch', 'SameFate', 'AutoTrainer']
 
 # %% ../nbs/09_trainer.ipynb #e63703f8
 _LOGGER_TYPES = "a list of LoggerConfig, a LoggerManager, a Lightning Logger or a list of them, True/None, or False"
@@ -150,21 +150,46 @@ def start_loggers(loggers)->list:
     return [l for l in out if not isinstance(l, StandIn)] + [l for l in out if isinstance(l, StandIn)]
 
 # %% ../nbs/09_trainer.ipynb #b0947c74
-def run_ids(ckpt_path)->dict|None:
-    "The run identity stored in the checkpoint file `ckpt_path` (with its `step` and `hyper_parameters`), or None."
-    if not ckpt_path or not isinstance(ckpt_path, (str, os.PathLike)) or not os.path.isfile(ckpt_path): return None
-    import torch
-    ckpt = torch.load(ckpt_path, map_location="cpu", weights_only=False, mmap=True)
-    ids = ckpt.get("autotimm")
-    return {**ids, "step": ckpt.get("global_step"), "hyper_parameters": dict(ckpt.get("hyper_parameters") or {}),
-            "checkpoint": os.path.abspath(ckpt_path)} if ids else None
+class UnsafeCheckpointError(ValueError):
+    "A checkpoint holds more than tensors and plain values: reading it could run code, so it is not read."
 
-def latest_step(ckpt_path)->int|None:
-    "The step of the newest state saved beside `ckpt_path` (`last.ckpt`), or None."
-    last = Path(ckpt_path).parent/f"{ModelCheckpoint.CHECKPOINT_NAME_LAST}.ckpt"
-    if not last.is_file(): return None
-    import torch
-    return torch.load(last, map_location="cpu", weights_only=False, mmap=True).get("global_step")
+def read_checkpoint(path, what:str="checkpoint", fix:str="")->dict:
+    "The checkpoint file at `path` read with `torch.load(weights_only=True)`: no code in it can run."
+    import pickle, zipfile, torch
+    try: return torch.load(path, map_location="cpu", weights_only=True, mmap=zipfile.is_zipfile(path))
+    except Exception as e:
+        reason = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
+        if isinstance(e, pickle.UnpicklingError) or "weights_only" in str(e) or "Weights only" in str(e):
+            raise UnsafeCheckpointError(
+                f"autotimm: {what} {str(path)!r} holds more than tensors and plain values, so it is not read "
+                f"(torch.load(weights_only=True): {reason}). A checkpoint saved by Lightning or autotimm never does. "
+                f"If you made this file yourself and trust it, load it with torch.load(..., weights_only=False) and save "
+                f"the plain state again with torch.save; otherwise delete it{fix}") from None
+        raise ValueError(f"autotimm: {what} {str(path)!r} cannot be read as a checkpoint ({type(e).__name__}: {reason}); "
+                         f"pass the path of a .ckpt file saved by Lightning{fix}") from e
+
+def run_ids(ckpt_path)->dict|None:
+    "The run identity stored in the checkpoint file `ckpt_path` (with its `step`, `hyper_parameters` and saving folders), or None."
+    if not ckpt_path or not isinstance(ckpt_path, (str, os.PathLike)) or not os.path.isfile(ckpt_path): return None
+    ckpt = read_checkpoint(ckpt_path)
+    ids = ckpt.get("autotimm")
+    if not isinstance(ids, dict): return None
+    saved_in = [s["dirpath"] for s in (ckpt.get("callbacks") or {}).values() if isinstance(s, dict) and isinstance(s.get("dirpath"), str)]
+    return {**ids, "step": ckpt.get("global_step"), "hyper_parameters": dict(ckpt.get("hyper_parameters") or {}),
+            "checkpoint": os.path.abspath(ckpt_path), "saved_in": saved_in}
+
+def latest_step(ids:dict, fix:str="")->int|None:
+    "The step of the newest checkpoint of the run `ids` (from `run_ids`) describes, or None when nothing says."
+    folders = [ids.get("run_folder")] + [str(Path(d).parent) for d in ids.get("saved_in", [])]
+    for folder in filter(None, folders):
+        if (step := recorded_progress(folder, ids.get("run_name"))) is not None: return step
+    # a checkpoint saved before its run folder kept its progress: the `last.ckpt` where it was saved, or beside it
+    name = f"{ModelCheckpoint.CHECKPOINT_NAME_LAST}{ModelCheckpoint.FILE_EXTENSION}"
+    for last in [Path(d)/name for d in ids.get("saved_in", [])] + [Path(ids["checkpoint"]).parent/name]:
+        if last.is_file():
+            got = read_checkpoint(last, f"{name} of this run", fix)
+            if (got.get("autotimm") or {}).get("run_name") in (None, ids.get("run_name")): return got.get("global_step")
+    return None
 
 def changed_hparams(before:dict, after:dict)->dict:
     "`{name: {'from', 'to'}}` of the hyperparameters whose values differ (run-manifest keys left out)."
@@ -276,20 +301,33 @@ class AutoTrainer(pl.Trainer):
         m, manifest = self.logger_manager, self._manifest()
         parent = None
         if resume is not None:
-            latest = latest_step(resume["checkpoint"])
-            fork = self.on_resume == "fork" or (self.on_resume == "auto" and latest is not None and resume["step"] < latest)
+            fix = "; or pass AutoTrainer(on_resume='fork') or on_resume='continue' to decide without it"
+            latest = latest_step(resume, fix) if self.on_resume == "auto" else None
+            fork = self.on_resume == "fork" or (latest is not None and resume["step"] is not None and resume["step"] < latest)
             changed = changed_hparams(resume.get("hyper_parameters", {}), dict(getattr(model, "hparams", {}) or {}))
             parent = {"run_name": resume.get("run_name"), "step": resume.get("step"), "checkpoint": resume["checkpoint"],
                       "mode": "fork" if fork else "continue", "changed": changed, "backends": resume.get("backends", {})}
-            if m is not None and not fork: self.loggers = m.resume(resume, resume.get("step"))
+            if m is not None and not fork:
+                self.loggers = m.resume(resume, resume.get("step"))
+                if is_rank_zero() and resume.get("step") is not None:  # the run goes on from here: this is its newest state now
+                    record_progress(m.run_folder(), m.run_name, resume["step"])
             elif m is not None and (getattr(m, "_fitted", False) or m.run_name == resume.get("run_name")): self.loggers = m.renew()
         elif m is not None and getattr(m, "_fitted", False): self.loggers = m.renew()
         if manifest is not None: manifest.resumed_from = parent
         if m is not None:
             self.run_name = m.run_name
-            if manifest is not None: manifest.run_name = m.run_name
+            if manifest is not None: manifest.run_name, manifest.run_folder = m.run_name, m.run_folder()
             for cb in self._own_checkpoints: cb.dirpath = str(m.run_folder()/"checkpoints")  # checkpoints live in the run's folder
             m._fitted = True
+
+    def _checkpoint_ids(self, ckpt_path, weights_only=None)->dict|None:
+        "`run_ids(ckpt_path)`; a file only Lightning's `weights_only=False` can read, passed so on purpose, is Lightning's to load."
+        try: return run_ids(ckpt_path)
+        except UnsafeCheckpointError:
+            if weights_only is not False: raise
+            warnings.warn(f"autotimm: {ckpt_path} holds more than plain values; loaded by Lightning with weights_only=False as "
+                          "asked, and trained as a new run (its run identity is not read from it)", stacklevel=3)
+            return None
 
     def _finished(self)->bool:
         "This trainer has trained all its epochs already (a re-run of the fit cell)."
@@ -311,7 +349,7 @@ class AutoTrainer(pl.Trainer):
         more = self.logger_manager is not None and getattr(self.logger_manager, "_fitted", False) and ckpt_path is None \
                and self.state.finished and 0 < self.current_epoch < self.max_epochs  # max_epochs raised: train on in the same run
         if more: self.loggers = self._reopen()
-        else: self._new_run(model, run_ids(ckpt_path))
+        else: self._new_run(model, self._checkpoint_ids(ckpt_path, kwargs.get("weights_only")))
         if self.logger_manager is not None:
             with store_lock(self.logger_manager.configs):  # two processes starting together create one experiment, not two
                 self.loggers = start_loggers(self.logger_manager.loggers)  # a backend that cannot start is stood in for

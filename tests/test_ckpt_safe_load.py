@@ -1,0 +1,64 @@
+"""No code runs from a checkpoint: autotimm reads the checkpoint it is given, and any `last.ckpt` it consults, with
+`torch.load(weights_only=True)`. A crafted pickle (its `__reduce__` creates a marker file) is refused with an error
+saying what to do, and the marker is never created; what autotimm itself stores in a checkpoint is plain."""
+import os
+import pickle
+import shutil
+
+import pytest
+import torch
+
+from autotimm import AutoTrainer, ImageClassifier, LoggerConfig
+from autotimm.manifest import PROGRESS_FILE
+from conftest import digits
+
+KW = dict(enable_progress_bar=False, enable_model_summary=False, limit_train_batches=3, limit_val_batches=2,
+          checkpoint_monitor="val/loss", live=False)
+
+
+class Crafted:
+    "Runs `touch <marker>` when unpickled."
+    def __init__(self, marker): self.marker = str(marker)
+    def __reduce__(self): return (os.system, (f"touch {self.marker}",))
+
+
+def model(): return ImageClassifier(backbone="test_resnet", num_classes=10, pretrained=False)
+
+
+def trainer(**kw): return AutoTrainer(max_epochs=2, logger=[LoggerConfig("csv", {"save_dir": "logs"})], **KW, **kw)
+
+
+@pytest.mark.parametrize("fmt", ["torch.save", "pickle"])
+def test_a_crafted_checkpoint_given_to_fit_runs_no_code(workdir, fmt):
+    marker, path = workdir / "code-ran", workdir / "crafted.ckpt"
+    state = {"global_step": 5, "autotimm": {"run_name": "version_0"}, "payload": Crafted(marker)}
+    if fmt == "torch.save": torch.save(state, path)
+    else: path.write_bytes(pickle.dumps(state))
+    with pytest.raises(ValueError, match="holds more than tensors and plain values") as e:
+        trainer().fit(model(), datamodule=digits(), ckpt_path=str(path))
+    assert "crafted.ckpt" in str(e.value) and "weights_only=False" in str(e.value)
+    assert not marker.exists()
+
+
+def test_a_crafted_last_ckpt_beside_a_good_checkpoint_runs_no_code(workdir):
+    first = trainer()
+    first.fit(model(), datamodule=digits())
+    run = workdir / "logs" / "lightning_logs" / "version_0"
+    good = run / "checkpoints" / "epoch0.ckpt"
+    shutil.copy(next((run / "checkpoints").glob("epoch=00-*.ckpt")), good)
+    ckpt = torch.load(good, map_location="cpu", weights_only=True)  # everything autotimm stores is plain
+    assert ckpt["autotimm"]["run_name"] == "version_0" and ckpt["global_step"] == 3
+
+    marker = workdir / "code-ran"
+    torch.save({"global_step": 6, "payload": Crafted(marker)}, run / "checkpoints" / "last.ckpt")  # planted
+    # the run's folder says which step is its newest: the planted file is not even opened
+    trainer().fit(model(), datamodule=digits(), ckpt_path=str(good))
+    assert not marker.exists()
+    # a checkpoint whose run folder keeps no progress: the `last.ckpt` beside it is read safely, and refused
+    (run / PROGRESS_FILE).unlink()
+    with pytest.raises(ValueError, match="last.ckpt of this run .* holds more than tensors") as e:
+        trainer().fit(model(), datamodule=digits(), ckpt_path=str(good))
+    assert "on_resume='fork'" in str(e.value)
+    assert not marker.exists()
+    trainer(on_resume="fork").fit(model(), datamodule=digits(), ckpt_path=str(good))  # decided without it
+    assert not marker.exists()
