@@ -6,10 +6,13 @@
 from __future__ import annotations
 
 import contextlib
+import getpass
 import hashlib
 import importlib
 import os
 import re
+import socket
+import stat
 import tempfile
 import time
 from concurrent.futures import ThreadPoolExecutor
@@ -21,7 +24,8 @@ from .delivery import Spool, apply_event, delivery_of, fallback_spool_dir, guard
 from .utils import check_positive, mask_param
 
 # %% auto #0
-__all__ = ['is_rank_zero', 'next_version', 'reserve_run_name', 'default_run_name', 'store_lock', 'LoggerManager', 'replay']
+__all__ = ['LOCK_TIMEOUT', 'is_rank_zero', 'next_version', 'reserve_run_name', 'default_run_name', 'lock_dir', 'store_lock',
+           'LoggerManager', 'replay']
 
 # %% ../nbs/02_loggers.ipynb #0d2c5fdb
 _VERSION = re.compile(r"version_(\d+)")
@@ -88,20 +92,71 @@ def _check_writable(backend:str, save_dir):
                               f"{e.strerror or e}); choose a folder you can write to") from e
 
 # %% ../nbs/02_loggers.ipynb #c68a2970
+LOCK_TIMEOUT = 60.0  # seconds to wait for another process's lock on a store; the `AUTOTIMM_LOCK_TIMEOUT` variable overrides it
+
+def lock_dir()->Path:
+    "This user's private folder of lock files (mode 0700), created if missing; refused when it is a link or someone else's."
+    uid = os.getuid()
+    path = Path(os.environ.get("AUTOTIMM_LOCK_DIR") or Path(tempfile.gettempdir())/f"autotimm-{uid}")
+    try: os.mkdir(path, 0o700)
+    except FileExistsError: pass
+    st = os.lstat(path)
+    fix = "remove it, or set AUTOTIMM_LOCK_DIR to a folder of your own"
+    if stat.S_ISLNK(st.st_mode) or not stat.S_ISDIR(st.st_mode):
+        raise PermissionError(f"autotimm: the lock folder {path} is {'a link' if stat.S_ISLNK(st.st_mode) else 'no folder'}; {fix}")
+    if st.st_uid != uid: raise PermissionError(f"autotimm: the lock folder {path} belongs to user id {st.st_uid}, not to you ({uid}); {fix}")
+    if st.st_mode & 0o077: os.chmod(path, 0o700)  # ours, but open to others (an older umask): made private
+    return path
+
 def _lock_file(key:str)->Path:
-    return Path(tempfile.gettempdir())/f"autotimm-{hashlib.md5(key.encode(), usedforsecurity=False).hexdigest()[:16]}.lock"
+    return lock_dir()/f"{hashlib.md5(key.encode(), usedforsecurity=False).hexdigest()[:16]}.lock"
+
+def _holder(fd:int)->str:
+    "Who holds the lock whose file is open as `fd`, as that holder wrote it."
+    try: return os.pread(fd, 300, 0).decode(errors="replace").strip() or "a process that wrote no name"
+    except OSError: return "a process that wrote no name"
+
+def _acquire(fcntl, path:Path, key:str, timeout:float)->int:
+    "The open file descriptor of `path`, locked; `TimeoutError` naming the holder after `timeout` seconds."
+    try: fd = os.open(path, os.O_RDWR | os.O_CREAT | os.O_NOFOLLOW | getattr(os, "O_CLOEXEC", 0), 0o600)
+    except OSError as e:
+        raise PermissionError(f"autotimm: cannot open the lock file {path} ({e.strerror or e}; a link is never followed); "
+                              "remove it and run again") from e
+    deadline = time.monotonic() + timeout
+    while True:
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            break
+        except BlockingIOError:
+            if time.monotonic() < deadline:
+                time.sleep(0.05)
+                continue
+            holder = _holder(fd)
+            os.close(fd)
+            raise TimeoutError(f"autotimm: the lock on {key} is held by {holder} for more than {timeout:g} s "
+                               f"(lock file {path}); stop that process or wait for it, then run again "
+                               "(AUTOTIMM_LOCK_TIMEOUT sets how long to wait)") from None
+    os.ftruncate(fd, 0)
+    os.pwrite(fd, f"pid {os.getpid()} (user {getpass.getuser()} on host {socket.gethostname()}, since {time.strftime('%Y-%m-%d %H:%M:%S')})".encode(), 0)
+    return fd
+
+def _release(fcntl, fd:int):
+    try: os.ftruncate(fd, 0)
+    finally:
+        fcntl.flock(fd, fcntl.LOCK_UN)
+        os.close(fd)
 
 @contextlib.contextmanager
-def store_lock(configs:list):
+def store_lock(configs:list, timeout:float=None):
     "Hold this machine's lock on every local folder (`save_dir`) of `configs`, so processes create stores one at a time."
     try: import fcntl
     except ImportError: fcntl = None  # Windows: no advisory locks
     keys = sorted({str(Path(c.params["save_dir"]).resolve()) for c in configs if c.params.get("save_dir")})
+    if timeout is None: timeout = float(os.environ.get("AUTOTIMM_LOCK_TIMEOUT") or LOCK_TIMEOUT)
     with contextlib.ExitStack() as stack:
         for key in keys if fcntl is not None else []:  # always in the same order: two processes never wait on each other
-            f = stack.enter_context(open(_lock_file(key), "a"))
-            fcntl.flock(f, fcntl.LOCK_EX)
-            stack.callback(fcntl.flock, f, fcntl.LOCK_UN)
+            fd = _acquire(fcntl, _lock_file(key), key, timeout)
+            stack.callback(_release, fcntl, fd)
         yield
 
 # %% ../nbs/02_loggers.ipynb #b60e88cf
