@@ -12,7 +12,8 @@ from pathlib import Path
 from pytorch_lightning.utilities import rank_zero_only
 
 from . import backends
-from .backends import backend_of, check_key, check_name
+from .backends import backend_of
+from .utils import check_key, check_name
 
 # %% auto #0
 __all__ = ['to_png', 'to_table', 'loggers_of', 'log_image', 'log_table', 'log_artifact']

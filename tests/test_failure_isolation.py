@@ -14,7 +14,7 @@ from pytorch_lightning import Callback
 from pytorch_lightning.loggers import CSVLogger, Logger
 
 from autotimm import AutoTrainer, LoggerConfig, LoggerManager
-from autotimm.backends import Backend, Param, _REGISTRY, get_backend, register_backend
+from autotimm.backends import Backend, Param, get_backend, register_backend, unregister_backend
 from autotimm.delivery import BackendError, BackendWarning, lightning_class
 from conftest import digits as data, free_port, start_mlflow_server, stop_mlflow_server, tiny_classifier as model
 from readers import WandbRun, csv_scalars, mlflow_artifacts, mlflow_scalars, tensorboard_scalars
@@ -215,7 +215,7 @@ class Exploding(Logger):
 def exploding_backend():
     register_backend(ExplodingBackend())
     yield
-    _REGISTRY.pop("exploding")
+    unregister_backend("exploding")
 
 
 def test_a_backend_raising_on_every_call(exploding_backend, workdir, capsys):
@@ -294,7 +294,7 @@ def test_a_backend_that_cannot_start_is_stood_in_for_then_gets_everything(workdi
             warnings.simplefilter("always")
             trainer.fit(model(), datamodule=data())
     finally:
-        _REGISTRY.pop("flakycsv")
+        unregister_backend("flakycsv")
     real, flaky = trainer.logger_manager.loggers
     assert back.held == ["CSVLogger", "StandIn"] and isinstance(flaky, FlakyCSV)  # the manager keeps the real logger
     assert any("failed on starting its run" in str(w.message) for w in caught)

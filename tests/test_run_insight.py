@@ -9,7 +9,7 @@ from mlflow.tracking import MlflowClient
 from autotimm import (AutoTrainer, ImageClassifier, ImageDataModule, LoggerConfig, LoggerManager, LoggingConfig,
                       MetricConfig, compare_runs, load_run)
 from autotimm.backends import mlflow_local_uri
-from autotimm.backends import _wandb_records
+from autotimm.backends.wandb import _wandb_records
 from readers import mlflow_artifacts, tensorboard_run
 
 EPOCHS = 2
