@@ -13,6 +13,7 @@ import os
 import re
 import socket
 import stat
+import sys
 import tempfile
 import time
 from concurrent.futures import ThreadPoolExecutor
@@ -24,8 +25,8 @@ from .delivery import Spool, apply_event, delivery_of, fallback_spool_dir, guard
 from .utils import check_positive, mask_param
 
 # %% auto #0
-__all__ = ['LOCK_TIMEOUT', 'is_rank_zero', 'next_version', 'reserve_run_name', 'default_run_name', 'lock_dir', 'store_lock',
-           'LoggerManager', 'replay']
+__all__ = ['LOCK_TIMEOUT', 'PROCESS_GLOBALS', 'is_rank_zero', 'next_version', 'reserve_run_name', 'default_run_name', 'lock_dir',
+           'store_lock', 'EnvChanges', 'LoggerManager', 'replay']
 
 # %% ../nbs/02_loggers.ipynb #0d2c5fdb
 _VERSION = re.compile(r"version_(\d+)")
@@ -159,6 +160,58 @@ def store_lock(configs:list, timeout:float=None):
             stack.callback(_release, fcntl, fd)
         yield
 
+# %% ../nbs/02_loggers.ipynb #2eee441d
+PROCESS_GLOBALS = {"mlflow": ("mlflow.tracking._tracking_service.utils:_tracking_uri",)}  # set by `mlflow.set_tracking_uri`
+_UNSET = object()
+
+def _get_global(name:str):
+    "The value of the module global `'module:attribute'`; None while the module is not imported (its value before any use)."
+    mod, _, attr = name.partition(":")
+    return getattr(sys.modules[mod], attr, None) if mod in sys.modules else None
+
+def _set_global(name:str, value):
+    mod, _, attr = name.partition(":")
+    if mod in sys.modules: setattr(sys.modules[mod], attr, value)
+
+class EnvChanges:
+    "The environment variables (and library globals) changed inside `noting()` blocks, put back or set again on demand."
+    def __init__(self, globals_:list=()):
+        self.globals, self.before, self.after, self.applied = list(globals_), {}, {}, True
+
+    def _state(self)->dict: return {**os.environ, **{f"global {g}": _get_global(g) for g in self.globals}}
+
+    @contextlib.contextmanager
+    def noting(self):
+        "Note every change made inside the block (and the value before the first one)."
+        before = self._state()
+        try: yield
+        finally:
+            now = self._state()
+            for k in set(before) | set(now):
+                if before.get(k, _UNSET) != now.get(k, _UNSET):
+                    self.before.setdefault(k, before.get(k, _UNSET))
+                    self.after[k] = now.get(k, _UNSET)
+            self.applied = True
+
+    def _put(self, values:dict, unless:dict):
+        "Set each key to `values[key]`, where it still has the value `unless[key]` (else someone else changed it since)."
+        now = self._state()
+        for k, v in values.items():
+            if now.get(k, _UNSET) != unless[k]: continue
+            if k.startswith("global "): _set_global(k[len("global "):], None if v is _UNSET else v)
+            elif v is _UNSET: os.environ.pop(k, None)
+            else: os.environ[k] = v
+
+    def put_back(self):
+        "Every noted key back to its value before (unset where it was unset)."
+        if self.applied: self._put(self.before, self.after)
+        self.applied = False
+
+    def reapply(self):
+        "The noted keys set again as they were left (a run reopened)."
+        if not self.applied: self._put(self.after, self.before)
+        self.applied = True
+
 # %% ../nbs/02_loggers.ipynb #b60e88cf
 class LoggerManager:
     "Build and hold one Lightning logger per `LoggerConfig`."
@@ -184,10 +237,12 @@ class LoggerManager:
         check_positive("LoggerManager", "retry_interval", retry_interval, "a positive number of seconds")
         self._configs, self._given_name, self.runs = list(configs), run_name, 0
         self.strict, self.retry_interval, self.closed = strict, float(retry_interval), set()
+        self.env = EnvChanges([g for c in self._configs for g in PROCESS_GLOBALS.get(c.backend, ())])  # put back at `close`
         for c in self._configs:
             if c.params.get("save_dir") and not c.params.get("tracking_uri"): _check_writable(c.backend, c.params["save_dir"])
-        self.run_name = self._name(run_name)
-        self._loggers = [self._build(c) for c in self._configs]
+        with self.env.noting():
+            self.run_name = self._name(run_name)
+            self._loggers = [self._build(c) for c in self._configs]
 
     def _name(self, given:str=None)->str:
         if not is_rank_zero(): return os.environ.get("AUTOTIMM_RUN_NAME") or given or default_run_name(self._configs)
@@ -258,6 +313,11 @@ class LoggerManager:
 
     def close(self, status:str="success", backends=None):
         "Finish each backend's run with `status` ('success', 'interrupted', 'failed'); `backends`: only these names."
+        self.env.reapply()
+        with self.env.noting(): self._close(status, backends)
+        if backends is None: self.env.put_back()  # the run is over: the environment as it was
+
+    def _close(self, status:str="success", backends=None):
         def close(c, l):
             spec, d = get_backend(c.backend), delivery_of(l)
             if d is None: spec.close(l, status)
@@ -279,9 +339,10 @@ class LoggerManager:
         "Close this run and build fresh loggers for a new one (a new version folder, MLflow run, W&B run, Comet experiment)."
         self.close()
         self.runs += 1
-        self.run_name = self._name(self._given_name)
-        self.closed = set()
-        self._loggers = [self._build(c) for c in self._configs]
+        with self.env.noting():
+            self.run_name = self._name(self._given_name)
+            self.closed = set()
+            self._loggers = [self._build(c) for c in self._configs]
         return self._loggers
 
     def release(self):
@@ -293,8 +354,12 @@ class LoggerManager:
     def resume(self, ids:dict, step:int=None, backends=None)->list:
         "Rebuild the loggers (or only `backends`) to continue the run `ids` describes (as `RunManifest` stores it)."
         self.close(backends=backends)
+        with self.env.noting(): return self._resume(ids, step, backends)
+
+    def _resume(self, ids:dict, step:int=None, backends=None)->list:
         if ids.get("run_name") and ids["run_name"] != self.run_name and not getattr(self, "_fitted", False): self.release()
         self.run_name = ids.get("run_name") or self.run_name
+        if is_rank_zero(): os.environ["AUTOTIMM_RUN_NAME"] = self.run_name  # the ranks started from here continue it too
         known = ids.get("backends", {})
         for i, c in enumerate(self._configs):
             if backends is not None and c.backend not in backends: continue

@@ -334,8 +334,20 @@ class AutoTrainer(pl.Trainer):
         return getattr(self.logger_manager, "_fitted", False) and self.state.finished and self.max_epochs != -1 \
                and self.current_epoch >= self.max_epochs
 
+    def _own_env(self, stage, *args, **kwargs):
+        "`stage(*args, **kwargs)` with the run's environment variables set, and the user's put back after (see `EnvChanges`)."
+        m = self.logger_manager
+        if m is None: return stage(*args, **kwargs)
+        m.env.reapply()
+        try:
+            with m.env.noting(): return stage(*args, **kwargs)
+        finally: m.env.put_back()
+
     def fit(self, model, train_dataloaders=None, val_dataloaders=None, datamodule=None, ckpt_path=None, **kwargs):
         "`preflight` (before any logger starts a run), a new run (or the checkpoint's, resumed or forked), `pytorch_lightning.Trainer.fit`, the delivery report."
+        return self._own_env(self._fit, model, train_dataloaders, val_dataloaders, datamodule, ckpt_path, **kwargs)
+
+    def _fit(self, model, train_dataloaders=None, val_dataloaders=None, datamodule=None, ckpt_path=None, **kwargs):
         dm = datamodule if datamodule is not None else (train_dataloaders if isinstance(train_dataloaders, pl.LightningDataModule) else None)
         if ckpt_path is None and self._finished():
             print(f"autotimm: this trainer has already trained {self.current_epoch} epochs (max_epochs={self.max_epochs}) "
@@ -397,11 +409,11 @@ class AutoTrainer(pl.Trainer):
 
     def test(self, *args, **kwargs):
         "`pytorch_lightning.Trainer.test`, into the run `fit` made (runs closed after `fit` are continued)."
-        return self._run_other_stage(super().test, *args, **kwargs)
+        return self._own_env(self._run_other_stage, super().test, *args, **kwargs)
 
     def validate(self, *args, **kwargs):
         "`pytorch_lightning.Trainer.validate`, into the run `fit` made."
-        return self._run_other_stage(super().validate, *args, **kwargs)
+        return self._own_env(self._run_other_stage, super().validate, *args, **kwargs)
 
     def _after_interrupt(self):
         "Mark the runs as interrupted where the backend knows that, and say where everything is."
