@@ -5,13 +5,37 @@
 # %% ../nbs/01_config.ipynb #8243f300
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass, field, fields
 
 from .backends import get_backend, list_backends
-from .utils import check_positive, check_type, closest, mask_param, mask_secrets
+from .utils import check_type, closest, mask_param, mask_secrets
 
 # %% auto #0
-__all__ = ['MAX_MISCLASSIFIED', 'STAGES', 'RESERVED_NAMES', 'METRIC_BACKENDS', 'LoggerConfig', 'LoggingConfig', 'MetricConfig']
+__all__ = ['MAX_MISCLASSIFIED', 'MIN_SYSTEM_INTERVAL', 'STAGES', 'RESERVED_NAMES', 'METRIC_BACKENDS', 'check_number',
+           'check_choice', 'LoggerConfig', 'LoggingConfig', 'MetricConfig']
+
+# %% ../nbs/01_config.ipynb #9ab12994
+def check_number(owner:str,          # who checks, e.g. 'ImageClassifier'
+                 name:str,           # the field
+                 value,              # what was given
+                 what:str,           # what it must be, e.g. 'a positive number up to 10'
+                 lo=None, hi=None,   # inclusive bounds, when any
+                 gt=None,            # exclusive lower bound, when any
+                 integer:bool=False, # an int only
+                ):
+    "`TypeError` unless `value` is an int (or a float unless `integer`), never a bool; `ValueError` unless finite and in range."
+    if isinstance(value, bool) or not isinstance(value, int if integer else (int, float)):
+        raise TypeError(f"{owner}: {name} must be {what}, got {type(value).__name__} {value!r}")
+    if not math.isfinite(value) or (lo is not None and value < lo) or (hi is not None and value > hi) or (gt is not None and not value > gt):
+        raise ValueError(f"{owner}: {name} must be {what}, got {value!r}")
+
+def check_choice(owner:str, name:str, value, choices, extra:str="")->str:
+    "`value` (lower case) when it is one of `choices` (any case), else `ValueError` listing them with a did-you-mean."
+    if isinstance(value, str) and value.lower() in choices: return value.lower()
+    hint = closest(value, choices) if isinstance(value, str) else None
+    raise ValueError(f"{owner}: {name} must be one of {', '.join(map(repr, choices))}{extra}, got {value!r}"
+                     + (f". Did you mean {hint!r}?" if hint else ""))
 
 # %% ../nbs/01_config.ipynb #d862a289
 @dataclass
@@ -56,6 +80,7 @@ class LoggerConfig:
 
 # %% ../nbs/01_config.ipynb #f96a8fc1
 MAX_MISCLASSIFIED = 64  # images in one `val/misclassified` grid at most (kept on the device during validation)
+MIN_SYSTEM_INTERVAL = 0.1  # seconds between two system samples at least: each sample reads every CPU and GPU counter
 
 @dataclass
 class LoggingConfig:
@@ -73,10 +98,10 @@ class LoggingConfig:
     def __post_init__(self):
         for f in fields(self):
             if f.name.startswith("log_"): check_type("LoggingConfig", f.name, getattr(self, f.name), (bool,), "True or False")
-        check_positive("LoggingConfig", "system_metrics_interval", self.system_metrics_interval, "a positive number of seconds")
+        check_number("LoggingConfig", "system_metrics_interval", self.system_metrics_interval,
+                     f"a positive number of seconds, at least {MIN_SYSTEM_INTERVAL}", lo=MIN_SYSTEM_INTERVAL)
         n = self.misclassified_count
-        if not isinstance(n, int) or isinstance(n, bool) or not 1 <= n <= MAX_MISCLASSIFIED:
-            raise ValueError(f"LoggingConfig: misclassified_count must be an int from 1 to {MAX_MISCLASSIFIED}, got {n!r}")
+        check_number("LoggingConfig", "misclassified_count", n, f"an int from 1 to {MAX_MISCLASSIFIED}", lo=1, hi=MAX_MISCLASSIFIED, integer=True)
 
 # %% ../nbs/01_config.ipynb #12b460f4
 STAGES = ("train", "val", "test")

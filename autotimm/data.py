@@ -13,12 +13,13 @@ import pytorch_lightning as pl
 import torch
 from torch.utils.data import DataLoader, Dataset, Subset
 
-from .utils import closest, in_notebook
+from .config import check_number
+from .utils import check_type, closest, in_notebook
 
 # %% auto #0
 __all__ = ['TORCHVISION_DATASETS', 'NUM_CLASSES', 'BUILTIN_DATASETS', 'IMAGE_EXTENSIONS', 'IMAGENET_MEAN', 'IMAGENET_STD',
-           'AUGMENT', 'default_num_workers', 'DigitsDataset', 'load_digits_splits', 'load_image', 'SwappableTransform',
-           'ImageDataModule']
+           'MAX_BATCH_SIZE', 'MAX_IMAGE_SIZE', 'MAX_WORKERS', 'AUGMENT', 'default_num_workers', 'DigitsDataset',
+           'load_digits_splits', 'load_image', 'SwappableTransform', 'ImageDataModule']
 
 # %% ../nbs/04_data.ipynb #4fd1ef3f
 TORCHVISION_DATASETS = {"cifar10": "CIFAR10", "cifar100": "CIFAR100", "mnist": "MNIST", "fashionmnist": "FashionMNIST"}
@@ -26,6 +27,7 @@ NUM_CLASSES = {"cifar10": 10, "cifar100": 100, "mnist": 10, "fashionmnist": 10, 
 BUILTIN_DATASETS = ("digits",)
 IMAGE_EXTENSIONS = (".jpg", ".jpeg", ".png", ".ppm", ".bmp", ".pgm", ".tif", ".tiff", ".webp")
 IMAGENET_MEAN, IMAGENET_STD = (0.485, 0.456, 0.406), (0.229, 0.224, 0.225)
+MAX_BATCH_SIZE, MAX_IMAGE_SIZE, MAX_WORKERS = 65536, 8192, 256  # larger is a typo (or would not fit in any memory)
 
 def default_num_workers()->int:
     "DataLoader workers that do not hang: 0 in a kernel off Linux (spawn), else up to 4."
@@ -105,6 +107,18 @@ def _to_rgb_first(tf):
     from torchvision import transforms as T
     return T.Compose([_rgb, tf])
 
+# %% ../nbs/04_data.ipynb #36a3f3d9
+def _check_augment(augment:dict):
+    "`ValueError` naming a key of `augment` that timm's `create_transform` does not take (with a did-you-mean)."
+    import inspect
+    from timm.data import create_transform
+    valid = [k for k in inspect.signature(create_transform).parameters if k not in ("input_size", "is_training", "mean", "std")]
+    for k in augment:
+        if k not in valid:
+            hint = closest(k, valid)
+            raise ValueError(f"ImageDataModule: augment has {k!r}, which timm's create_transform does not take."
+                             + (f" Did you mean {hint!r}?" if hint else "") + f" Valid keys: {', '.join(valid)}")
+
 # %% ../nbs/04_data.ipynb #c250b0fd
 class ImageDataModule(pl.LightningDataModule):
     "Images for classification from folders, a torchvision dataset by name, or the built-in `digits`."
@@ -130,18 +144,21 @@ class ImageDataModule(pl.LightningDataModule):
                 hint = TORCHVISION_DATASETS.get(hint, hint)
                 raise ValueError(f"{who}: unknown dataset_name {dataset_name!r}. Valid: {', '.join(valid)}, "
                                  "or None for image folders" + (f". Did you mean {hint!r}?" if hint else ""))
-        if not isinstance(augment, (bool, dict)):
-            raise TypeError(f"{who}: augment must be True, False or a dict of timm create_transform arguments, got {augment!r}")
-        for name, v in (("image_size", image_size), ("batch_size", batch_size)):
-            if v is None and name == "image_size": continue
-            if not isinstance(v, int) or isinstance(v, bool) or v < 1:
-                raise ValueError(f"{who}: {name} must be a positive int, got {v!r}")
-        if num_workers is not None and (not isinstance(num_workers, int) or num_workers < 0):
-            raise ValueError(f"{who}: num_workers must be an int >= 0 or None, got {num_workers!r}")
-        if not isinstance(val_split, (int, float)) or not 0 < val_split < 1:
-            raise ValueError(f"{who}: val_split must be a fraction between 0 and 1, got {val_split!r}")
-        if not isinstance(data_dir, (str, os.PathLike)):
-            raise TypeError(f"{who}: data_dir must be a path, got {type(data_dir).__name__}")
+        check_type(who, "data_dir", data_dir, (str, os.PathLike), "a path")
+        if image_size is not None:
+            check_number(who, "image_size", image_size, f"a positive int up to {MAX_IMAGE_SIZE} (pixels), or None", lo=1, hi=MAX_IMAGE_SIZE, integer=True)
+        check_number(who, "batch_size", batch_size, f"a positive int up to {MAX_BATCH_SIZE}", lo=1, hi=MAX_BATCH_SIZE, integer=True)
+        if num_workers is not None:
+            check_number(who, "num_workers", num_workers, f"an int from 0 to {MAX_WORKERS} or None", lo=0, hi=MAX_WORKERS, integer=True)
+        check_number(who, "val_split", val_split, "a fraction between 0 and 1 (exclusive)", gt=0, hi=1)
+        if val_split == 1: raise ValueError(f"{who}: val_split must be a fraction between 0 and 1 (exclusive), got {val_split!r}")
+        check_number(who, "seed", seed, f"an int from 0 to {2**32 - 1}", lo=0, hi=2**32 - 1, integer=True)
+        check_type(who, "download", download, (bool,), "True or False")
+        check_type(who, "augment", augment, (bool, dict), "True, False or a dict of timm create_transform arguments")
+        if isinstance(augment, dict): _check_augment(augment)
+        for name, tf in (("train_transform", train_transform), ("eval_transform", eval_transform)):
+            if tf is not None and not callable(tf):
+                raise TypeError(f"{who}: {name} must be a callable transform (image -> tensor) or None, got {type(tf).__name__}")
         self.data_dir, self.dataset_name = Path(data_dir), dataset_name
         self.image_size, self.batch_size, self.val_split, self.seed, self.download = image_size, batch_size, val_split, seed, download
         self.num_workers = default_num_workers() if num_workers is None else num_workers

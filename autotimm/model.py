@@ -15,14 +15,15 @@ import torch.nn.functional as F
 import torchmetrics
 from torch import nn
 
-from .utils import closest, tcp_reachable
+from .utils import check_type, closest, tcp_reachable
 from . import media
 from .callbacks import ConfusionMatrixLogger, LearningRateLogger, MisclassifiedLogger, NormLogger, step_is_read
-from .config import LoggingConfig, MetricConfig
+from .config import LoggingConfig, MetricConfig, check_choice, check_number
 from .system import SystemMetricsMonitor
 
 # %% auto #0
-__all__ = ['OPTIMIZERS', 'SCHEDULERS', 'check_backbone', 'create_backbone', 'build_metric', 'MeanLoss', 'ImageClassifier']
+__all__ = ['OPTIMIZERS', 'SCHEDULERS', 'MAX_CLASSES', 'MAX_LR', 'MAX_WEIGHT_DECAY', 'check_backbone', 'create_backbone',
+           'build_metric', 'MeanLoss', 'ImageClassifier']
 
 # %% ../nbs/08_model.ipynb #805a3581
 def check_backbone(name:str)->str:
@@ -87,6 +88,7 @@ class MeanLoss(torchmetrics.Metric):
 # %% ../nbs/08_model.ipynb #77b32e09
 OPTIMIZERS = {"adamw": torch.optim.AdamW, "adam": torch.optim.Adam, "sgd": torch.optim.SGD}
 SCHEDULERS = ("cosine", "none")
+MAX_CLASSES, MAX_LR, MAX_WEIGHT_DECAY = 1_000_000, 10.0, 1.0  # beyond these, a typo rather than a setting
 
 class ImageClassifier(pl.LightningModule):
     "A timm image classifier that logs losses, metrics, learning rate, norms and the confusion matrix."
@@ -103,20 +105,15 @@ class ImageClassifier(pl.LightningModule):
                 ):
         super().__init__()
         who = "ImageClassifier"
-        if not isinstance(num_classes, int) or isinstance(num_classes, bool) or num_classes < 2:
-            raise ValueError(f"{who}: num_classes must be an int >= 2, got {num_classes!r}")
-        if not isinstance(lr, (int, float)) or isinstance(lr, bool) or not lr > 0:
-            raise ValueError(f"{who}: lr must be a positive number, got {lr!r}")
-        if not isinstance(weight_decay, (int, float)) or weight_decay < 0:
-            raise ValueError(f"{who}: weight_decay must be a number >= 0, got {weight_decay!r}")
-        if not isinstance(optimizer, str) or optimizer.lower() not in OPTIMIZERS:
-            hint = closest(str(optimizer), OPTIMIZERS)
-            raise ValueError(f"{who}: optimizer must be one of {', '.join(OPTIMIZERS)}, got {optimizer!r}" + (f". Did you mean {hint!r}?" if hint else ""))
-        if scheduler is None: scheduler = "none"
-        if not isinstance(scheduler, str) or scheduler.lower() not in SCHEDULERS:
-            raise ValueError(f"{who}: scheduler must be one of {', '.join(SCHEDULERS)} or None, got {scheduler!r}")
-        if not isinstance(pretrained, bool):
-            raise TypeError(f"{who}: pretrained must be True or False, got {pretrained!r}")
+        check_number(who, "num_classes", num_classes, f"an int >= 2 (at most {MAX_CLASSES})", lo=2, hi=MAX_CLASSES, integer=True)
+        check_number(who, "lr", lr, f"a positive number up to {MAX_LR}", gt=0, hi=MAX_LR)
+        check_number(who, "weight_decay", weight_decay, f"a number from 0 to {MAX_WEIGHT_DECAY}", lo=0, hi=MAX_WEIGHT_DECAY)
+        optimizer = check_choice(who, "optimizer", optimizer, tuple(OPTIMIZERS))
+        scheduler = check_choice(who, "scheduler", "none" if scheduler is None else scheduler, SCHEDULERS, " or None")
+        check_type(who, "pretrained", pretrained, (bool,), "True or False")
+        if isinstance(metrics, MetricConfig): metrics = [metrics]
+        if metrics is not None and not isinstance(metrics, (list, tuple)):
+            raise TypeError(f"{who}: metrics must be a list of MetricConfig, got {type(metrics).__name__}")
         metrics = list(metrics or [])
         bad = [type(m).__name__ for m in metrics if not isinstance(m, MetricConfig)]
         if bad: raise TypeError(f"{who}: metrics must be a list of MetricConfig, got {', '.join(bad)}")
@@ -127,8 +124,8 @@ class ImageClassifier(pl.LightningModule):
             raise TypeError(f"{who}: logging_config must be a LoggingConfig, got {type(logging_config).__name__}")
         check_backbone(backbone)
         self.save_hyperparameters({"backbone": backbone, "num_classes": num_classes, "lr": float(lr),
-                                   "weight_decay": float(weight_decay), "optimizer": optimizer.lower(),
-                                   "scheduler": scheduler.lower(), "pretrained": pretrained,
+                                   "weight_decay": float(weight_decay), "optimizer": optimizer,
+                                   "scheduler": scheduler, "pretrained": pretrained,
                                    "metrics": ",".join(names) or "none"})
         self.metric_configs, self.logging_config = metrics, logging_config
         self.model = create_backbone(backbone, num_classes, pretrained=pretrained)

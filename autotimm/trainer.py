@@ -24,16 +24,16 @@ from pytorch_lightning.loggers import Logger
 
 from .backends import backend_of, get_backend
 from .callbacks import ShortRunLogging
-from .config import LoggerConfig
+from .config import LoggerConfig, check_choice, check_number
 from .delivery import DeliveryMixin, Unavailable, plain_params, delivery_of
-from .utils import closest, in_notebook
+from .utils import check_type, closest, in_notebook
 from .loggers import LoggerManager, is_rank_zero, store_lock
 from .manifest import RunManifest, record_progress, recorded_progress
 
 # %% auto #0
 __all__ = ['resolve_loggers', 'monitor_mode', 'CheckpointWarning', 'Checkpoint', 'make_checkpoint', 'make_last_checkpoint',
            'check_reachable', 'StandIn', 'start_loggers', 'UnsafeCheckpointError', 'read_checkpoint', 'run_ids',
-           'latest_step', 'changed_hparams', 'external_launch', 'SameFate', 'AutoTrainer']
+           'latest_step', 'changed_hparams', 'external_launch', 'SameFate', 'check_settings', 'AutoTrainer']
 
 # %% ../nbs/09_trainer.ipynb #e63703f8
 _LOGGER_TYPES = "a list of LoggerConfig, a LoggerManager, a Lightning Logger or a list of them, True/None, or False"
@@ -223,6 +223,30 @@ class SameFate(Callback):
         if err is not None and (type(err).__name__, str(err)) == first: raise err
         raise _rebuild(*first) from None
 
+# %% ../nbs/09_trainer.ipynb #5a14796b
+_ON_RESUME, _MODES = ("auto", "fork", "continue"), ("min", "max")
+
+def check_settings(max_epochs, checkpoint_monitor, checkpoint_mode, callbacks, live, run_name, on_resume):
+    "`TypeError`/`ValueError` naming the first `AutoTrainer` setting that is wrong, and how to fix it."
+    who = "AutoTrainer"
+    check_number(who, "max_epochs", max_epochs, "a positive int (or -1 for no limit)", lo=-1, integer=True)
+    if max_epochs == 0: raise ValueError(f"{who}: max_epochs must be a positive int (or -1 for no limit), got 0")
+    if checkpoint_monitor is not None and (not isinstance(checkpoint_monitor, str) or not checkpoint_monitor.strip()):
+        raise TypeError(f"{who}: checkpoint_monitor must be a metric key such as 'val/accuracy', got {checkpoint_monitor!r}")
+    if checkpoint_mode is not None:
+        check_choice(who, "checkpoint_mode", checkpoint_mode, _MODES, " or None")
+        if checkpoint_monitor is None:
+            raise ValueError(f"{who}: checkpoint_mode={checkpoint_mode!r} needs a checkpoint_monitor to apply to, "
+                             "e.g. checkpoint_monitor='val/accuracy'")
+    if callbacks is not None and not isinstance(callbacks, Callback):
+        check_type(who, "callbacks", callbacks, (list, tuple), "a list of Lightning callbacks")
+        bad = [type(c).__name__ for c in callbacks if not isinstance(c, Callback)]
+        if bad: raise TypeError(f"{who}: callbacks must be Lightning Callback objects, got {', '.join(bad)}")
+    if live is not None: check_type(who, "live", live, (bool,), "True, False or None (on in a notebook)")
+    if run_name is not None and (not isinstance(run_name, str) or not run_name.strip() or "/" in run_name or run_name in (".", "..")):
+        raise ValueError(f"{who}: run_name must be a non-empty string without '/', got {run_name!r}")
+    check_choice(who, "on_resume", on_resume, _ON_RESUME)
+
 # %% ../nbs/09_trainer.ipynb #9d3356d7
 class AutoTrainer(pl.Trainer):
     "A `pytorch_lightning.Trainer` that builds loggers from configs and checkpoints on a monitored key."
@@ -237,11 +261,8 @@ class AutoTrainer(pl.Trainer):
                  on_resume:str="auto",           # from an earlier checkpoint: 'auto' forks, 'fork' always, 'continue' rewrites the run
                  **trainer_kwargs,               # anything `pytorch_lightning.Trainer` takes
                 ):
-        if not isinstance(max_epochs, int) or isinstance(max_epochs, bool) or max_epochs < -1 or max_epochs == 0:
-            raise ValueError(f"AutoTrainer: max_epochs must be a positive int (or -1 for no limit), got {max_epochs!r}")
-        if on_resume not in ("auto", "fork", "continue"):
-            raise ValueError(f"AutoTrainer: on_resume must be 'auto', 'fork' or 'continue', got {on_resume!r}")
-        self.on_resume = on_resume
+        check_settings(max_epochs, checkpoint_monitor, checkpoint_mode, callbacks, live, run_name, on_resume)
+        self.on_resume = on_resume.lower()
         self.failed_check = None  # a check that failed on this rank in a distributed launch: raised on every rank by `SameFate`
         try: loggers, self.logger_manager = resolve_loggers(logger, run_name)
         except (OSError, ValueError, TypeError) as e:
@@ -249,18 +270,16 @@ class AutoTrainer(pl.Trainer):
             if not external: raise
             loggers, self.logger_manager, self.failed_check = False, None, e
         self.run_name = self.logger_manager.run_name if self.logger_manager else run_name
-        callbacks = [SameFate()] + list(callbacks or []) + [ShortRunLogging(), RunManifest(self.run_name)]
+        callbacks = [callbacks] if isinstance(callbacks, Callback) else list(callbacks or [])
+        callbacks = [SameFate()] + callbacks + [ShortRunLogging(), RunManifest(self.run_name)]
         # ShortRunLogging lowers the interval to the run's length, so Lightning's advice to do so is moot
         warnings.filterwarnings("ignore", message=r".*is smaller than the logging interval.*")
         # Lightning 2.6's own code uses a torch API that torch >= 2.10 deprecates: a red warning at every fit, test and
         # predict that no user can act on (it names Lightning's file); only that one is hidden
         warnings.filterwarnings("ignore", message=r".*isinstance\(treespec, LeafSpec\)` is deprecated", module=r"pytorch_lightning\.")
         if checkpoint_monitor is not None:
-            if not isinstance(checkpoint_monitor, str) or not checkpoint_monitor:
-                raise TypeError(f"AutoTrainer: checkpoint_monitor must be a metric key such as 'val/accuracy', got {checkpoint_monitor!r}")
-            if checkpoint_mode not in (None, "min", "max"):
-                raise ValueError(f"AutoTrainer: checkpoint_mode must be 'min', 'max' or None, got {checkpoint_mode!r}")
-            callbacks += [make_checkpoint(checkpoint_monitor, checkpoint_mode), make_last_checkpoint()]
+            mode = checkpoint_mode if checkpoint_mode is None else checkpoint_mode.lower()
+            callbacks += [make_checkpoint(checkpoint_monitor, mode), make_last_checkpoint()]
         self._own_checkpoints = [cb for cb in callbacks if isinstance(cb, ModelCheckpoint) and cb.dirpath is None]
         if live is None: live = in_notebook()
         view = None
@@ -271,8 +290,12 @@ class AutoTrainer(pl.Trainer):
             trainer_kwargs.setdefault("enable_progress_bar", False)  # the live view shows progress in place
         self.checkpoint_monitor = checkpoint_monitor
         trainer_kwargs.setdefault("accelerator", "auto")
-        with (fold_lightning_logs(view.startup_lines) if view is not None else contextlib.nullcontext()):  # Lightning's start-up lines
-            super().__init__(max_epochs=max_epochs, logger=loggers, callbacks=callbacks, **trainer_kwargs)
+        try:
+            with (fold_lightning_logs(view.startup_lines) if view is not None else contextlib.nullcontext()):  # Lightning's start-up lines
+                super().__init__(max_epochs=max_epochs, logger=loggers, callbacks=callbacks, **trainer_kwargs)
+        except Exception:  # a setting Lightning refuses: the run's reserved folders and its environment given back
+            if self.logger_manager is not None: self.logger_manager.release(); self.logger_manager.env.put_back()
+            raise
         if self.failed_check is not None and not self._external(): raise self.failed_check  # not distributed after all
 
     def _external(self)->bool: return external_launch(self.world_size, self.num_nodes, getattr(self.strategy, "cluster_environment", None))
