@@ -20,9 +20,9 @@ from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 from .backends import get_backend
-from .config import LoggerConfig
+from .config import LoggerConfig, check_number
 from .delivery import Spool, apply_event, delivery_of, fallback_spool_dir, guard
-from .utils import check_positive, mask_param
+from .utils import mask_param
 
 # %% auto #0
 __all__ = ['LOCK_TIMEOUT', 'PROCESS_GLOBALS', 'is_rank_zero', 'next_version', 'reserve_run_name', 'default_run_name', 'lock_dir',
@@ -234,7 +234,7 @@ class LoggerManager:
             raise ValueError(f"LoggerManager: run_name must be a non-empty string without '/', got {run_name!r}")
         if strict is not None and not isinstance(strict, bool):
             raise TypeError(f"LoggerManager: strict must be True, False or None, got {strict!r}")
-        check_positive("LoggerManager", "retry_interval", retry_interval, "a positive number of seconds")
+        check_number("LoggerManager", "retry_interval", retry_interval, "a positive number of seconds, at least 0.1", lo=0.1)
         self._configs, self._given_name, self.runs = list(configs), run_name, 0
         self.strict, self.retry_interval, self.closed = strict, float(retry_interval), set()
         self.env = EnvChanges([g for c in self._configs for g in PROCESS_GLOBALS.get(c.backend, ())])  # put back at `close`
