@@ -3,10 +3,10 @@
 saying what to do, and the marker is never created; what autotimm itself stores in a checkpoint is plain."""
 import os
 import pickle
-import shutil
 
 import pytest
 import torch
+from pytorch_lightning.callbacks import ModelCheckpoint
 
 from autotimm import AutoTrainer, ImageClassifier, LoggerConfig
 from autotimm.manifest import PROGRESS_FILE
@@ -41,11 +41,10 @@ def test_a_crafted_checkpoint_given_to_fit_runs_no_code(workdir, fmt):
 
 
 def test_a_crafted_last_ckpt_beside_a_good_checkpoint_runs_no_code(workdir):
-    first = trainer()
-    first.fit(model(), datamodule=digits())
+    every = ModelCheckpoint(monitor="step", mode="max", save_top_k=-1, filename="every-{epoch}")  # epoch 0 kept
+    trainer(callbacks=[every]).fit(model(), datamodule=digits())
     run = workdir / "logs" / "lightning_logs" / "version_0"
-    good = run / "checkpoints" / "epoch0.ckpt"
-    shutil.copy(next((run / "checkpoints").glob("epoch=00-*.ckpt")), good)
+    good = run / "checkpoints" / "every-epoch=0.ckpt"
     ckpt = torch.load(good, map_location="cpu", weights_only=True)  # everything autotimm stores is plain
     assert ckpt["autotimm"]["run_name"] == "version_0" and ckpt["global_step"] == 3
 
