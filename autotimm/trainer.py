@@ -33,7 +33,8 @@ from .manifest import RunManifest, record_progress, recorded_progress
 # %% auto #0
 __all__ = ['resolve_loggers', 'monitor_mode', 'CheckpointWarning', 'Checkpoint', 'make_checkpoint', 'make_last_checkpoint',
            'check_reachable', 'StandIn', 'start_loggers', 'UnsafeCheckpointError', 'read_checkpoint', 'run_ids',
-           'latest_step', 'changed_hparams', 'external_launch', 'SameFate', 'check_settings', 'AutoTrainer']
+           'latest_step', 'changed_hparams', 'external_launch', 'SameFate', 'check_settings', 'check_ckpt_path',
+           'AutoTrainer']
 
 # %% ../nbs/09_trainer.ipynb #e63703f8
 _LOGGER_TYPES = "a list of LoggerConfig, a LoggerManager, a Lightning Logger or a list of them, True/None, or False"
@@ -247,6 +248,15 @@ def check_settings(max_epochs, checkpoint_monitor, checkpoint_mode, callbacks, l
         raise ValueError(f"{who}: run_name must be a non-empty string without '/', got {run_name!r}")
     check_choice(who, "on_resume", on_resume, _ON_RESUME)
 
+def check_ckpt_path(ckpt_path):
+    "`FileNotFoundError` when `ckpt_path` names a local file that is not there (Lightning's 'last', 'best', URLs pass)."
+    if ckpt_path is None: return
+    check_type("AutoTrainer.fit", "ckpt_path", ckpt_path, (str, os.PathLike), "the path of a .ckpt file, 'last', 'best' or None")
+    path = os.fspath(ckpt_path)
+    if path in ("last", "best", "hpc") or path.startswith("registry") or "://" in path or os.path.isfile(path): return
+    raise FileNotFoundError(f"AutoTrainer.fit: ckpt_path {path!r} is no file; pass the path of a .ckpt file "
+                            "(e.g. trainer.last_checkpoint), 'last', or None to train from the start")
+
 # %% ../nbs/09_trainer.ipynb #9d3356d7
 class AutoTrainer(pl.Trainer):
     "A `pytorch_lightning.Trainer` that builds loggers from configs and checkpoints on a monitored key."
@@ -377,7 +387,9 @@ class AutoTrainer(pl.Trainer):
                   f"in run {self.run_name!r}; nothing to do. To train more in the same run, raise the limit "
                   f"(trainer.fit_loop.max_epochs = {self.max_epochs * 2}) and call fit again; for a new run, make a new AutoTrainer.")
             return None
-        try: self.preflight(model, dm)
+        try:
+            check_ckpt_path(ckpt_path)
+            self.preflight(model, dm)
         except (OSError, ValueError, TypeError) as e:
             if not self._external(): raise
             self.failed_check = self.failed_check or e  # raised on every rank once DDP has joined them (`SameFate`)

@@ -91,3 +91,11 @@ def test_a_trainer_argument_lightning_refuses_gives_back_the_run_folder(workdir)
     assert "precision" in str(e.value)
     assert not (workdir / "logs" / "lightning_logs" / "version_0").exists()
     assert "AUTOTIMM_RUN_NAME" not in os.environ
+
+
+def test_a_ckpt_path_that_is_no_file_fails_before_training(workdir):
+    from conftest import digits, tiny_classifier
+    trainer = AutoTrainer(max_epochs=1, logger=CSV, enable_progress_bar=False, live=False)
+    with pytest.raises(FileNotFoundError, match="ckpt_path 'nope.ckpt' is no file"):
+        trainer.fit(tiny_classifier(), datamodule=digits(), ckpt_path="nope.ckpt")
+    assert [p for p in (workdir / "logs").rglob("*") if p.is_file()] == []  # the run's folder was reserved; nothing logged
