@@ -25,7 +25,7 @@ class Crafted:
 def model(): return ImageClassifier(backbone="test_resnet", num_classes=10, pretrained=False)
 
 
-def trainer(**kw): return AutoTrainer(max_epochs=2, logger=[LoggerConfig("csv", {"save_dir": "logs"})], **KW, **kw)
+def trainer(**kw): return AutoTrainer(**{"max_epochs": 2, "logger": [LoggerConfig("csv", {"save_dir": "logs"})], **KW, **kw})
 
 
 @pytest.mark.parametrize("fmt", ["torch.save", "pickle"])
@@ -61,3 +61,19 @@ def test_a_crafted_last_ckpt_beside_a_good_checkpoint_runs_no_code(workdir):
     assert not marker.exists()
     trainer(on_resume="fork").fit(model(), datamodule=digits(), ckpt_path=str(good))  # decided without it
     assert not marker.exists()
+
+
+def test_a_file_of_your_own_with_other_objects_is_lightnings_to_load_when_you_say_so(workdir):
+    "`fit(..., weights_only=False)` is Lightning's own choice: it loads the file as asked; autotimm reads nothing unsafe from it."
+    from fractions import Fraction
+    first = trainer()
+    first.fit(model(), datamodule=digits())
+    ckpt = torch.load(first.last_checkpoint, map_location="cpu", weights_only=True)
+    ckpt["hyper_parameters"]["my_ratio"] = Fraction(1, 3)  # an object of the user's own: not a plain value
+    torch.save(ckpt, workdir / "mine.ckpt")
+    with pytest.raises(ValueError, match="holds more than tensors and plain values"):
+        trainer(max_epochs=3).fit(model(), datamodule=digits(), ckpt_path=str(workdir / "mine.ckpt"))
+    again = trainer(max_epochs=3)
+    with pytest.warns(UserWarning, match="loaded by Lightning with weights_only=False as asked"):
+        again.fit(model(), datamodule=digits(), ckpt_path=str(workdir / "mine.ckpt"), weights_only=False)
+    assert again.global_step == 9 and again.current_epoch == 3  # Lightning restored it: trained on from step 6
