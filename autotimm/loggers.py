@@ -117,6 +117,11 @@ def _holder(fd:int)->str:
     try: return os.pread(fd, 300, 0).decode(errors="replace").strip() or "a process that wrote no name"
     except OSError: return "a process that wrote no name"
 
+def _user()->str:
+    "This process's user name (its uid where the system has no name for it, as in some containers)."
+    try: return getpass.getuser()
+    except (KeyError, OSError): return f"uid {os.getuid()}"
+
 def _acquire(fcntl, path:Path, key:str, timeout:float)->int:
     "The open file descriptor of `path`, locked; `TimeoutError` naming the holder after `timeout` seconds."
     try: fd = os.open(path, os.O_RDWR | os.O_CREAT | os.O_NOFOLLOW | getattr(os, "O_CLOEXEC", 0), 0o600)
@@ -138,7 +143,7 @@ def _acquire(fcntl, path:Path, key:str, timeout:float)->int:
                                f"(lock file {path}); stop that process or wait for it, then run again "
                                "(AUTOTIMM_LOCK_TIMEOUT sets how long to wait)") from None
     os.ftruncate(fd, 0)
-    os.pwrite(fd, f"pid {os.getpid()} (user {getpass.getuser()} on host {socket.gethostname()}, since {time.strftime('%Y-%m-%d %H:%M:%S')})".encode(), 0)
+    os.pwrite(fd, f"pid {os.getpid()} (user {_user()} on host {socket.gethostname()}, since {time.strftime('%Y-%m-%d %H:%M:%S')})".encode(), 0)
     return fd
 
 def _release(fcntl, fd:int):
