@@ -5,6 +5,7 @@
 # %% ../nbs/01a_delivery.ipynb #0c0b9095
 from __future__ import annotations
 
+import contextlib
 import errno
 import hashlib
 import json
@@ -19,12 +20,14 @@ from argparse import Namespace
 from collections import deque
 from pathlib import Path
 
-from .backends import backend_of, lightning_class
+from .backends import backend_of, get_backend, lightning_class
+from .utils import patch
+from .verify import Ledger, Verdict, reconcile
 
 # %% auto #0
 __all__ = ['MEMORY_EVENTS', 'BackendWarning', 'BackendError', 'BackendUnavailable', 'Unavailable', 'plain_params',
-           'register_action', 'apply_event', 'Spool', 'fallback_spool_dir', 'Delivery', 'Starting', 'DeliveryMixin',
-           'guarded_class', 'guard', 'delivery_of', 'deliver']
+           'register_action', 'apply_event', 'Spool', 'fallback_spool_dir', 'Delivery', 'refuses_content', 'Starting',
+           'DeliveryMixin', 'guarded_class', 'guard', 'delivery_of', 'deliver']
 
 # %% ../nbs/01a_delivery.ipynb #9a26527b
 class BackendWarning(UserWarning):
@@ -86,20 +89,13 @@ def apply_event(logger, kind:str, args:list):
     return _ACTIONS[kind](logger, *args)
 
 # %% ../nbs/01a_delivery.ipynb #8d09b34c
-_PATH_PARAMS = ("save_dir", "dir", "log_dir", "artifact_location")
-
 def _absolute(header:dict)->dict:
-    "`header` with the paths in its params absolute, and the working folder it was written in."
+    "`header` with the paths in its params absolute (as its backend says), and the working folder it was written in."
     out = {**header, "cwd": os.getcwd()}
     if isinstance(header.get("params"), dict):
-        params = out["params"] = dict(header["params"])
-        for k in _PATH_PARAMS:
-            v = params.get(k)
-            if isinstance(v, (str, os.PathLike)) and v and "://" not in str(v) and "***" not in str(v):
-                params[k] = os.path.abspath(v)
-        uri = params.get("tracking_uri")
-        if isinstance(uri, str) and uri.startswith("sqlite:///") and not uri.startswith("sqlite:////"):
-            params["tracking_uri"] = "sqlite:///" + os.path.abspath(uri[len("sqlite:///"):])
+        try: spec = get_backend(header.get("backend"))
+        except ValueError: spec = None
+        out["params"] = spec.absolute(header["params"]) if spec is not None else dict(header["params"])
     return out
 
 def _plain_name(v)->bool:
@@ -117,6 +113,18 @@ def _is(v, types)->bool:
 
 def _type_names(types)->str:
     return " or ".join("None" if t is type(None) else t.__name__ for t in (types if isinstance(types, tuple) else (types,)))
+
+def _lock_holder(fd:int)->str:
+    "Who holds the lock on the file `fd` is open on (from `/proc/locks` where there is one), for a message."
+    st = os.fstat(fd)
+    inode = f"{os.major(st.st_dev):02x}:{os.minor(st.st_dev):02x}:{st.st_ino}"
+    try:
+        with open("/proc/locks") as f:
+            for line in f:
+                parts = line.split()
+                if "FLOCK" in parts and inode in parts and "->" not in parts: return f"process {parts[parts.index('FLOCK') + 3]}"
+    except OSError: pass
+    return "another process"
 
 def _short(v)->str:
     s = repr(v)
@@ -172,6 +180,22 @@ class Spool:
         self._done = max(self._done, seq)
         self._write({"kind": "replayed", "seq": seq, "time": time.time()})
 
+    @contextlib.contextmanager
+    def locked(self):
+        "Hold this spool for one replay (a lock on the file itself: nothing is written); `RuntimeError` naming the holder otherwise."
+        import fcntl
+        fd = os.open(self.path, os.O_RDONLY | os.O_NOFOLLOW)
+        try:
+            try: fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            except BlockingIOError:
+                raise RuntimeError(f"replay: {self.path} is being replayed by {_lock_holder(fd)}; run it again once that one is done") from None
+            yield self
+        finally: os.close(fd)
+
+    def reject(self, seq:int, reason:str):
+        "Set the event `seq` aside: the backend refuses its content, so it is never replayed (it stays in the file, with why)."
+        self._write({"kind": "rejected", "seq": seq, "reason": str(reason)[:500], "time": time.time()})
+
     def _lines(self)->list:
         "`(line number, record)` of each whole line; the numbers of cut-short lines go to `self.torn`."
         out, self.torn = [], []
@@ -219,7 +243,7 @@ class Spool:
     def load(self)->tuple:
         "`(header, pending)`: the checked header and the events not yet replayed as `(seq, kind, args)`, in order."
         if not self.path.exists(): raise FileNotFoundError(f"spool {self.path}: no such file")
-        lines, header, done, events = self._lines(), None, self._done, []
+        lines, header, done, events, self.rejected = self._lines(), None, self._done, [], {}
         for n, rec in lines:
             kind = rec.get("kind") if isinstance(rec, dict) else None
             if kind == "header":
@@ -229,13 +253,14 @@ class Spool:
                     if key in header and not _is(header[key], types):
                         self._refuse(n, f"header field {key} must be {_type_names(types)}, got {_short(header[key])}")
                 if not _is(header.get("backend"), str): self._refuse(n, "the header has no backend")
+            elif kind == "rejected" and _is(rec.get("seq"), int): self.rejected[rec["seq"]] = rec.get("reason")
             elif kind == "replayed":
                 if not _is(rec.get("seq"), int): self._refuse(n, f"seq of a replayed mark must be an int, got {_short(rec.get('seq'))}")
                 done = max(done, rec["seq"])
             else: events.append((n, rec))
         if header is None:
             raise ValueError(f"spool {self.path}: no header line; this is no autotimm spool (or its first line was cut short)")
-        replayed = lambda rec: isinstance(rec, dict) and _is(rec.get("seq"), int) and rec["seq"] <= done
+        replayed = lambda rec: isinstance(rec, dict) and _is(rec.get("seq"), int) and (rec["seq"] <= done or rec["seq"] in self.rejected)
         pending = [self._check(n, rec) for n, rec in events if not replayed(rec)]  # checked before any is used
         if self.torn and tuple(self.torn) not in self._told:
             self._told.add(tuple(self.torn))
@@ -306,13 +331,15 @@ class _Memory:
     def pending(self)->list: return list(self.events)
     def mark_replayed(self, seq:int):
         while self.events and self.events[0][0] <= seq: self.events.popleft()
+    def reject(self, seq:int, reason:str): self.events = deque(e for e in self.events if e[0] != seq)
 
-# %% ../nbs/01a_delivery.ipynb #6ad44eaa
+# %% ../nbs/01a_delivery.ipynb #c8836bb7
 _STOP = object()
 _START = object()  # the worker's first item when the run starts in the background
 _CALL = object()   # a call that is no event, made while the run starts in the background: the worker makes it after the start
 _QUEUED_CALLS = ("save", "log_graph", "after_save_checkpoint")  # Lightning's calls that return nothing
 
+# %% ../nbs/01a_delivery.ipynb #52e68c65
 class Delivery:
     "One backend's delivery: counts, up/down state, the spool, replay, and its warnings."
     def __init__(self,
@@ -332,7 +359,11 @@ class Delivery:
         self.background, self.queue_size, self.drain_timeout = background, queue_size, drain_timeout
         self.stall = 1.0  # seconds without a delivered event after which `close` stops waiting for the worker
         self.memory_events = MEMORY_EVENTS if memory_events is None else memory_events
-        self.delivered = self.spooled = self.replayed = self.lost = 0
+        self.delivered = self.spooled = self.replayed = self.lost = self.set_aside = 0
+        self.ledger = Ledger()  # what the backend was handed (see `verify`)
+        self.rejected = []      # `(what, key, step, value, reason)` the backend refuses for its content (see `_screen`)
+        self.verdict = None     # the last `verify`'s
+        self.last_error = None  # the error that stopped the last replay
         self.down, self.next_try, self.spool = False, 0.0, None
         self.skip_params = set()  # hyperparameters the run already holds (a resumed MLflow run cannot change them)
         self._stores, self._level, self._warned = [None, None, None], 0, set()
@@ -342,7 +373,6 @@ class Delivery:
         self.start_failed = False  # its run could not be started (its events are spooled until a replay reaches it)
         self.writer_lost = False  # that service died with events it had not written (they were spooled; `replay` starts a new one)
         self._runtime()
-
     def _runtime(self):
         "What is never pickled or copied: the lock, the thread-local flag, the worker and its queue."
         self._lock, self._local = threading.RLock(), threading.local()
@@ -350,7 +380,6 @@ class Delivery:
         self._workers = []
         self._started = threading.Event()  # cleared while the run starts on the worker (`start_in_background`)
         self._started.set()
-
     def __getstate__(self):
         state = {k: v for k, v in self.__dict__.items() if k not in ("_lock", "_local", "_queue", "_worker", "_stop", "_workers", "_spec",
                                                                        "_started")}
@@ -358,421 +387,571 @@ class Delivery:
             try: state["_spool_dir"] = str(self._spool_dir())
             except Exception: state["_spool_dir"] = None
         return state
-
     def __setstate__(self, state):
         self.__dict__.update(state)
         self._runtime()
-
     @property
-    def pending(self)->int: return self.spooled - self.replayed
-
+    def pending(self)->int: return self.spooled - self.replayed - self.set_aside
     def counts(self)->dict:
         return {"delivered": self.delivered, "spooled": self.spooled, "replayed": self.replayed,
-                "pending": self.pending, "lost": self.lost}
+                "pending": self.pending, "lost": self.lost, "rejected": len(self.rejected)}
 
-    @property
-    def spool_paths(self)->list:
-        "The spool files this delivery wrote, in the order to replay them (the run's folder, then the fallback)."
-        return [s.path for s in self._stores[:2] if s is not None and s.path.exists()]
+# %% ../nbs/01a_delivery.ipynb #b68941b8
+@patch
+def header(self:Delivery)->dict:
+    "What `replay` needs: the masked config, the run's ids as known now, and the run's folder."
+    h = dict(self._header)
+    spec = backend_of(self.logger)
+    try: ids = spec.run_ids(self.logger) if spec is not None else {}
+    except Exception: ids = {}  # the run may not exist yet
+    h["ids"] = {**h.get("ids", {}), **{k: v for k, v in ids.items() if v is not None}}
+    try: h["run_folder"] = os.path.abspath(self._folder())
+    except Exception: pass
+    return h
 
-    @property
-    def spool_location(self)->str|None:
-        "Where the pending events wait: spool file(s), and/or memory; None when none waits."
-        if not self.pending: return None
-        places = [str(p) for p in self.spool_paths]
-        mem = self._stores[2]
-        if mem is not None and mem.events:
-            places.append(f"memory ({len(mem.events)} events, lost if this process ends before the backend or a disk takes them)")
-        return "; ".join(places) or None
+@patch
+def _folder(self:Delivery)->Path:
+    "The run's folder, where the spool goes first."
+    folder = self._spool_dir() if callable(self._spool_dir) else self._spool_dir
+    return Path(folder or "autotimm-spool")
 
-    def header(self)->dict:
-        "What `replay` needs: the masked config, the run's ids as known now, and the run's folder."
-        h = dict(self._header)
-        spec = backend_of(self.logger)
-        try: ids = spec.run_ids(self.logger) if spec is not None else {}
-        except Exception: ids = {}  # the run may not exist yet
-        h["ids"] = {**h.get("ids", {}), **{k: v for k, v in ids.items() if v is not None}}
-        try: h["run_folder"] = os.path.abspath(self._folder())
-        except Exception: pass
-        return h
+@patch
+def _open(self:Delivery, level:int):
+    "The place events wait at `level`: 0 the run's folder, 1 the fallback folder, 2 memory."
+    if self._stores[level] is None:
+        if level == 2: self._stores[2] = _Memory(self.memory_events)
+        else:
+            folder = self._folder()/"spool" if level == 0 else fallback_spool_dir(self._header.get("run_name") or self.backend, self._folder())
+            self._stores[level] = Spool(folder/f"{self.backend}.jsonl", header={"backend": self.backend, **self.header()})
+    store = self._stores[level]
+    if level < 2: self.spool = store
+    return store
 
-    def _folder(self)->Path:
-        "The run's folder, where the spool goes first."
-        folder = self._spool_dir() if callable(self._spool_dir) else self._spool_dir
-        return Path(folder or "autotimm-spool")
-
-    def _open(self, level:int):
-        "The place events wait at `level`: 0 the run's folder, 1 the fallback folder, 2 memory."
-        if self._stores[level] is None:
-            if level == 2: self._stores[2] = _Memory(self.memory_events)
-            else:
-                folder = self._folder()/"spool" if level == 0 else fallback_spool_dir(self._header.get("run_name") or self.backend, self._folder())
-                self._stores[level] = Spool(folder/f"{self.backend}.jsonl", header={"backend": self.backend, **self.header()})
-        store = self._stores[level]
-        if level < 2: self.spool = store
-        return store
-
-    def _spool(self, kind:str, args:list)->tuple|None:
-        "Keep one event where it can wait (the run's folder, the fallback, memory); `(level, seq)`, or None when it is lost."
-        with self._lock:
-            errors = []
-            for level in range(self._level, 3):
-                try:
-                    seq = self._open(level).append(kind, args)
-                except Exception as e:
-                    errors.append(e)
-                    continue
-                self.spooled += 1
-                if level != self._level or errors: self._moved(level, errors)
-                self._level = level
-                return level, seq
-            self.lost += 1
-            self._warn("keeping its events", errors[-1], f"the event is lost ({self.lost} so far): no spool file and no room in memory")
-
-    def _moved(self, level:int, errors:list):
-        "Warn (once per place) that the events now wait elsewhere than the run's folder, and why."
-        if level == 0 or ("moved", level) in self._warned: return
-        self._warned.add(("moved", level))
-        e = errors[-1] if errors else None
-        why = f" ({type(e).__name__}: {str(e)[:200]})" if e is not None else ""
-        where = (f"in {self._stores[1].path}; once the backend answers, send them with: autotimm replay {self._stores[1].path}"
-                 if level == 1 else f"in memory (up to {self.memory_events} events), until a disk or the backend takes them")
-        warnings.warn(f"autotimm: the {self.backend} backend's spool cannot be written in the run's folder{why}; "
-                      f"its events are kept {where}.", BackendWarning, stacklevel=5)
-
-    def _persist_memory(self):
-        "Move what waits in memory to the fallback spool when a disk takes it again (in order, after what is there)."
-        mem = self._stores[2]
-        if mem is None or not mem.events: return
-        try:
-            spool = self._open(1)
-            while mem.events:
-                seq, kind, args = mem.events[0]
-                spool.append(kind, args)
-                mem.events.popleft()
-            self._level = 1
-        except Exception: pass
-
-    def _warn(self, what:str, e:Exception, outcome:str=None):
-        key = (what, type(e).__name__)
-        if key in self._warned: return
-        self._warned.add(key)
-        outcome = outcome or (f"Training goes on; its events are kept in {self.spool_location or 'its spool'} and replayed when "
-                              f"it answers again (every {self.retry_interval:g} s and when the run ends)")
-        warnings.warn(f"autotimm: the {self.backend} backend failed on {what} ({type(e).__name__}: {str(e)[:300]}). "
-                      f"{outcome}. Shown once for this kind of failure.", BackendWarning, stacklevel=5)
-
-    def _failed(self, what:str, e:Exception):
-        if self.strict:
-            raise BackendError(f"the {self.backend} backend failed on {what} ({type(e).__name__}: {e}); "
-                               "strict=True makes this fatal (leave strict out to train on and spool its events)") from e
-        self.down, self.next_try = True, time.monotonic() + self.retry_interval
-        self._hold_unsaved()
-        self._spool_unwritten()
-
-    @property
-    def _saves(self)->bool:
-        "Whether the logger keeps what it is given in memory until its `save` writes it (Lightning's CSV, TensorBoard)."
-        return any("save" in vars(c) for c in lightning_class(self.logger).__mro__ if c.__name__ not in ("Logger", "ABC", "object"))
-
-    def _hold_unsaved(self):
-        """The backend failed: the metrics it took since its last good `save` may never reach the disk, so they are
-        spooled too. The logger still holds them and writes them at its next good `save`, so a replay in this
-        process skips them (`_held`); a replay from the spool in another process sends them."""
-        with self._lock:
-            for kind, args in self._unsaved:
-                if (where := self._spool(kind, args)) is not None:
-                    self._held.add(where)
-                    self.delivered -= 1
-            self._unsaved = []
-
-    def _journaled(self, kind:str, args:list, replayed:bool=False):
-        "Deliver one event; keep it in the journal when the backend's service writes it later (W&B), until it is written."
-        if self._spec is None: self._spec = backend_of(self.logger) or False
-        mark = self._spec.journal(self.logger, kind) if self._spec else None
-        result = self._call(kind, args)
-        if mark is not None:
-            with self._lock:
-                self._journal.append((mark, kind, args, replayed))
-                if len(self._journal) % 100 == 0: self._trim()
-        return result
-
-    def _trim(self)->tuple:
-        "Forget journaled events the backend's record holds now; `(rows written, whether its writer runs)`."
-        rows, alive = backend_of(self.logger).written(self.logger)
-        self._journal = [j for j in self._journal if j[0] > rows]
-        return rows, alive
-
-    def _spool_unwritten(self):
-        """The backend failed: if the process writing its record died (W&B's service), what it was handed and never
-        wrote is lost there, so it is spooled (and counted so) to be replayed into a new one."""
-        with self._lock:
-            if not self._journal: return
-            try: rows, alive = self._trim()
-            except Exception: rows, alive = 0, False  # its record cannot be read: none of the journal counts as written
-            if alive: return  # the writer runs: it writes them still
-            self.writer_lost = True
-            for mark, kind, args, replayed in self._journal:
-                if self._spool(kind, args) is not None:
-                    if replayed: self.replayed -= 1
-                    else: self.delivered -= 1
-            self._journal = []
-
-    def all_written(self):
-        "The backend's record holds everything handed over (its run was closed): forget the journal."
-        with self._lock: self._journal = []
-
-    def _save_now(self):
-        "The Lightning class's own `save` (a replay checks that the disk takes writes, and writes what it sent)."
-        self._local.inside = True
-        try: getattr(lightning_class(self.logger), "save")(self.logger)
-        finally: self._local.inside = False
-
-    def _call(self, kind:str, args:list):
-        self._local.inside = True
-        try: return apply_event(self.logger, kind, args)
-        finally: self._local.inside = False
-
-    def _process(self, kind:str, args:list):
-        "Deliver one event, or spool it; try a replay when it is time. Runs on the caller's thread or the worker."
-        if not self.down:
-            try: result = self._journaled(kind, args)
-            except Exception as e:
-                self._failed(kind, e)
-                self._spool(kind, args)
-                self._warn(kind, e)
-            else:
-                with self._lock:
-                    self.delivered += 1
-                    if kind == "log_metrics" and self._saves: self._unsaved.append((kind, args))
-                return result
-        else: self._spool(kind, args)
-        if time.monotonic() >= self.next_try or kind == "finalize": self.replay()
-
-    def send(self, kind:str, *args):
-        "Deliver one event now (or hand it to the worker), or spool it (and try a replay when it is time)."
-        if getattr(self._local, "inside", False): return apply_event(self.logger, kind, list(args))  # a call made by a call
-        if kind == "log_hyperparams" and self.skip_params:
-            args = ({k: v for k, v in _flat(args[0]).items() if k not in self.skip_params},)
-        if self._handback: self._catch_up()
-        if self.threaded: return self._enqueue(kind, list(args))
-        with self._lock: return self._process(kind, list(args))
-
-    def _catch_up(self):
-        """Once a run started in the background has started and the worker has delivered what waited behind the start,
-        a local backend's events go back to the caller's thread, as any local backend's: on the CPU, torch's threads
-        keep every core busy, and a worker thread beside them costs training more than the calls (see `05_callbacks`)."""
-        with self._lock:
-            if not self._started.is_set() or self.down or self._spilling or (self._queue and self._queue.unfinished_tasks): return
-            self.background, self._handback = None, False  # from now on: as the backend's `remote` says
-            if self.threaded: return  # a remote backend keeps its worker
-            if self._stop is not None: self._stop.set()  # the idle worker ends within 0.2 s
-            self._queue = self._worker = self._stop = None
-
-    def call(self, what:str, fn, *args, default=None, **kwargs):
-        "A call that is no event (`save`, `log_graph`, `after_save_checkpoint`): guarded, never spooled."
-        if getattr(self._local, "inside", False): return fn(*args, **kwargs)
-        if what in _QUEUED_CALLS and not self._started.is_set() and self.threaded:
-            return self._enqueue(_CALL, [what, fn, args, kwargs])  # behind the start, in order; Lightning makes them at fit start
-        self.wait_started()
-        with self._lock:
-            if self.down: return default
+# %% ../nbs/01a_delivery.ipynb #15960912
+@patch
+def _spool(self:Delivery, kind:str, args:list)->tuple|None:
+    "Keep one event where it can wait (the run's folder, the fallback, memory); `(level, seq)`, or None when it is lost."
+    with self._lock:
+        errors = []
+        for level in range(self._level, 3):
             try:
-                self._local.inside = True
-                result = fn(*args, **kwargs)
-                if what == "save": self._unsaved = []  # written
-                return result
+                seq = self._open(level).append(kind, args)
             except Exception as e:
-                self._failed(what, e)
-                self._warn(what, e)
-                return default
-            finally: self._local.inside = False
+                errors.append(e)
+                continue
+            self.spooled += 1
+            if level != self._level or errors: self._moved(level, errors)
+            self._level = level
+            return level, seq
+        self.lost += 1
+        self._warn("keeping its events", errors[-1], f"the event is lost ({self.lost} so far): no spool file and no room in memory")
 
-    def start(self)->bool:
-        "Create the backend's run now (what Lightning does first in `fit`); False when that fails."
-        with self._lock: return self._start()
+@patch
+def _moved(self:Delivery, level:int, errors:list):
+    "Warn (once per place) that the events now wait elsewhere than the run's folder, and why."
+    if level == 0 or ("moved", level) in self._warned: return
+    self._warned.add(("moved", level))
+    e = errors[-1] if errors else None
+    why = f" ({type(e).__name__}: {str(e)[:200]})" if e is not None else ""
+    where = (f"in {self._stores[1].path}; once the backend answers, send them with: autotimm replay {self._stores[1].path}"
+             if level == 1 else f"in memory (up to {self.memory_events} events), until a disk or the backend takes them")
+    warnings.warn(f"autotimm: the {self.backend} backend's spool cannot be written in the run's folder{why}; "
+                  f"its events are kept {where}.", BackendWarning, stacklevel=5)
 
-    def _start(self)->bool:
+@patch
+def _persist_memory(self:Delivery):
+    "Move what waits in memory to the fallback spool when a disk takes it again (in order, after what is there)."
+    mem = self._stores[2]
+    if mem is None or not mem.events: return
+    try:
+        spool = self._open(1)
+        while mem.events:
+            seq, kind, args = mem.events[0]
+            spool.append(kind, args)
+            mem.events.popleft()
+        self._level = 1
+    except Exception: pass
+
+# %% ../nbs/01a_delivery.ipynb #869985fd
+@patch
+@property
+def spool_paths(self:Delivery)->list:
+    "The spool files this delivery wrote, in the order to replay them (the run's folder, then the fallback)."
+    return [s.path for s in self._stores[:2] if s is not None and s.path.exists()]
+
+@patch
+@property
+def spool_location(self:Delivery)->str|None:
+    "Where the pending events wait: spool file(s), and/or memory; None when none waits."
+    if not self.pending: return None
+    places = [str(p) for p in self.spool_paths]
+    mem = self._stores[2]
+    if mem is not None and mem.events:
+        places.append(f"memory ({len(mem.events)} events, lost if this process ends before the backend or a disk takes them)")
+    return "; ".join(places) or None
+
+# %% ../nbs/01a_delivery.ipynb #2dd29506
+@patch
+def _warn(self:Delivery, what:str, e:Exception, outcome:str=None):
+    key = (what, type(e).__name__)
+    if key in self._warned: return
+    self._warned.add(key)
+    outcome = outcome or (f"Training goes on; its events are kept in {self.spool_location or 'its spool'} and replayed when "
+                          f"it answers again (every {self.retry_interval:g} s and when the run ends)")
+    warnings.warn(f"autotimm: the {self.backend} backend failed on {what} ({type(e).__name__}: {str(e)[:300]}). "
+                  f"{outcome}. Shown once for this kind of failure.", BackendWarning, stacklevel=5)
+
+@patch
+def _failed(self:Delivery, what:str, e:Exception):
+    if self.strict:
+        raise BackendError(f"the {self.backend} backend failed on {what} ({type(e).__name__}: {e}); "
+                           "strict=True makes this fatal (leave strict out to train on and spool its events)") from e
+    self.down, self.next_try = True, time.monotonic() + self.retry_interval
+    self._hold_unsaved()
+    self._spool_unwritten()
+
+# %% ../nbs/01a_delivery.ipynb #d177a093
+@patch
+@property
+def _saves(self:Delivery)->bool:
+    "Whether the logger keeps what it is given in memory until its `save` writes it (Lightning's CSV, TensorBoard)."
+    return any("save" in vars(c) for c in lightning_class(self.logger).__mro__ if c.__name__ not in ("Logger", "ABC", "object"))
+
+@patch
+def _hold_unsaved(self:Delivery):
+    """The backend failed: the metrics it took since its last good `save` may never reach the disk, so they are
+    spooled too. The logger still holds them and writes them at its next good `save`, so a replay in this
+    process skips them (`_held`); a replay from the spool in another process sends them."""
+    with self._lock:
+        for kind, args in self._unsaved:
+            if (where := self._spool(kind, args)) is not None:
+                self._held.add(where)
+                self.delivered -= 1
+        self._unsaved = []
+
+@patch
+def _journaled(self:Delivery, kind:str, args:list, replayed:bool=False):
+    "Deliver one event; keep it in the journal when the backend's service writes it later (W&B), until it is written."
+    if self._spec is None: self._spec = backend_of(self.logger) or False
+    mark = self._spec.journal(self.logger, kind) if self._spec else None
+    result = self._call(kind, args)
+    self.ledger.add(kind, args, self._prefix)
+    if mark is not None:
+        with self._lock:
+            self._journal.append((mark, kind, args, replayed))
+            if len(self._journal) % 100 == 0: self._trim()
+    return result
+
+@patch
+def _trim(self:Delivery)->tuple:
+    "Forget journaled events the backend's record holds now; `(rows written, whether its writer runs)`."
+    rows, alive = backend_of(self.logger).written(self.logger)
+    self._journal = [j for j in self._journal if j[0] > rows]
+    return rows, alive
+
+# %% ../nbs/01a_delivery.ipynb #8abb84e4
+@patch
+def _spool_unwritten(self:Delivery):
+    """The backend failed: if the process writing its record died (W&B's service), what it was handed and never
+    wrote is lost there, so it is spooled (and counted so) to be replayed into a new one."""
+    with self._lock:
+        if not self._journal: return
+        try: rows, alive = self._trim()
+        except Exception: rows, alive = 0, False  # its record cannot be read: none of the journal counts as written
+        if alive: return  # the writer runs: it writes them still
+        self.writer_lost = True
+        for mark, kind, args, replayed in self._journal:
+            if self._spool(kind, args) is not None:
+                if replayed: self.replayed -= 1
+                else: self.delivered -= 1
+        self._journal = []
+
+@patch
+def all_written(self:Delivery):
+    "The backend's record holds everything handed over (its run was closed): forget the journal."
+    with self._lock: self._journal = []
+
+@patch
+def _save_now(self:Delivery):
+    "The Lightning class's own `save` (a replay checks that the disk takes writes, and writes what it sent)."
+    self._local.inside = True
+    try: getattr(lightning_class(self.logger), "save")(self.logger)
+    finally: self._local.inside = False
+
+# %% ../nbs/01a_delivery.ipynb #f622bbed
+@patch
+def _call(self:Delivery, kind:str, args:list):
+    self._local.inside = True
+    try: return apply_event(self.logger, kind, args)
+    finally: self._local.inside = False
+
+@patch
+def _process(self:Delivery, kind:str, args:list):
+    "Deliver one event, or spool it; try a replay when it is time. Runs on the caller's thread or the worker."
+    if not self.down:
+        try: result = self._journaled(kind, args)
+        except Exception as e:
+            self._failed(kind, e)
+            self._spool(kind, args)
+            self._warn(kind, e)
+        else:
+            with self._lock:
+                self.delivered += 1
+                if kind == "log_metrics" and self._saves: self._unsaved.append((kind, args))
+            return result
+    else: self._spool(kind, args)
+    if time.monotonic() >= self.next_try or kind == "finalize": self.replay()
+
+@patch
+def send(self:Delivery, kind:str, *args):
+    "Deliver one event now (or hand it to the worker), or spool it (and try a replay when it is time)."
+    if getattr(self._local, "inside", False): return apply_event(self.logger, kind, list(args))  # a call made by a call
+    if kind == "log_hyperparams" and self.skip_params:
+        args = ({k: v for k, v in _flat(args[0]).items() if k not in self.skip_params},)
+    if kind == "log_metrics" and not (args := self._screen(*args)): return None
+    if self._handback: self._catch_up()
+    if self.threaded: return self._enqueue(kind, list(args))
+    with self._lock: return self._process(kind, list(args))
+
+@patch
+def _catch_up(self:Delivery):
+    """Once a run started in the background has started and the worker has delivered what waited behind the start,
+    a local backend's events go back to the caller's thread, as any local backend's: on the CPU, torch's threads
+    keep every core busy, and a worker thread beside them costs training more than the calls (see `05_callbacks`)."""
+    with self._lock:
+        if not self._started.is_set() or self.down or self._spilling or (self._queue and self._queue.unfinished_tasks): return
+        self.background, self._handback = None, False  # from now on: as the backend's `remote` says
+        if self.threaded: return  # a remote backend keeps its worker
+        if self._stop is not None: self._stop.set()  # the idle worker ends within 0.2 s
+        self._queue = self._worker = self._stop = None
+
+# %% ../nbs/01a_delivery.ipynb #75136c21
+@patch
+def call(self:Delivery, what:str, fn, *args, default=None, **kwargs):
+    "A call that is no event (`save`, `log_graph`, `after_save_checkpoint`): guarded, never spooled."
+    if getattr(self._local, "inside", False): return fn(*args, **kwargs)
+    if what in _QUEUED_CALLS and not self._started.is_set() and self.threaded:
+        return self._enqueue(_CALL, [what, fn, args, kwargs])  # behind the start, in order; Lightning makes them at fit start
+    self.wait_started()
+    with self._lock:
+        if self.down: return default
         try:
             self._local.inside = True
-            spec = backend_of(self.logger)
-            if spec is not None: spec.start(self.logger)
-            else: _ = self.logger.experiment
-            self.start_failed = False
-            return True
+            result = fn(*args, **kwargs)
+            if what == "save": self._unsaved = []  # written
+            return result
         except Exception as e:
-            self.start_failed = True  # until a replay reaches it, `experiment` is `Unavailable` outside the delivery
-            with self._lock:
-                self._failed("starting its run", e)
-                self._warn("starting its run", e)
-            return False
+            self._failed(what, e)
+            self._warn(what, e)
+            return default
         finally: self._local.inside = False
 
-    def start_in_background(self):
-        "Start the run on the worker and return at once: events queue behind the start; other calls wait for it (`wait_started`)."
-        if self.strict: return self.start()  # its failure must reach the training thread
-        with self._lock:
-            self._handback = self.background is None  # back to the backend's own choice once the worker has caught up
-            self.background = True  # the worker delivers its events from now on, in order behind the start
-            self._started.clear()
-            self._enqueue(_START, [])
+# %% ../nbs/01a_delivery.ipynb #1a175433
+@patch
+def start(self:Delivery)->bool:
+    "Create the backend's run now (what Lightning does first in `fit`); False when that fails."
+    with self._lock: return self._start()
+
+@patch
+def _start(self:Delivery)->bool:
+    try:
+        self._local.inside = True
+        spec = backend_of(self.logger)
+        if spec is not None: spec.start(self.logger)
+        else: _ = self.logger.experiment
+        self.start_failed = False
         return True
-
-    def wait_started(self, timeout:float=None)->bool:
-        "Wait until a run starting in the background has started (or failed); at once otherwise, and on the worker."
-        if getattr(self._local, "inside", False): return True
-        return self._started.wait(timeout)
-
-    def replay(self)->bool:
-        "Send what waits (spool files, then memory) in order; True when none is left (the backend is up again)."
-        done = 0
-        try:
-            while True:
-                with self._lock:
-                    self._persist_memory()
-                    batch = [(level, s.pending()) for level, s in enumerate(self._stores) if s is not None]
-                    if not any(events for _, events in batch):  # nothing waits: up again, back to the run's folder
-                        self.down = self._spilling = False
-                        self._level = 0
-                        break
-                saves = self._saves
-                if (spec := backend_of(self.logger)) is not None: spec.revive(self.logger)  # a dead writer is started again
-                if saves: self._save_now()  # the disk takes writes again (and what the logger holds is written)
-                sent = []
-                try:
-                    for level, events in batch:
-                        for seq, kind, args in events:
-                            if (level, seq) not in self._held: self._journaled(kind, args, replayed=True)
-                            sent.append((level, seq))
-                    if saves: self._save_now()
-                except Exception:
-                    if saves: self._held.update(sent)  # the logger holds them now and writes them at its next good save
-                    else: self._mark(sent)
-                    self._spool_unwritten()
-                    raise
-                self._mark(sent)
-                done += len(sent)
-                self.writer_lost = False
-        except Exception:
-            self.next_try = time.monotonic() + self.retry_interval
-            return False
-        finally: self._tries += 1
-        if done:
-            warnings.warn(f"autotimm: the {self.backend} backend answers again; {done} spooled events replayed.",
-                          BackendWarning, stacklevel=3)
-        return True
-
-    def _mark(self, sent:list):
-        "Count the `(level, seq)` events in `sent` replayed and mark each place's last one."
+    except Exception as e:
+        self.start_failed = True  # until a replay reaches it, `experiment` is `Unavailable` outside the delivery
         with self._lock:
-            self.replayed += len(sent)
-            self._held.difference_update(sent)
-            for level in {l for l, _ in sent}:
-                try: self._stores[level].mark_replayed(max(q for l, q in sent if l == level))
-                except OSError: pass  # the disk refuses the mark: the spool remembers it in memory (`Spool.mark_replayed`)
+            self._failed("starting its run", e)
+            self._warn("starting its run", e)
+        return False
+    finally: self._local.inside = False
 
-    @property
-    def threaded(self)->bool:
-        "Whether events go through the worker thread: `background`, else whether the registry's backend says the logger is remote."
-        if self.strict: return False  # its error must reach the training thread
-        if self.background is not None: return bool(self.background)
-        if self._remote is None:
-            remote = getattr(backend_of(self.logger), "remote", None)
-            try: self._remote = bool(remote(self.logger)) if callable(remote) else False
-            except Exception: self._remote = False
-        return self._remote
+@patch
+def start_in_background(self:Delivery):
+    "Start the run on the worker and return at once: events queue behind the start; other calls wait for it (`wait_started`)."
+    if self.strict: return self.start()  # its failure must reach the training thread
+    with self._lock:
+        self._handback = self.background is None  # back to the backend's own choice once the worker has caught up
+        self.background = True  # the worker delivers its events from now on, in order behind the start
+        self._started.clear()
+        self._enqueue(_START, [])
+    return True
 
-    def _enqueue(self, kind:str, args:list):
-        "Hand one event to the worker (started on first use); spool it when the queue is full, never wait."
-        with self._lock:
-            if not self.threaded: return self._process(kind, args)  # handed back (`_catch_up`) since the caller looked
-            if self._worker is None:
-                self._queue, self._stop = queue.Queue(self.queue_size), threading.Event()
-                self._worker = threading.Thread(target=self._serve, args=(self._queue, self._stop), daemon=True,
-                                                name=f"autotimm-{self.backend}-delivery")
-                self._workers.append(self._worker)
-                self._worker.start()
-            if not self._spilling:
-                try: self._queue.put_nowait((kind, args))
-                except queue.Full:
-                    self._spill(self._queue)  # what waits goes first, so the spool keeps the order
-                    self._warn("keeping up", TimeoutError(f"its queue of {self.queue_size} events is full"),
-                               f"Training goes on; its events are kept in {self.spool_location or 'its spool'} "
-                               "and sent when it catches up")
-            if self._spilling: self._spool(kind, args)
-        if kind == "finalize": self.close()
+@patch
+def wait_started(self:Delivery, timeout:float=None)->bool:
+    "Wait until a run starting in the background has started (or failed); at once otherwise, and on the worker."
+    if getattr(self._local, "inside", False): return True
+    return self._started.wait(timeout)
 
-    def _spill(self, q)->int:
-        "Spool what waits in the worker's queue, in order; return how many."
-        n = 0
+# %% ../nbs/01a_delivery.ipynb #a5d01b54
+@patch
+def replay(self:Delivery)->bool:
+    "Send what waits (spool files, then memory) in order; True when none is left (the backend is up again)."
+    done = 0
+    try:
         while True:
-            try: item = q.get_nowait()
-            except queue.Empty: break
-            if item is not _STOP and not self._control(item):  # a start or call never taken by the worker: made here, in order
-                self._spool(*item)
-                n += 1
-            q.task_done()
-        if n: self._spilling = True  # later events follow them into the spool until a replay catches up
-        return n
-
-    def _control(self, item)->bool:
-        "Make a queued start (without the lock: the training thread may queue events meanwhile) or call; False for an event."
-        if item[0] is _START:
-            try: self._start()
-            finally: self._started.set()
-        elif item[0] is _CALL:
-            what, fn, args, kwargs = item[1]
-            self.call(what, fn, *args, **kwargs)
-        else: return False
-        return True
-
-    def _serve(self, q, stop):
-        "The worker: deliver the queue's events in order; while the backend is down or behind, replay when it is time."
-        while True:
-            try: item = q.get(timeout=0.2)
-            except queue.Empty:
-                if stop.is_set(): return
-                if (self.down or self._spilling) and time.monotonic() >= self.next_try: self.replay()
-                continue
+            with self._lock:
+                self._persist_memory()
+                batch = [(level, s.pending()) for level, s in enumerate(self._stores) if s is not None]
+                if not any(events for _, events in batch):  # nothing waits: up again, back to the run's folder
+                    self.down = self._spilling = False
+                    self._level = 0
+                    break
+            saves = self._saves
+            if (spec := backend_of(self.logger)) is not None: spec.revive(self.logger)  # a dead writer is started again
+            if saves: self._save_now()  # the disk takes writes again (and what the logger holds is written)
+            sent, refused = [], []
             try:
-                if item is _STOP: return
-                if not self._control(item): self._process(*item)
-            except Exception: pass  # _process spools what fails; nothing may end the worker
-            finally:
-                self._progress_at = time.monotonic()
-                q.task_done()
+                for level, events in batch:
+                    for i, (seq, kind, args) in enumerate(events):
+                        if (level, seq) in sent: continue  # sent already, as the event after a refused one
+                        if (level, seq) not in self._held:
+                            try: self._journaled(kind, args, replayed=True)
+                            except Exception as e:
+                                if not self._refuses(e, level, events[i + 1:i + 2], sent): raise
+                                refused.append((level, seq, kind, args, e))
+                                continue
+                        sent.append((level, seq))
+                if saves: self._save_now()
+            except Exception:
+                if saves: self._held.update(sent)  # the logger holds them now and writes them at its next good save
+                else: self._mark(sent)
+                self._spool_unwritten()
+                raise
+            self._mark(sent)
+            self._set_aside_spooled(refused)
+            done += len(sent)
+            self.writer_lost = False
+    except Exception as e:
+        self.next_try, self.last_error = time.monotonic() + self.retry_interval, e
+        return False
+    finally: self._tries += 1
+    if done:
+        warnings.warn(f"autotimm: the {self.backend} backend answers again; {done} spooled events replayed.",
+                      BackendWarning, stacklevel=3)
+    return True
 
-    def close(self, timeout:float=None)->int:
-        "Give the worker up to `timeout` s (`drain_timeout`) to deliver what is queued; spool what is left; stop it."
-        q, stop = self._queue, self._stop
-        if q is None: return 0
-        timeout = self.drain_timeout if timeout is None else timeout
-        tries, self.next_try = self._tries, 0.0  # the run ends: one more replay now, as without a worker
-        self._started.wait(timeout)  # a run still starting in the background: its start is not a stall
-        start = time.monotonic()
-        deadline = start + timeout
-        while time.monotonic() < deadline:
-            if not q.unfinished_tasks and (not (self.down or self._spilling) or self._tries > tries): break
-            # a worker stuck in one call (a hung server) for `stall` s will not empty the queue: spool now, not at the deadline
-            if q.unfinished_tasks and time.monotonic() - max(getattr(self, "_progress_at", 0.0), start) > self.stall: break
-            time.sleep(0.01)
-        with self._lock:
-            stop.set()
-            left = self._spill(q)
-            self._queue = self._worker = self._stop = None
-        if left:
-            warnings.warn(f"autotimm: the {self.backend} backend took no more events within {timeout:g} s of the run's end; "
-                          f"{left} are kept in {self.spool_location}; once it answers, send them with: "
-                          f"autotimm replay {self.spool.path if self.spool else self.spool_location}", BackendWarning, stacklevel=4)
-        return left
+# %% ../nbs/01a_delivery.ipynb #73c59b09
+@patch
+def _mark(self:Delivery, sent:list):
+    "Count the `(level, seq)` events in `sent` replayed and mark each place's last one."
+    with self._lock:
+        self.replayed += len(sent)
+        self._held.difference_update(sent)
+        for level in {l for l, _ in sent}:
+            try: self._stores[level].mark_replayed(max(q for l, q in sent if l == level))
+            except OSError: pass  # the disk refuses the mark: the spool remembers it in memory (`Spool.mark_replayed`)
 
-    def join(self, timeout:float=None)->bool:
-        "Wait for stopped workers still inside a call to the backend; True when none is left."
-        end = None if timeout is None else time.monotonic() + timeout
-        for w in self._workers:
-            if w is not self._worker: w.join(None if end is None else max(0.0, end - time.monotonic()))
-        self._workers = [w for w in self._workers if w.is_alive()]
-        return not [w for w in self._workers if w is not self._worker]
+# %% ../nbs/01a_delivery.ipynb #7ff9cabf
+_CONTENT_ERRORS = (TypeError, KeyError)  # errors about what an event holds (a ValueError may be a server's garbled answer)
+
+def refuses_content(e:Exception)->bool:
+    "Whether `e` says the backend refuses what an event holds, not that it is unreachable."
+    return isinstance(e, _CONTENT_ERRORS) or (isinstance(e, OSError) and e.errno in (errno.ENAMETOOLONG, errno.EINVAL))
+
+@patch
+def _refuses(self:Delivery, e:Exception, level:int, following:list, sent:list)->bool:
+    "Whether the event that failed with `e` is refused for its content: the event after it goes through (sent now)."
+    if not following: return refuses_content(e)
+    seq, kind, args = following[0]
+    try: self._journaled(kind, args, replayed=True)
+    except Exception: return False  # that fails too: the backend is down
+    sent.append((level, seq))
+    return True
+
+@patch
+def _set_aside_spooled(self:Delivery, refused:list):
+    "Mark spooled events the backend refused as rejected in their place, so no replay sends them again; list them."
+    for level, seq, kind, args, e in refused:
+        try: self._stores[level].reject(seq, f"{type(e).__name__}: {e}")
+        except OSError: pass
+        self.set_aside += 1
+        self._note_rejected(kind, args, f"{type(e).__name__}: {str(e)[:200]}", spooled=True)
+
+# %% ../nbs/01a_delivery.ipynb #129d44fe
+@patch
+@property
+def _prefix(self:Delivery)->str:
+    "The logger's key prefix with its separator, as its backend stores the keys."
+    p = getattr(self.logger, "_prefix", "") or ""
+    return f"{p}{getattr(self.logger, 'LOGGER_JOIN_CHAR', '-')}" if p else ""
+
+@patch
+def _screen(self:Delivery, metrics:dict, step=None, *rest)->tuple:
+    "The `log_metrics` arguments without the points the backend would not keep as given (noted as rejected); () when none is left."
+    spec = self._spec if self._spec is not None else (backend_of(self.logger) or False)
+    if not spec: return (metrics, step, *rest)
+    keys = vars(self).setdefault("_key_problems", {})
+    out = {}
+    for k, v in metrics.items():
+        if k not in keys: keys[k] = spec.key_problem(self._prefix + k) if isinstance(k, str) else "a metric name must be a string"
+        why = keys[k] or (spec.value_problem(float(v)) if isinstance(v, (int, float)) and not isinstance(v, bool) else None)
+        if why is None: out[k] = v
+        else: self._note_rejected("log_metrics", [{k: v}, step, *rest], why)
+    return (out, step, *rest) if out else ()
+
+@patch
+def _note_rejected(self:Delivery, kind:str, args:list, why:str, spooled:bool=False):
+    "Keep one refused event in the list the report shows (and warn once per reason)."
+    if kind == "log_metrics":
+        for k, v in args[0].items(): self.rejected.append(("metric", k, args[1] if len(args) > 1 else None, v, why))
+    else: self.rejected.append((kind, args[0] if args and isinstance(args[0], str) else None, None, None, why))
+    if spooled: return
+    try:  # kept with the run's other waiting events, marked so that no replay sends it
+        store = self._open(self._level)
+        store.reject(store.append(kind, args), why)
+    except Exception: pass
+    if ("rejected", why) not in self._warned:
+        self._warned.add(("rejected", why))
+        warnings.warn(f"autotimm: the {self.backend} backend does not keep {self.rejected[-1][1]!r} as given ({why}); "
+                      "it is set aside and listed in the run's report, the rest goes on.", BackendWarning, stacklevel=6)
+
+# %% ../nbs/01a_delivery.ipynb #f11f22a9
+@patch
+def verify(self:Delivery, timeout:float=30.0)->Verdict:
+    "Read the run back and reconcile it with what was handed over; spool the metric points it lacks."
+    spec = backend_of(self.logger)
+    where = spec.locate(self.logger) if spec is not None else None
+    if where is None:
+        self.verdict = Verdict(self.backend, len(self.ledger), reason="its run cannot be read back from here")
+        return self.verdict
+    box = {}
+    def read():
+        try: box["record"] = spec.read(*where)
+        except Exception as e: box["error"] = e
+    t = threading.Thread(target=read, daemon=True, name=f"autotimm-{self.backend}-verify"); t.start(); t.join(timeout)
+    if t.is_alive() or "record" not in box or box["record"] is None:
+        why = (f"reading it back took over {timeout:g} s" if t.is_alive() else
+               f"reading it back failed: {type(box['error']).__name__}: {str(box['error'])[:200]}" if "error" in box else "its reader found no run")
+        self.verdict = Verdict(self.backend, len(self.ledger), reason=why)
+        return self.verdict
+    self.verdict = v = reconcile(self.ledger, box["record"], self.backend)
+    steps, sent_back = {}, vars(self).setdefault("_sent_back", set())
+    for what, key, step, value in v.missing:
+        if what == "metric" and (key, step, value) not in sent_back:  # spooled once, however often `verify` runs
+            sent_back.add((key, step, value))
+            steps.setdefault(step, {})[key[len(self._prefix):] if self._prefix else key] = value
+    with self._lock:
+        for step, metrics in sorted(steps.items(), key=lambda x: -1 if x[0] is None else x[0]):
+            self.delivered -= 1  # an event's worth, counted delivered, is not
+            self._spool("log_metrics", [metrics, step, time.time()])
+    return v
+
+# %% ../nbs/01a_delivery.ipynb #a4d50cd7
+@patch
+@property
+def threaded(self:Delivery)->bool:
+    "Whether events go through the worker thread: `background`, else whether the registry's backend says the logger is remote."
+    if self.strict: return False  # its error must reach the training thread
+    if self.background is not None: return bool(self.background)
+    if self._remote is None:
+        remote = getattr(backend_of(self.logger), "remote", None)
+        try: self._remote = bool(remote(self.logger)) if callable(remote) else False
+        except Exception: self._remote = False
+    return self._remote
+
+@patch
+def _enqueue(self:Delivery, kind:str, args:list):
+    "Hand one event to the worker (started on first use); spool it when the queue is full, never wait."
+    with self._lock:
+        if not self.threaded: return self._process(kind, args)  # handed back (`_catch_up`) since the caller looked
+        if self._worker is None:
+            self._queue, self._stop = queue.Queue(self.queue_size), threading.Event()
+            self._worker = threading.Thread(target=self._serve, args=(self._queue, self._stop), daemon=True,
+                                            name=f"autotimm-{self.backend}-delivery")
+            self._workers.append(self._worker)
+            self._worker.start()
+        if not self._spilling:
+            try: self._queue.put_nowait((kind, args))
+            except queue.Full:
+                self._spill(self._queue)  # what waits goes first, so the spool keeps the order
+                self._warn("keeping up", TimeoutError(f"its queue of {self.queue_size} events is full"),
+                           f"Training goes on; its events are kept in {self.spool_location or 'its spool'} "
+                           "and sent when it catches up")
+        if self._spilling: self._spool(kind, args)
+    if kind == "finalize": self.close()
+
+# %% ../nbs/01a_delivery.ipynb #e1f516f7
+@patch
+def _spill(self:Delivery, q)->int:
+    "Spool what waits in the worker's queue, in order; return how many."
+    n = 0
+    while True:
+        try: item = q.get_nowait()
+        except queue.Empty: break
+        if item is not _STOP and not self._control(item):  # a start or call never taken by the worker: made here, in order
+            self._spool(*item)
+            n += 1
+        q.task_done()
+    if n: self._spilling = True  # later events follow them into the spool until a replay catches up
+    return n
+
+@patch
+def _control(self:Delivery, item)->bool:
+    "Make a queued start (without the lock: the training thread may queue events meanwhile) or call; False for an event."
+    if item[0] is _START:
+        try: self._start()
+        finally: self._started.set()
+    elif item[0] is _CALL:
+        what, fn, args, kwargs = item[1]
+        self.call(what, fn, *args, **kwargs)
+    else: return False
+    return True
+
+@patch
+def _serve(self:Delivery, q, stop):
+    "The worker: deliver the queue's events in order; while the backend is down or behind, replay when it is time."
+    while True:
+        try: item = q.get(timeout=0.2)
+        except queue.Empty:
+            if stop.is_set(): return
+            if (self.down or self._spilling) and time.monotonic() >= self.next_try: self.replay()
+            continue
+        try:
+            if item is _STOP: return
+            if not self._control(item): self._process(*item)
+        except Exception: pass  # _process spools what fails; nothing may end the worker
+        finally:
+            self._progress_at = time.monotonic()
+            q.task_done()
+
+# %% ../nbs/01a_delivery.ipynb #7541ac46
+@patch
+def close(self:Delivery, timeout:float=None)->int:
+    "Give the worker up to `timeout` s (`drain_timeout`) to deliver what is queued; spool what is left; stop it."
+    q, stop = self._queue, self._stop
+    if q is None: return 0
+    timeout = self.drain_timeout if timeout is None else timeout
+    tries, self.next_try = self._tries, 0.0  # the run ends: one more replay now, as without a worker
+    self._started.wait(timeout)  # a run still starting in the background: its start is not a stall
+    start = time.monotonic()
+    deadline = start + timeout
+    while time.monotonic() < deadline:
+        if not q.unfinished_tasks and (not (self.down or self._spilling) or self._tries > tries): break
+        # a worker stuck in one call (a hung server) for `stall` s will not empty the queue: spool now, not at the deadline
+        if q.unfinished_tasks and time.monotonic() - max(getattr(self, "_progress_at", 0.0), start) > self.stall: break
+        time.sleep(0.01)
+    with self._lock:
+        stop.set()
+        left = self._spill(q)
+        self._queue = self._worker = self._stop = None
+    if left:
+        warnings.warn(f"autotimm: the {self.backend} backend took no more events within {timeout:g} s of the run's end; "
+                      f"{left} are kept in {self.spool_location}; once it answers, send them with: "
+                      f"autotimm replay {self.spool.path if self.spool else self.spool_location}", BackendWarning, stacklevel=4)
+    return left
+
+@patch
+def join(self:Delivery, timeout:float=None)->bool:
+    "Wait for stopped workers still inside a call to the backend; True when none is left."
+    end = None if timeout is None else time.monotonic() + timeout
+    for w in self._workers:
+        if w is not self._worker: w.join(None if end is None else max(0.0, end - time.monotonic()))
+    self._workers = [w for w in self._workers if w.is_alive()]
+    return not [w for w in self._workers if w is not self._worker]
 
 # %% ../nbs/01a_delivery.ipynb #39a98138
 class Starting:

@@ -96,7 +96,7 @@ class _Section:
         rows = []
         for name, kind, default in form_fields(backend):
             p = self.spec.param(name)
-            if name == "save_dir": default = self.folder(root)
+            if p is self.spec.folder_param: default = self.folder(root)
             w = widgets.Checkbox(value=default, indent=False) if kind == "bool" else widgets.Text(value=_unparse(kind, default))
             self.fields[name], self.errors[name] = (kind, w), widgets.HTML()
             rows.append(_row(name + (" *" if p.required else ""), w, self.errors[name]))
@@ -107,16 +107,16 @@ class _Section:
         self.widget = widgets.VBox([self.enabled, self.body], layout=widgets.Layout(border="1px solid #ddd", padding="4px", margin="2px 0"))
 
     def folder(self, root:str)->str:
-        "The local folder under `root`: the registry's `save_dir` default's last part (or the backend's name)."
-        default = self.spec.param("save_dir").default
+        "The local folder under `root`: the last part of the backend's folder param's default (or the backend's name)."
+        default = getattr(self.spec.folder_param, "default", None)
         leaf = posixpath.basename(posixpath.normpath(default)) if default else ""
         leaf = self.backend if leaf in ("", ".") else leaf
         return posixpath.join(root.strip(), leaf) if root.strip() else (default or leaf)
 
     def move_root(self, old:str, new:str):
-        "Follow a new root folder, unless the user typed their own `save_dir`."
-        if "save_dir" not in self.fields: return
-        w = self.fields["save_dir"][1]
+        "Follow a new root folder, unless the user typed their own folder."
+        if (p := self.spec.folder_param) is None or p.name not in self.fields: return
+        w = self.fields[p.name][1]
         if w.value == self.folder(old): w.value = self.folder(new)
 
     def params(self)->dict:

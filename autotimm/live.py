@@ -92,8 +92,8 @@ def where_logged(logger)->str:
     if (spec := backend_of(logger)) is not None:
         try: return f"{spec.name}: {spec.where(logger)[0]}"
         except Exception: pass
-    for attr in ("log_dir", "save_dir"):
-        try: d = getattr(logger, attr, None)
+    for get in (lambda: logger.log_dir, lambda: logger.save_dir):  # Lightning's loggers say where they write
+        try: d = get()
         except Exception: d = None
         if d: return f"{type(logger).__name__}: {d}"
     try: name, version = logger.name, logger.version

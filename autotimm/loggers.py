@@ -16,17 +16,18 @@ import stat
 import sys
 import tempfile
 import time
+import warnings
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 from .backends import get_backend
 from .config import LoggerConfig, check_number
-from .delivery import Spool, apply_event, delivery_of, fallback_spool_dir, guard
+from .delivery import BackendWarning, Delivery, Spool, delivery_of, fallback_spool_dir, guard
 from .utils import mask_param
 
 # %% auto #0
-__all__ = ['LOCK_TIMEOUT', 'PROCESS_GLOBALS', 'is_rank_zero', 'next_version', 'reserve_run_name', 'default_run_name', 'lock_dir',
-           'store_lock', 'EnvChanges', 'LoggerManager', 'replay']
+__all__ = ['LOCK_TIMEOUT', 'is_rank_zero', 'next_version', 'reserve_run_name', 'default_run_name', 'lock_dir', 'store_lock',
+           'EnvChanges', 'LoggerManager', 'replay']
 
 # %% ../nbs/02_loggers.ipynb #0d2c5fdb
 _VERSION = re.compile(r"version_(\d+)")
@@ -157,7 +158,7 @@ def store_lock(configs:list, timeout:float=None):
     "Hold this machine's lock on every local folder (`save_dir`) of `configs`, so processes create stores one at a time."
     try: import fcntl
     except ImportError: fcntl = None  # Windows: no advisory locks
-    keys = sorted({str(Path(c.params["save_dir"]).resolve()) for c in configs if c.params.get("save_dir")})
+    keys = sorted({str(Path(f).resolve()) for c in configs if (f := get_backend(c.backend).local_folder(c.params))})
     if timeout is None: timeout = float(os.environ.get("AUTOTIMM_LOCK_TIMEOUT") or LOCK_TIMEOUT)
     with contextlib.ExitStack() as stack:
         for key in keys if fcntl is not None else []:  # always in the same order: two processes never wait on each other
@@ -166,7 +167,6 @@ def store_lock(configs:list, timeout:float=None):
         yield
 
 # %% ../nbs/02_loggers.ipynb #2eee441d
-PROCESS_GLOBALS = {"mlflow": ("mlflow.tracking._tracking_service.utils:_tracking_uri",)}  # set by `mlflow.set_tracking_uri`
 _UNSET = object()
 
 def _get_global(name:str):
@@ -218,6 +218,11 @@ class EnvChanges:
         self.applied = True
 
 # %% ../nbs/02_loggers.ipynb #b60e88cf
+def _short_verdict(v)->str:
+    "A verdict in the report's column: `240/240`, `58/60`, `not verified`."
+    if v is None: return ""
+    return "not verified" if v.reason is not None else f"{v.verified}/{v.total}"
+
 class LoggerManager:
     "Build and hold one Lightning logger per `LoggerConfig`."
     def __init__(self,
@@ -242,9 +247,9 @@ class LoggerManager:
         check_number("LoggerManager", "retry_interval", retry_interval, "a positive number of seconds, at least 0.1", lo=0.1)
         self._configs, self._given_name, self.runs = list(configs), run_name, 0
         self.strict, self.retry_interval, self.closed = strict, float(retry_interval), set()
-        self.env = EnvChanges([g for c in self._configs for g in PROCESS_GLOBALS.get(c.backend, ())])  # put back at `close`
+        self.env = EnvChanges([g for c in self._configs for g in get_backend(c.backend).process_globals])  # put back at `close`
         for c in self._configs:
-            if c.params.get("save_dir") and not c.params.get("tracking_uri"): _check_writable(c.backend, c.params["save_dir"])
+            if (folder := get_backend(c.backend).local_folder(c.params)): _check_writable(c.backend, folder)
         with self.env.noting():
             self.run_name = self._name(run_name)
             self._loggers = [self._build(c) for c in self._configs]
@@ -261,22 +266,20 @@ class LoggerManager:
         if params.get(spec.run_name_param) is None: params[spec.run_name_param] = self.run_name
         params.update(extra or {})
         shown = {k: ("***" if spec.is_secret(k) else mask_param(k, v)) for k, v in params.items()}
-        for k, v in shown.items():  # absolute, so a replay from another folder reaches this run
-            p = spec.param(k)
-            if p is not None and os.PathLike in p.types and isinstance(v, str): shown[k] = os.path.abspath(v)
-        header = {"run_name": self.run_name, "params": shown}
+        header = {"run_name": self.run_name, "params": spec.absolute(shown)}  # a replay from another folder reaches this run
         with store_lock([cfg]): logger = spec.build(params)  # a store is created here (MLflow's sqlite tables)
         return guard(logger, spool_dir=lambda: self.run_folder(cfg),
                      strict=cfg.strict if self.strict is None else self.strict,
                      retry_interval=self.retry_interval, header=header, backend=cfg.backend)
 
     def run_folder(self, cfg:LoggerConfig=None)->Path:
-        "The run's folder: the first versioned backend's (TensorBoard/CSV) version folder, else `<save_dir>/<run_name>`."
-        for c, lg in zip(self._configs, self._loggers):
+        "The run's folder: `cfg`'s own version folder, else the first versioned backend's (TensorBoard/CSV), else `<folder>/<run_name>`."
+        pairs = list(zip(self._configs, self._loggers))
+        for c, lg in [p for p in pairs if p[0] is cfg] + pairs:
             if get_backend(c.backend).versioned: return Path(lg.log_dir).resolve()
         given = [cfg] if cfg is not None else self._configs
-        save_dir = next((c.params["save_dir"] for c in given if c.params.get("save_dir")), "autotimm-runs")
-        return (Path(save_dir)/self.run_name).resolve()
+        folder = next((f for c in given if (f := get_backend(c.backend).local_folder(c.params))), "autotimm-runs")
+        return (Path(folder)/self.run_name).resolve()
 
     @property
     def loggers(self)->list:
@@ -294,20 +297,36 @@ class LoggerManager:
         return next((l for c, l in zip(self._configs, self._loggers) if c.backend == name), None)
 
     def summary(self)->dict:
-        "`{backend: {'delivered', 'spooled', 'replayed', 'pending', 'lost'}}` of this run's loggers."
-        return {c.backend: delivery_of(l).counts() for c, l in zip(self._configs, self._loggers) if delivery_of(l)}
+        "`{backend: {'delivered', 'spooled', 'replayed', 'pending', 'lost', 'rejected', 'read_back'}}` of this run's loggers."
+        out = {}
+        for c, l in zip(self._configs, self._loggers):
+            if (d := delivery_of(l)) is None: continue
+            out[c.backend] = {**d.counts(), "read_back": None if d.verdict is None else str(d.verdict)}
+        return out
+
+    def verify(self, timeout:float=30.0)->dict:
+        "Read every backend's run back and reconcile it with what it was handed (see `Delivery.verify`); `{backend: Verdict}`."
+        return {c.backend: d.verify(timeout) for c, l in zip(self._configs, self._loggers) if (d := delivery_of(l)) is not None}
 
     def report(self)->str:
-        "What happened to every event of this run, per backend (printed by `AutoTrainer` after `fit`)."
-        s = self.summary()
-        if all(c["spooled"] == 0 and c["lost"] == 0 for c in s.values()):
-            return "autotimm: every event delivered: " + ", ".join(f"{b} {c['delivered']}" for b, c in s.items())
-        cols = ("delivered", "spooled", "replayed", "pending", "lost")
-        lines = [f"autotimm: delivery report for run {self.run_name}", f"  {'backend':<12}" + "".join(f"{c:>10}" for c in cols)]
-        lines += [f"  {b:<12}" + "".join(f"{c[k]:>10}" for k in cols) for b, c in s.items()]
+        "What each backend holds of this run, as read back (printed by `AutoTrainer` after `fit` and `test`)."
+        verdicts, s = self.verify(), self.summary()
+        if all(v.ok for v in verdicts.values()) and all(c["spooled"] == c["lost"] == c["rejected"] == 0 for c in s.values()):
+            return "autotimm: every event delivered and read back: " + ", ".join(f"{b} {v.verified} of {v.total}" for b, v in verdicts.items())
+        cols = ("delivered", "spooled", "replayed", "pending", "lost", "rejected")
+        lines = [f"autotimm: delivery report for run {self.run_name}",
+                 f"  {'backend':<12}" + "".join(f"{c:>10}" for c in cols) + "   read back"]
+        lines += [f"  {b:<12}" + "".join(f"{c[k]:>10}" for k in cols) + "   " + _short_verdict(verdicts.get(b)) for b, c in s.items()]
         for cfg, l in zip(self._configs, self._loggers):
             d = delivery_of(l)
-            if d is not None and d.pending:
+            if d is None: continue
+            v = verdicts.get(cfg.backend)
+            if v is not None and not v.ok: lines.append(f"  {cfg.backend}: {v}" + ("; the missing points wait in its spool" if v.missing else ""))
+            for what, key, step, value, why in d.rejected[:5]:
+                lines.append(f"  {cfg.backend}: set aside {key!r}" + (f" at step {step}" if step is not None else "")
+                             + (f" = {value!r}" if value is not None else "") + f": {why}")
+            if len(d.rejected) > 5: lines.append(f"  {cfg.backend}: ... and {len(d.rejected) - 5} more set aside (in its spool)")
+            if d.pending:
                 lines.append(f"  {cfg.backend}: {d.pending} events wait in {d.spool_location}; once the backend answers, send them with:")
                 lines += [f"    autotimm replay {p}" for p in d.spool_paths]
         return "\n".join(lines)
@@ -404,27 +423,32 @@ class LoggerManager:
 # %% ../nbs/02_loggers.ipynb #b9d0553c
 def _check_header(spec, head:dict, spool_path:Path, given:dict):
     "Refuse a header whose run is not the one the spool file sits in, unless `given` names the place."
-    if any(k in given for k in ("save_dir", "tracking_uri", "dir", "offline_directory", "name", "version")): return
-    run_dir = spool_path.resolve().parent.parent
+    if any((p := spec.param(k)) is not None and p.role or k in (spec.run_name_param, "name") for k in given): return
+    run_dir, where = spool_path.resolve().parent.parent, getattr(spec.folder_param, "name", "<folder param>")
     recorded = head.get("run_folder")
     # a spool written to the fallback place (the run's folder could not take it) is named after that folder
     fallback = recorded is not None and spool_path.resolve().parent.name == fallback_spool_dir(head.get("run_name") or spec.name, recorded).name
     if recorded is not None and Path(recorded).resolve() != run_dir and not fallback:
         raise ValueError(f"replay: the spool's header says its run is in {recorded}, but the spool is in {run_dir}; "
-                         f"pass the place to send it to, e.g. --param save_dir=... (params={{'save_dir': ...}})")
+                         f"pass the place to send it to, e.g. --param {where}=... (params={{'{where}': ...}})")
     p = head.get("params", {})
-    if spec.versioned and p.get("save_dir") and p.get(spec.run_name_param) is not None and recorded is not None:
-        folder = (Path(p["save_dir"])/(p.get("name", "lightning_logs") or "")/str(p[spec.run_name_param])).resolve()
+    root = spec.version_root(p)
+    if root is not None and p.get(spec.run_name_param) is not None and recorded is not None:
+        folder = (root/str(p[spec.run_name_param])).resolve()
         if folder != Path(recorded).resolve():
             raise ValueError(f"replay: the spool's header points at {folder}, not at the run it came from ({recorded}); "
-                             "pass the place to send it to, e.g. --param save_dir=...")
+                             f"pass the place to send it to, e.g. --param {where}=...")
 
 def replay(path, params:dict=None)->dict:
-    "Send the events waiting in the spool file `path` to its backend now; `params` override the stored config."
+    "Send the events waiting in the spool file `path` to its backend now (one replay of a spool at a time), then read them back."
     importlib.import_module("autotimm.manifest")  # registers the actions RunManifest sends (TensorBoard HParams)
     spool = Spool(path)
     if not spool.path.is_file(): raise FileNotFoundError(f"replay: no spool file at {str(path)!r}")
+    with spool.locked(): return _replay(spool, params)
+
+def _replay(spool:Spool, params:dict=None)->dict:
     head, pending = spool.load()  # every record checked before anything is built or sent
+    path = spool.path
     spec = get_backend(head["backend"])
     given = dict(params or {})
     stored = head.get("params", {})
@@ -437,16 +461,14 @@ def replay(path, params:dict=None)->dict:
                          f"pass the real value: replay({str(path)!r}, params={{{masked[0]!r}: ...}})")
     cfg = LoggerConfig(spec.name, {k: v for k, v in merged.items()})  # every param checked as for a new config
     ids = head.get("ids", {}) if isinstance(head.get("ids"), dict) else {}
-    built = {**cfg.params, **spec.resume_params(ids)}
-    if spec.param("synchronous") is not None: built["synchronous"] = True  # nothing left in a background queue at the end
-    logger = spec.build(built)
+    logger = spec.build({**cfg.params, **spec.resume_params(ids), **spec.replay_params()})
     spec.reopen(logger, training=False)
-    sent = 0
-    try:
-        for seq, kind, args in pending:
-            apply_event(logger, kind, args)
-            sent, last = sent + 1, seq
-    finally:
-        if sent: spool.mark_replayed(last)
+    d = Delivery(spec.name, logger, spool.path.parent.parent, header=head)  # the delivery's replay: in order, refused events set aside
+    d._stores[0], d.spool, d.spooled = spool, spool, len(pending)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", BackendWarning)  # what happened is in the returned summary
+        if not d.replay(): raise d.last_error
     spec.after_replay(logger, finalized=any(kind == "finalize" for _, kind, _ in pending))
-    return {"backend": spec.name, "replayed": sent, "pending": len(spool.pending()), "torn_lines": list(spool.torn)}
+    verdict = d.verify()
+    return {"backend": spec.name, "replayed": d.replayed, "pending": len(spool.pending()), "rejected": [r[1:] for r in d.rejected],
+            "read_back": str(verdict), "torn_lines": list(spool.torn)}

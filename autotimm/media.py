@@ -12,7 +12,7 @@ from pathlib import Path
 from pytorch_lightning.utilities import rank_zero_only
 
 from . import backends
-from .backends import backend_of
+from .backends import backend_of, check_names
 from .utils import check_key, check_name
 
 # %% auto #0
@@ -95,20 +95,26 @@ def _step(target, step):
 def _name(name, step)->str:
     return check_name(name) if name is not None else (f"step_{step:07d}" if step is not None else f"time_{time.time_ns()}")
 
+def _checked(fn:str, loggers:list, key:str, name:str=None)->str:
+    "`key`, once every backend of `loggers` keeps it (and `name`) as a file name; `ValueError` naming it and the fix otherwise."
+    enabled = [b.name for lg in loggers if (b := backend_of(lg)) is not None]
+    check_names(enabled, {f"{fn}: key": check_key(key), **({f"{fn}: name": name} if name is not None else {})}, "media")
+    return key
+
 # %% ../nbs/01b_media.ipynb #bb290e9a
 def log_image(target, key:str, image, step:int=None, name:str=None)->dict:
     "Send `image` (PIL, numpy, tensor, matplotlib `Figure` or PNG bytes) as `key` to every backend of `target`."
     png, loggers = to_png(image), loggers_of(target)  # rendered once, for every backend
     step = _step(target, step)
     if rank_zero_only.rank != 0: return {}
-    return backends.log_image(loggers, check_key(key), png, step, _name(name, step))
+    return backends.log_image(loggers, _checked('log_image', loggers, key, name), png, step, _name(name, step))
 
 def log_table(target, key:str, table, step:int=None, name:str=None)->dict:
     "Send `table` (a DataFrame, a dict of columns or a list of dicts) as `key` to every backend of `target`."
     table, loggers = to_table(table), loggers_of(target)
     step = _step(target, step)
     if rank_zero_only.rank != 0: return {}
-    return backends.log_table(loggers, check_key(key), step, _name(name, step), table)
+    return backends.log_table(loggers, _checked('log_table', loggers, key, name), step, _name(name, step), table)
 
 def log_artifact(target, path, name:str=None)->dict:
     "Keep the file at `path` with the run in every backend of `target`, as `artifacts/{name}` (the file's name by default)."
@@ -116,4 +122,4 @@ def log_artifact(target, path, name:str=None)->dict:
     if not path.is_file(): raise FileNotFoundError(f"log_artifact: {path} is no file")
     loggers = loggers_of(target)
     if rank_zero_only.rank != 0: return {}
-    return backends.log_artifact(loggers, check_name(name or path.name), path.read_bytes())
+    return backends.log_artifact(loggers, _checked('log_artifact', loggers, check_name(name or path.name)), path.read_bytes())

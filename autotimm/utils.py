@@ -17,7 +17,7 @@ from urllib.parse import urlparse
 # %% auto #0
 __all__ = ['SECRET_WORDS', 'closest', 'check_type', 'is_number', 'check_positive', 'is_secret', 'mask_secrets', 'mask_param',
            'flatten', 'in_notebook', 'tcp_reachable', 'is_rank_zero', 'enable_colab_widgets', 'slug', 'check_name',
-           'check_key', 'table_csv']
+           'check_key', 'table_csv', 'patch']
 
 # %% ../nbs/00_utils.ipynb #7a194091
 def closest(name, choices)->str|None:
@@ -137,3 +137,13 @@ def table_csv(table:dict)->bytes:
     w = csv.writer(out, lineterminator="\n")
     w.writerow(table["columns"]); w.writerows(table["data"])
     return out.getvalue().encode()
+
+# %% ../nbs/00_utils.ipynb #26a73034
+def patch(f):
+    "Add `f` (a function or property whose `self` is annotated with a class) to that class; return it."
+    fn = f.fget if isinstance(f, property) else f
+    cls = fn.__annotations__["self"]
+    if isinstance(cls, str): cls = fn.__globals__[cls]  # `from __future__ import annotations` keeps it as text
+    fn.__qualname__ = f"{cls.__name__}.{fn.__name__}"
+    setattr(cls, fn.__name__, f)
+    return f

@@ -48,6 +48,17 @@ def test_backend_names_live_in_the_backends_package_only():
     assert hits == []
 
 
+def test_backend_params_other_code_needs_are_asked_for_by_role():
+    "A backend's folder and server params are known by their role (`Param.role`): no module outside the backends names one."
+    import re
+    from autotimm.backends import get_backend, list_backends
+    names = {p.name for b in list_backends() for p in get_backend(b).params if p.role} | {"lightning_logs"}
+    assert {"save_dir", "tracking_uri", "dir", "offline_directory", "artifact_location"} <= names
+    pattern = re.compile(r"[\"'](" + "|".join(sorted(names)) + r")[\"']")
+    hits = [f"{m}:{i}: {line.strip()[:80]}" for m, i, line in _library_lines() if m != "cli.py" and pattern.search(line)]
+    assert hits == []
+
+
 def test_no_import_cycles():
     "Each module imports only from the layers before it: the graph of autotimm's own imports has no cycle."
     import ast

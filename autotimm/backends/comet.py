@@ -7,12 +7,13 @@ from __future__ import annotations
 
 import io
 import json
+import math
 import os
 import re
 import zipfile
 from pathlib import Path
 
-from ..utils import check_key, check_name, slug
+from ..utils import patch, check_key, check_name, slug
 from .files import _by_step, _csv_table, _stepped, _unstepped
 from .core import Backend, Param, _bool, _path, _str, _strs, register_backend, require
 
@@ -30,11 +31,11 @@ class CometBackend(Backend):
     close_after_stage = True  # the offline archive is written when the experiment ends
     params = (
         _str("project", required=True, form="str", default=""), _str("name", form="str", default=""),
-        _path("save_dir", form="str", default="comet", help="where offline archives go"), _strs("tags", form="list", default=""),
+        _path("save_dir", form="str", default="comet", help="where offline archives go", role="folder"), _strs("tags", form="list", default=""),
         _str("workspace"), Param("api_key", (str,), "a Comet API key", secret=True), Param("online", (bool,), "True or False"),
         Param("experiment_key", (str,), "a Comet experiment key", pattern=r"[A-Za-z0-9]{32,50}", help="32 to 50 letters and digits"),
         Param("mode", (str,), "'get_or_create', 'get' or 'create'", choices=("get_or_create", "get", "create")),
-        _str("prefix"), _path("offline_directory"),
+        _str("prefix"), _path("offline_directory", role="folder"),
         *(_bool(k) for k in _COMET_QUIET if k not in ("auto_output_logging", "display_summary_level")),
         Param("auto_output_logging", (str, bool), "'default', 'native', 'simple' or False", choices=("default", "native", "simple")),
         Param("display_summary_level", (int,), "0, 1 or 2", min=0))
@@ -167,3 +168,14 @@ class CometBackend(Backend):
             out["tables"].setdefault(key, []).append((step, _csv_table(f.read(body["file_path"]))))
 
 register_backend(CometBackend())
+
+# %% ../../nbs/00g_backend_comet.ipynb #a9c3dca3
+@patch
+def value_problem(self:CometBackend, value):
+    if not math.isfinite(value): return "Comet does not keep NaN or infinite values"
+
+@patch
+def locate(self:CometBackend, logger):
+    if getattr(logger, "_online", False): return None  # an online experiment lives on Comet's servers
+    ids = self.run_ids(logger)
+    return (ids["offline_directory"], ids["experiment_key"]) if ids.get("experiment_key") else None

@@ -13,12 +13,13 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
-from ..utils import check_key, check_name, check_type, closest, is_number, is_secret, table_csv
+from ..utils import check_key, check_name, check_type, closest, is_number, is_secret, patch, slug, table_csv
 from .files import _file_in_run_dir, _index
 
 # %% auto #0
-__all__ = ['Param', 'Backend', 'register_backend', 'unregister_backend', 'list_backends', 'get_backend', 'lightning_class',
-           'backend_of', 'require', 'log_image', 'log_file', 'log_table', 'log_artifact']
+__all__ = ['MEDIA_KEY_BYTES', 'Param', 'Backend', 'register_backend', 'unregister_backend', 'list_backends', 'get_backend',
+           'lightning_class', 'backend_of', 'require', 'safe_key', 'check_names', 'log_image', 'log_file', 'log_table',
+           'log_artifact']
 
 # %% ../../nbs/00b_backends.ipynb #4ca281ef
 _PATH = (str, os.PathLike)
@@ -38,6 +39,7 @@ class Param:
     form:str|None = None           # the form's widget: 'str', 'bool', 'int', 'list', 'dict'; None: not in the form
     default:object = None          # the value the form starts with
     help:str = ""                  # one line for the form and the messages
+    role:str|None = None           # what other code needs it for: 'folder' (where runs go on this machine), 'server'
 
     def check(self, owner:str, value):
         "Raise `TypeError`/`ValueError` naming `owner`, the param and the fix when `value` does not fit."
@@ -95,6 +97,7 @@ class Backend:
     params:tuple = ()            # `Param`s, in the order the form shows them
     run_name_param:str = "name"  # the param that names the run
     versioned:bool = False       # runs are Lightning `version_N` folders under `save_dir/name`
+    process_globals:tuple = ()   # 'module:attribute' globals its library sets for the whole process (put back when the run closes)
 
     @property
     def required(self)->tuple: return tuple(p.name for p in self.params if p.required)
@@ -257,6 +260,77 @@ def require(package:str, backend:str, extra:str|None=None):
         raise ModuleNotFoundError(f"the {backend!r} backend needs {package}: pip install 'autotimm[{extra or backend}]'",
                                   name=package) from e
 
+# %% ../../nbs/00b_backends.ipynb #8bda6812
+MEDIA_KEY_BYTES = 150  # a media key's longest part as a file name: the backends add the step, a name and an extension
+
+@patch
+def key_problem(self:Backend, key:str)->str|None:
+    "Why the backend would not keep the metric name `key` as it is; None when it would."
+    if not isinstance(key, str) or not key.strip(): return "a metric name must be a non-empty string"
+
+@patch
+def media_key_problem(self:Backend, key:str)->str|None:
+    "Why the backend would not keep the image or table key `key` (a file name in most backends); None when it would."
+    if (n := max(len(slug(p).encode()) for p in key.split("/"))) > MEDIA_KEY_BYTES:
+        return f"a part of it is {n} bytes long, over the {MEDIA_KEY_BYTES} bytes a file name can take with the step and name added"
+
+@patch
+def value_problem(self:Backend, value:float)->str|None:
+    "Why the backend would not keep the number `value` as it is; None when it would."
+
+@patch
+def locate(self:Backend, logger)->tuple|None:
+    "`(location, run)` that `read` takes to read this logger's run back; None where it cannot be read back from here."
+    d = self.run_folder(logger)
+    return (str(d), None) if d is not None and Path(d).is_dir() else None
+
+# %% ../../nbs/00b_backends.ipynb #a47a2639
+@patch
+@property
+def folder_param(self:Backend)->Param|None:
+    "The param naming the folder on this machine the backend writes its runs under (shown in the form), or None."
+    return next((p for p in self.params if p.role == "folder" and p.form), None)
+
+@patch
+def local_folder(self:Backend, params:dict)->str|None:
+    "The folder on this machine the run of `params` is written under, or None (a server)."
+    p = self.folder_param
+    return (params.get(p.name) or None) if p is not None else None
+
+@patch
+def absolute(self:Backend, params:dict)->dict:
+    "`params` with every local path in them absolute (a masked or remote one as it is)."
+    out = dict(params)
+    for p in self.params:
+        v = out.get(p.name)
+        if p.role == "folder" and isinstance(v, (str, os.PathLike)) and v and "://" not in str(v) and "***" not in str(v):
+            out[p.name] = os.path.abspath(v)
+    return out
+
+@patch
+def replay_params(self:Backend)->dict:
+    "Params a replay adds to the stored config (e.g. synchronous writes, so nothing is left queued when it ends)."
+    return {}
+
+# %% ../../nbs/00b_backends.ipynb #32800a7a
+def safe_key(key:str)->str:
+    "A spelling of `key` every backend keeps as it is: ASCII letters, digits, `_`, `-`, `.`, `/`; parts of at most 100 bytes."
+    parts = [re.sub(r"[^A-Za-z0-9_.-]+", "_", p).strip("_.")[:100] for p in str(key).split("/")]
+    return "/".join(p for p in parts if p) or "metric"
+
+def check_names(
+    backends:list,     # names of the enabled backends
+    names:dict,        # `{field: name}`, e.g. `{"MetricConfig(name='acc').name": "val/acc"}`
+    kind:str="metric", # 'metric' (a metric name) or 'media' (an image or table key)
+):
+    "`ValueError` naming the field, each backend that would not keep its name as given, why, and a safe spelling."
+    for field, name in names.items():
+        why = {b: (get_backend(b).key_problem(name) if kind == "metric" else get_backend(b).media_key_problem(name)) for b in backends}
+        why = {b: w for b, w in why.items() if w}
+        if why:
+            raise ValueError(f"{field}: {name if len(str(name)) <= 60 else str(name)[:57] + '...'!r} would not be kept as given by "
+                             + "; ".join(f"the {b} backend ({w})" for b, w in why.items()) + f". Use a name such as {safe_key(name)!r}")
+
 # %% ../../nbs/00b_backends.ipynb #870afe43
 def _each(loggers, method:str, *args)->dict:
     "Call the backend `method` for every logger whose backend is registered; return `{backend: location}`."
@@ -289,7 +363,7 @@ def log_artifact(loggers, name:str, data:bytes)->dict:
 
 # %% ../../nbs/00b_backends.ipynb #e95209fa
 def _versioned_params(save_dir_default:str):
-    return (_path("save_dir", required=True, form="str", default=save_dir_default),
+    return (_path("save_dir", required=True, form="str", default=save_dir_default, role="folder"),
             _str("name", form="str", default="lightning_logs"),
             Param("version", (str, int), "a string or an int >= 0", min=0, form="str", default=""))
 

@@ -7,6 +7,8 @@ from __future__ import annotations
 
 import io
 import json
+import math
+import posixpath
 import os
 import re
 import tempfile
@@ -16,7 +18,7 @@ import warnings
 from pathlib import Path
 from urllib.parse import urlparse
 
-from ..utils import check_key, check_name, is_secret, mask_secrets, is_rank_zero, slug, tcp_reachable
+from ..utils import check_key, check_name, is_rank_zero, is_secret, mask_secrets, patch, slug, tcp_reachable
 from .files import _by_step, _frame, _stepped, _unstepped, counts_from_files
 from .core import Backend, Param, _bool, _path, _str, register_backend, require
 
@@ -78,14 +80,15 @@ def webp_preview(png:bytes, side:int=256)->bytes:
 class MLflowBackend(Backend):
     name, title, logger_class, package, extra = "mlflow", "MLflow", "MLFlowLogger", "mlflow", "mlflow"
     run_name_param = "run_name"
+    process_globals = ("mlflow.tracking._tracking_service.utils:_tracking_uri",)  # what `mlflow.set_tracking_uri` sets
     params = (
         Param("experiment_name", (str,), "a non-empty string", required=True, form="str", default=""),
         Param("tracking_uri", (str,), "a tracking URI (http(s)://host:port, sqlite:///path/mlflow.db, ...)",
-              form="str", default="", help="leave empty for a local store under save_dir"),
+              form="str", default="", help="leave empty for a local store under save_dir", role="server"),
         _str("run_name", form="str", default=""),
         Param("tags", (dict,), "a dict of str -> str or number", items=(str, int, float, bool), form="dict", default=""),
-        _path("save_dir", form="str", default="mlruns"), Param("log_model", (bool, str), "True, False or 'all'", choices=("all",)),
-        _str("prefix"), _str("artifact_location"),
+        _path("save_dir", form="str", default="mlruns", role="folder"), Param("log_model", (bool, str), "True, False or 'all'", choices=("all",)),
+        _str("prefix"), _str("artifact_location", role="folder"),
         Param("run_id", (str,), "an MLflow run id", pattern=r"[0-9a-f]{32}", help="32 hexadecimal characters"),
         _bool("synchronous"))
 
@@ -303,3 +306,37 @@ class MLflowBackend(Backend):
                 "manifest": media["manifest"]}
 
 register_backend(MLflowBackend())
+
+# %% ../../nbs/00f_backend_mlflow.ipynb #51ac5184
+_MLFLOW_KEY = re.compile(r"[a-zA-Z0-9_/. -]+")  # what Lightning's MLFlowLogger keeps of a metric name
+
+@patch
+def key_problem(self:MLflowBackend, key):
+    if (why := Backend.key_problem(self, key)): return why
+    if not _MLFLOW_KEY.fullmatch(key): return "MLflow keeps only ASCII letters, digits, '_', '/', '.', ' ' and '-' in a metric name"
+    if len(key) > 250: return f"MLflow keeps metric names of at most 250 characters, this one has {len(key)}"
+    if posixpath.normpath(key) != key or key.startswith(("/", "..")): return "MLflow refuses a name that reads as another path"
+
+@patch
+def value_problem(self:MLflowBackend, value):
+    if math.isinf(value): return "MLflow stores an infinite value as the largest float"
+
+@patch
+def locate(self:MLflowBackend, logger):
+    run = getattr(logger, "_run_id", None)
+    return (logger._tracking_uri, run) if run else None
+
+# %% ../../nbs/00f_backend_mlflow.ipynb #70f7a7f5
+@patch
+def local_folder(self:MLflowBackend, params):
+    return None if params.get("tracking_uri") else Backend.local_folder(self, params)
+
+@patch
+def absolute(self:MLflowBackend, params):
+    out, uri = Backend.absolute(self, params), params.get("tracking_uri")
+    if isinstance(uri, str) and uri.startswith("sqlite:///") and not uri.startswith("sqlite:////"):
+        out["tracking_uri"] = "sqlite:///" + os.path.abspath(uri[len("sqlite:///"):])
+    return out
+
+@patch
+def replay_params(self:MLflowBackend): return {"synchronous": True}

@@ -6,9 +6,11 @@
 from __future__ import annotations
 
 import io
+import math
 from pathlib import Path
 
 from .files import _by_step, _json_file, _media, _status, _yaml, counts_from_files
+from ..utils import patch
 from .core import Backend, _bool, _int, _path, _seconds, _str, _tidy_version, _versioned_params, register_backend, require
 
 # %% auto #0
@@ -96,3 +98,8 @@ class TensorBoardBackend(Backend):
                 "manifest": _json_file(d/"run_manifest.json")}
 
 register_backend(TensorBoardBackend())
+
+# %% ../../nbs/00c_backend_tensorboard.ipynb #5b01827b
+@patch
+def value_problem(self:TensorBoardBackend, value):
+    if math.isfinite(value) and abs(value) > 3.4028234663852886e38: return "TensorBoard keeps 32-bit floats, and this is past their range"

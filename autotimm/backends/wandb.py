@@ -15,6 +15,7 @@ import time
 from pathlib import Path
 
 from .files import _by_step, _frame, _json_file, _write_in, counts_from_files
+from ..utils import patch
 from .core import Backend, Param, _any, _bool, _dict, _path, _str, _strs, register_backend, require
 
 # %% auto #0
@@ -62,8 +63,8 @@ class WandbBackend(Backend):
     params = (
         _str("project", required=True, form="str", default=""), _str("name", form="str", default=""),
         _strs("tags", form="list", default=""), _str("notes", form="str", default=""), _str("group", form="str", default=""),
-        _str("job_type", form="str", default=""), _path("save_dir", form="str", default="."),
-        _bool("offline", form="bool", default=True), _path("dir"),
+        _str("job_type", form="str", default=""), _path("save_dir", form="str", default=".", role="folder"),
+        _bool("offline", form="bool", default=True), _path("dir", role="folder"),
         Param("id", (str,), "a W&B run id", pattern=_WANDB_ID, help="up to 64 characters, none of / \\ # ? % :"),
         Param("version", (str,), "a W&B run id", pattern=_WANDB_ID, help="up to 64 characters, none of / \\ # ? % :"),
         Param("anonymous", (str, bool), "'allow', 'must' or 'never'", choices=("allow", "must", "never")),
@@ -239,6 +240,13 @@ class WandbBackend(Backend):
                 "confusion_matrices": counts_from_files(sorted(f for p in parts for f in (p/"files"/"val_confusion_matrix").glob("epoch_*.json"))),
                 "images": _by_step(media["images"]), "tables": _by_step(media["tables"]), "artifacts": media["artifacts"],
                 "manifest": next((m for p in reversed(parts) if (m := _json_file(p/"files"/"run"/"manifest.json")) is not None), None)}
+
+# %% ../../nbs/00e_backend_wandb.ipynb #7d84e084
+@patch
+def locate(self:WandbBackend, logger):
+    exp = getattr(logger, "_experiment", None)
+    if exp is None or self.remote(logger) or not isinstance(getattr(exp, "dir", None), str): return None
+    return (str(Path(exp.dir).parent), None)
 
 # %% ../../nbs/00e_backend_wandb.ipynb #db50206b
 def _wandb_records(path, start:int=7):
