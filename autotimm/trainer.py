@@ -22,7 +22,7 @@ from pytorch_lightning import Callback
 from pytorch_lightning.callbacks import ModelCheckpoint
 from pytorch_lightning.loggers import Logger
 
-from .backends import backend_of, get_backend
+from .backends import backend_of, check_names, get_backend
 from .callbacks import ShortRunLogging
 from .config import LoggerConfig, check_choice, check_number
 from .delivery import DeliveryMixin, Unavailable, plain_params, delivery_of
@@ -323,6 +323,10 @@ class AutoTrainer(pl.Trainer):
             hint = closest(self.checkpoint_monitor, keys)
             raise ValueError(f"AutoTrainer: checkpoint_monitor={self.checkpoint_monitor!r} is never logged by this model."
                              + (f" Did you mean {hint!r}?" if hint else "") + f" Logged keys: {', '.join(keys)}")
+        if keys:  # every name the model logs, kept as given by every enabled backend (MLflow's rules, file names)
+            fields = {k: f"MetricConfig(name={m.name!r}) (logged as {k!r})" for m in getattr(model, "metric_configs", [])
+                      for s in m.stages for k in m.keys(s)}
+            check_names([b.name for lg in self.loggers if (b := backend_of(lg)) is not None], {fields.get(k, f"the key {k!r}"): k for k in keys})
         if hasattr(datamodule, "check"): datamodule.check()
         if hasattr(model, "check_data"): model.check_data(datamodule)
         for lg in self.loggers: check_reachable(lg)

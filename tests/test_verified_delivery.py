@@ -209,3 +209,17 @@ def test_spools_go_to_each_versioned_backends_own_folder(workdir):
                           cwd="/")  # from any folder
     assert done.returncode == 0, done.stdout + done.stderr
     assert csv_metrics(csv.log_dir)["train/loss"].tolist() == [1.0]
+
+
+def test_a_metric_name_a_backend_would_not_keep_fails_before_training(workdir):
+    "`MetricConfig(name='准确率')` with MLflow on: a clear error before any step, naming the field, the backend and a safe name."
+    from autotimm import AutoTrainer, ImageClassifier, MetricConfig
+    from conftest import digits
+    model = ImageClassifier(backbone="test_resnet", num_classes=10, pretrained=False,
+                            metrics=[MetricConfig(name="准确率", metric_class="Accuracy", params={"task": "multiclass"})])
+    trainer = AutoTrainer(max_epochs=1, enable_progress_bar=False, limit_train_batches=2, limit_val_batches=1,
+                          logger=[LoggerConfig("csv", {"save_dir": "logs"}), LoggerConfig("mlflow", {"experiment_name": "m", "save_dir": "mlruns"})])
+    with pytest.raises(ValueError, match=r"MetricConfig\(name='准确率'\) \(logged as 'train/准确率'\): 'train/准确率' would not be kept as given "
+                                         r"by the mlflow backend \(MLflow keeps only ASCII letters.*Use a name such as 'train/metric'"):
+        trainer.fit(model, datamodule=digits())
+    assert trainer.global_step == 0 and not list(Path("logs").rglob("metrics.csv"))

@@ -316,7 +316,7 @@ def replay_params(self:Backend)->dict:
 def safe_key(key:str)->str:
     "A spelling of `key` every backend keeps as it is: ASCII letters, digits, `_`, `-`, `.`, `/`; parts of at most 100 bytes."
     parts = [re.sub(r"[^A-Za-z0-9_.-]+", "_", p).strip("_.")[:100] for p in str(key).split("/")]
-    return "/".join(p for p in parts if p) or "metric"
+    return "/".join(p or "metric" for p in parts)
 
 def check_names(
     backends:list,     # names of the enabled backends
