@@ -43,7 +43,7 @@ def check_positive(owner:str, name:str, value, what:str="a positive number"):
 # %% ../nbs/00_utils.ipynb #b5903ed6
 SECRET_WORDS = ("password", "passwd", "secret", "token", "credential", "credentials", "auth", "apikey", "key")
 _ID_KEYS = ("experiment", "run", "sort", "monitor", "metric", "group", "primary", "dict", "join")  # `experiment_key` is an id
-_URI_PASSWORD = re.compile(r"(?P<head>[a-z][a-z0-9+.\-]*://[^:/@\s]*):[^@/\s]+@", re.I)
+_URI_USERINFO = re.compile(r"(?P<head>[a-z][a-z0-9+.\-]*://)[^\s?#]*@", re.I)  # up to the last '@' before a query
 _QUERY_SECRET = re.compile(r"(?P<head>[?&;](?:[a-z_\-]*(?:key|token|password|secret)[a-z_\-]*)=)[^&;\s]+", re.I)
 _PLAIN = (str, int, float, bool, type(None), os.PathLike)
 
@@ -57,9 +57,9 @@ def is_secret(name)->bool:
     return False
 
 def mask_secrets(value):
-    "`value` with passwords in URIs and secret-looking query parameters replaced by `***` (non-strings unchanged)."
+    "`value` with a URI's whole user-info (user, password, token) and secret-looking query parameters replaced by `***`."
     if not isinstance(value, str): return value
-    return _QUERY_SECRET.sub(r"\g<head>***", _URI_PASSWORD.sub(r"\g<head>:***@", value))
+    return _QUERY_SECRET.sub(r"\g<head>***", _URI_USERINFO.sub(r"\g<head>***@", value))
 
 def mask_param(k, v):
     "`v` safe to show: `***` for a secret name, masked URIs, containers masked inside, other objects by type name."

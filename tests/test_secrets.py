@@ -99,3 +99,21 @@ def test_credentials_for_server_a_never_reach_server_b(workdir, monkeypatch):
         assert SECRET not in "".join(os.environ.values())
     finally:
         a.stop(); b.stop()
+
+
+def test_a_password_with_at_or_slash_is_masked_whole_or_refused(workdir, capsys, monkeypatch):
+    "The whole user-info of a URI is masked: a password holding '@' never shows in a repr, a spool header or printed output."
+    for name in ("MLFLOW_TRACKING_USERNAME", "MLFLOW_TRACKING_PASSWORD"): monkeypatch.setenv(name, "")
+    secret = "p@ss-Pl4nted-9f2c"
+    cfg = LoggerConfig("mlflow", {"experiment_name": "e", "tracking_uri": f"http://alice:{secret}@127.0.0.1:9"})
+    manager = LoggerManager([LoggerConfig("csv", {"save_dir": "logs"}), cfg])
+    d = manager.get_logger_by_backend("mlflow")._delivery
+    d._spool("log_metrics", [{"a": 1.0}, 0, 1.7e9])  # as a failed call would: the spool's header holds the config
+    print(cfg, manager, manager.where(), d.header())
+    shown = capsys.readouterr().out + repr(cfg) + d.spool.path.read_text()
+    for part in ("ss-Pl4nted", "alice"): assert part not in shown, part
+    assert "http://***@127.0.0.1:9" in shown
+    import pytest
+    with pytest.raises(ValueError, match="percent-encoded, as %2F") as e:  # a '/' would be read as the start of the path
+        LoggerConfig("mlflow", {"experiment_name": "e", "tracking_uri": "http://alice:se/cret-Pl4nted@127.0.0.1:9"})
+    assert "cret-Pl4nted" not in str(e.value)

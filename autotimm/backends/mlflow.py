@@ -93,6 +93,9 @@ class MLflowBackend(Backend):
         _bool("synchronous"))
 
     def check(self, params, owner):
+        name = params.get("experiment_name")
+        if isinstance(name, str) and not name.strip():
+            raise ValueError(f"{owner}: params['experiment_name'] must name the experiment, got {name!r}")
         uri = params.get("tracking_uri")
         if not uri: return
         scheme = urlparse(uri).scheme
@@ -104,6 +107,15 @@ class MLflowBackend(Backend):
                              f"use one of {', '.join(s + '://' for s in _MLFLOW_SCHEMES)} or leave it out")
         if scheme in ("http", "https") and not urlparse(uri).hostname:
             raise ValueError(f"{owner}: params['tracking_uri'] {mask_secrets(uri)!r} names no host, e.g. http://127.0.0.1:5000")
+        rest = uri.split("://", 1)[-1].split("?", 1)[0]
+        if "@" in rest and "/" in rest.rsplit("@", 1)[0]:  # a '/' in the user-info would be read as the start of the path
+            raise ValueError(f"{owner}: params['tracking_uri'] {mask_secrets(uri)!r}: the user or password holds a '/'; "
+                             "write it percent-encoded, as %2F")
+        if scheme == "sqlite" and uri.startswith("sqlite:///") and uri != "sqlite:///:memory:":
+            folder = Path(uri[len("sqlite:///"):]).parent
+            if not folder.is_dir():
+                raise ValueError(f"{owner}: params['tracking_uri'] {uri!r}: the folder {str(folder)!r} does not exist; "
+                                 "create it, or leave tracking_uri out for a local store under save_dir")
 
     def build(self, params):
         require("mlflow", "mlflow")
