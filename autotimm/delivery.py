@@ -472,6 +472,21 @@ def _persist_memory(self:Delivery):
         self._level = 1
     except Exception: pass
 
+# %% ../nbs/01a_delivery.ipynb #fe4aba6b
+@patch
+def forget_memory(self:Delivery)->int:
+    "At the run's end: move what memory holds to a disk if one takes it now, else count it lost; return how many were lost."
+    with self._lock:
+        self._persist_memory()
+        mem = self._stores[2]
+        if mem is None or not mem.events: return 0
+        n = len(mem.events)
+        mem.events.clear()
+        self.spooled, self.lost = self.spooled - n, self.lost + n
+    warnings.warn(f"autotimm: the {self.backend} backend's run ended with {n} events that no disk would take (held in memory): "
+                  "they are lost.", BackendWarning, stacklevel=3)
+    return n
+
 # %% ../nbs/01a_delivery.ipynb #869985fd
 @patch
 @property

@@ -339,7 +339,10 @@ class LoggerManager:
         "Finish each backend's run with `status` ('success', 'interrupted', 'failed'); `backends`: only these names."
         self.env.reapply()
         with self.env.noting(): self._close(status, backends)
-        if backends is None: self.env.put_back()  # the run is over: the environment as it was
+        if backends is None:  # the run is over: the environment as it was; what only memory held is lost
+            for l in self._loggers:
+                if (d := delivery_of(l)) is not None: d.forget_memory()
+            self.env.put_back()
 
     def _close(self, status:str="success", backends=None):
         def close(c, l):

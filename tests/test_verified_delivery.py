@@ -223,3 +223,23 @@ def test_a_metric_name_a_backend_would_not_keep_fails_before_training(workdir):
                                          r"by the mlflow backend \(MLflow keeps only ASCII letters.*Use a name such as 'train/metric'"):
         trainer.fit(model, datamodule=digits())
     assert trainer.global_step == 0 and not list(Path("logs").rglob("metrics.csv"))
+
+
+def test_events_only_memory_held_are_reported_lost_not_pending(workdir, monkeypatch):
+    "No disk takes the spool (the run folder and the fallback are under a file): at the run's end they are lost, and said so."
+    from pytorch_lightning.loggers import CSVLogger
+    Path("blocker").write_text("a file, so no folder can be made under it")
+    monkeypatch.setenv("AUTOTIMM_SPOOL_DIR", str(workdir / "blocker" / "fallback"))
+    m = started([LoggerConfig("csv", {"save_dir": "logs"})])
+    lg = m.loggers[0]
+    d = delivery_of(lg)
+    d._spool_dir = workdir / "blocker" / "run"
+    d._spool("log_metrics", [{"train/loss": 1.0}, 0, time.time()])
+    assert d.counts()["pending"] == 1 and "memory" in d.spool_location
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        m.close()
+    c = d.counts()
+    assert (c["pending"], c["lost"]) == (0, 1), c
+    assert any("they are lost" in str(w.message) for w in caught)
+    assert "lost" in m.report()
