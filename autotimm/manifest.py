@@ -107,11 +107,13 @@ class RunManifest(Callback):
     def __init__(self, run_name:str=None):
         self.run_name, self.manifest, self.resumed_from = run_name, None, None
         self.run_folder = None  # where the run's checkpoints and `PROGRESS_FILE` live (set by `AutoTrainer` before each fit)
+        self.written = None     # the step of the newest checkpoint known to be written
 
     def setup(self, trainer, pl_module, stage):
         if stage != "fit": return
         if trainer.world_size > 1: self.run_name = trainer.strategy.broadcast(self.run_name, src=0)  # one name on every rank
         if not trainer.is_global_zero: return  # only rank zero logs (other ranks' loggers are stand-ins)
+        if self.run_folder is not None: self.written = recorded_progress(self.run_folder, self.run_name)
         self.manifest = build_manifest(trainer, pl_module, trainer.datamodule, self.run_name)
         if self.resumed_from: self.manifest["resumed_from"] = self.resumed_from
         if hasattr(pl_module, "save_hyperparameters"):  # merged into what Lightning logs once to every backend
@@ -137,3 +139,11 @@ class RunManifest(Callback):
         checkpoint["autotimm"] = plain({"run_name": self.run_name, "backends": backend_ids(trainer.loggers),
                                         "resumed_from": self.resumed_from, "run_folder": folder})
         if folder is not None: record_progress(folder, self.run_name, checkpoint.get("global_step", trainer.global_step))
+
+    def checkpoint_written(self, step:int):
+        "A checkpoint at `step` is on disk (called by `autotimm.trainer.Checkpoint`)."
+        self.written = step
+
+    def checkpoint_failed(self):
+        "A checkpoint could not be written (a full disk): the run's newest is the one written before."
+        if self.run_folder is not None and self.written is not None: record_progress(self.run_folder, self.run_name, self.written)

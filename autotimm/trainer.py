@@ -79,7 +79,11 @@ class Checkpoint(ModelCheckpoint):
             self._failed = True
             try: os.remove(part)
             except OSError: pass
+            for cb in trainer.callbacks:
+                if isinstance(cb, RunManifest): cb.checkpoint_failed()  # the run's newest checkpoint is still the one before
             return self._warn("written", filepath, e, "the checkpoints written before are kept; the next one is tried as usual")
+        for cb in trainer.callbacks:
+            if isinstance(cb, RunManifest): cb.checkpoint_written(trainer.global_step)
         self._last_global_step_saved, self._last_checkpoint_saved = trainer.global_step, filepath  # what Lightning's own does after
         if trainer.is_global_zero:
             for logger in trainer.loggers: logger.after_save_checkpoint(proxy(self))

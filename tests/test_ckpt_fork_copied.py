@@ -56,3 +56,26 @@ def test_a_copied_or_renamed_checkpoint_forks_from_an_earlier_step_and_continues
     third.logger_manager.close()
     assert sorted(p.name for p in (workdir / "logs" / "lightning_logs").iterdir()) == ["version_0", "version_1"]
     assert csv_metrics(d1).dropna(subset=["val/loss"])["epoch"].tolist() == [0, 1, 2, 3]
+
+
+def test_a_checkpoint_the_disk_could_not_take_is_not_the_runs_newest(workdir):
+    "Epoch 1's checkpoints fail (a full disk, injected at the file write), training goes on: epoch 0's state is still the newest, so it continues."
+    import errno
+    from pytorch_lightning import Callback
+    class DiskFullAtEpoch1(Callback):
+        def on_train_epoch_start(self, trainer, pl_module):
+            if trainer.current_epoch != 1: return
+            io = trainer.strategy.checkpoint_io  # the file write, after the checkpoint's contents were gathered
+            save = io.save_checkpoint
+            def full(checkpoint, path, *a, **k):
+                if trainer.current_epoch == 1: raise OSError(errno.ENOSPC, "No space left on device")
+                return save(checkpoint, path, *a, **k)
+            io.save_checkpoint = full
+    first = AutoTrainer(max_epochs=2, logger=CONFIGS[:1], callbacks=[DiskFullAtEpoch1()], **KW)
+    first.fit(model(), datamodule=digits())
+    last = workdir / "logs" / "lightning_logs" / "version_0" / "checkpoints" / "last.ckpt"
+    import torch
+    assert torch.load(last, map_location="cpu", weights_only=True)["global_step"] == 5  # epoch 0's, kept
+    second = AutoTrainer(max_epochs=2, logger=CONFIGS[:1], **KW)
+    second.fit(model(), datamodule=digits(), ckpt_path=shutil.copy(last, workdir / "copy.ckpt"))
+    assert second.run_name == "version_0"  # the run's newest state: continued, not forked
