@@ -130,7 +130,7 @@ def _short(v)->str:
     s = repr(v)
     return s if len(s) <= 60 else s[:57] + "..."
 
-# %% ../nbs/01a_delivery.ipynb #e5ca3827
+# %% ../nbs/01a_delivery.ipynb #b96630c3
 class Spool:
     "A backend's undelivered events: one JSON line each in `path`, binary payloads in the folder beside it."
     def __init__(self,
@@ -148,38 +148,6 @@ class Spool:
                     f.seek(-1, os.SEEK_END)
                     self._cut = f.read(1) != b"\n"
         elif header is not None: self._write({"kind": "header", **_absolute(header)})
-
-    def _write(self, record:dict):
-        "Append `record` as one line in one `write`; after a line cut short, the next starts on a new line."
-        self.path.parent.mkdir(parents=True, exist_ok=True)
-        data = (("\n" if self._cut else "") + json.dumps(record, default=str) + "\n").encode()
-        fd = os.open(self.path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o644)
-        try:
-            self._cut = True
-            n = os.write(fd, data)
-            if n < len(data): raise OSError(errno.ENOSPC, f"only {n} of {len(data)} bytes written", str(self.path))
-            self._cut = False
-        finally: os.close(fd)
-
-    def append(self, kind:str, args:list)->int:
-        "Add one event; return its sequence number."
-        seq, stored = self._seq + 1, []
-        for i, a in enumerate(args):
-            if isinstance(a, (bytes, bytearray)):
-                self.blobs.mkdir(parents=True, exist_ok=True)
-                name = f"{seq:06d}-{i}.bin"
-                (self.blobs/name).write_bytes(a)
-                stored.append({"$bytes": name})
-            else: stored.append(a)
-        self._write({"seq": seq, "kind": kind, "args": stored, "time": time.time()})
-        self._seq = seq
-        return seq
-
-    def mark_replayed(self, seq:int):
-        "Note that the events up to `seq` reached the backend (remembered here too, should the disk refuse it)."
-        self._done = max(self._done, seq)
-        self._write({"kind": "replayed", "seq": seq, "time": time.time()})
-
     @contextlib.contextmanager
     def locked(self):
         "Hold this spool for one replay (a lock on the file itself: nothing is written); `RuntimeError` naming the holder otherwise."
@@ -191,91 +159,141 @@ class Spool:
                 raise RuntimeError(f"replay: {self.path} is being replayed by {_lock_holder(fd)}; run it again once that one is done") from None
             yield self
         finally: os.close(fd)
-
-    def reject(self, seq:int, reason:str):
-        "Set the event `seq` aside: the backend refuses its content, so it is never replayed (it stays in the file, with why)."
-        self._write({"kind": "rejected", "seq": seq, "reason": str(reason)[:500], "time": time.time()})
-
-    def _lines(self)->list:
-        "`(line number, record)` of each whole line; the numbers of cut-short lines go to `self.torn`."
-        out, self.torn = [], []
-        if not self.path.exists(): return out
-        with open(self.path, "rb") as f:
-            for n, raw in enumerate(f, 1):
-                if not raw.strip(): continue
-                try: out.append((n, json.loads(raw)))
-                except ValueError: self.torn.append(n)
-        return out
-
-    def _refuse(self, n:int, what:str):
-        raise ValueError(f"spool {self.path}, line {n}: {what}; refusing to replay it (fix or remove that line)")
-
-    def _blob(self, n:int, field:str, ref:dict)->bytes:
-        "The bytes of a `{'$bytes': name}` reference: a plain file name inside the spool's blob folder, nothing else."
-        name = ref.get("$bytes")
-        if set(ref) != {"$bytes"} or not _plain_name(name):
-            self._refuse(n, f"{field} must be {{'$bytes': <plain file name>}}, got {_short(ref)}")
-        path, root = self.blobs/name, self.blobs.resolve()
-        if self.blobs.is_symlink() or path.is_symlink() or path.resolve().parent != root:
-            self._refuse(n, f"{field} names {name!r}, which leads out of {self.blobs}")
-        try: return path.read_bytes()
-        except OSError as e: self._refuse(n, f"{field} names {name!r}, which cannot be read ({e.strerror or e})")
-
-    def _check(self, n:int, rec)->tuple:
-        "`(seq, kind, args)` of a checked event record, bytes restored; `ValueError` otherwise."
-        if not isinstance(rec, dict): self._refuse(n, f"a record must be a JSON object, got {_short(rec)}")
-        kind, seq, args = rec.get("kind"), rec.get("seq"), rec.get("args")
-        if kind not in _METHODS and kind not in _ACTIONS:
-            known = ", ".join(sorted({*_METHODS, *_ACTIONS}))
-            self._refuse(n, f"kind must be one of header, replayed, {known}, got {_short(kind)}")
-        if not _is(seq, int) or seq < 1: self._refuse(n, f"seq must be a positive int, got {_short(seq)}")
-        if not isinstance(args, list): self._refuse(n, f"args must be a list, got {_short(args)}")
-        out = []
-        for i, a in enumerate(args):
-            field = f"args[{i}] of {kind}"
-            if isinstance(a, dict) and "$bytes" in a: a = self._blob(n, field, a)
-            elif isinstance(a, dict) and any(isinstance(v, dict) and "$bytes" in v for v in a.values()):
-                self._refuse(n, f"{field} holds a $bytes reference inside a dict, which no kind takes")
-            out.append(a)
-        _check_args(kind, out, lambda what: self._refuse(n, what))
-        return seq, kind, out
-
-    def load(self)->tuple:
-        "`(header, pending)`: the checked header and the events not yet replayed as `(seq, kind, args)`, in order."
-        if not self.path.exists(): raise FileNotFoundError(f"spool {self.path}: no such file")
-        lines, header, done, events, self.rejected = self._lines(), None, self._done, [], {}
-        for n, rec in lines:
-            kind = rec.get("kind") if isinstance(rec, dict) else None
-            if kind == "header":
-                if header is not None: self._refuse(n, "a second header line")
-                header = {k: v for k, v in rec.items() if k != "kind"}
-                for key, types in (("backend", str), ("params", dict), ("ids", dict), ("run_name", (str, type(None)))):
-                    if key in header and not _is(header[key], types):
-                        self._refuse(n, f"header field {key} must be {_type_names(types)}, got {_short(header[key])}")
-                if not _is(header.get("backend"), str): self._refuse(n, "the header has no backend")
-            elif kind == "rejected" and _is(rec.get("seq"), int): self.rejected[rec["seq"]] = rec.get("reason")
-            elif kind == "replayed":
-                if not _is(rec.get("seq"), int): self._refuse(n, f"seq of a replayed mark must be an int, got {_short(rec.get('seq'))}")
-                done = max(done, rec["seq"])
-            else: events.append((n, rec))
-        if header is None:
-            raise ValueError(f"spool {self.path}: no header line; this is no autotimm spool (or its first line was cut short)")
-        replayed = lambda rec: isinstance(rec, dict) and _is(rec.get("seq"), int) and (rec["seq"] <= done or rec["seq"] in self.rejected)
-        pending = [self._check(n, rec) for n, rec in events if not replayed(rec)]  # checked before any is used
-        if self.torn and tuple(self.torn) not in self._told:
-            self._told.add(tuple(self.torn))
-            warnings.warn(f"autotimm: spool {self.path}: skipped {len(self.torn)} cut-short "
-                          f"line{'s' if len(self.torn) > 1 else ''} (line {', '.join(map(str, self.torn))}); the other events replay",
-                          BackendWarning, stacklevel=2)
-        return header, pending
-
     def header(self)->dict:
         "The checked header (what `replay` needs to rebuild the logger)."
         return self.load()[0]
 
-    def pending(self)->list:
-        "The events not yet replayed, in order, as `(seq, kind, args)` with bytes restored."
-        return self.load()[1]
+# %% ../nbs/01a_delivery.ipynb #778af506
+@patch
+def _write(self:Spool, record:dict):
+    "Append `record` as one line in one `write`; after a line cut short, the next starts on a new line."
+    self.path.parent.mkdir(parents=True, exist_ok=True)
+    data = (("\n" if self._cut else "") + json.dumps(record, default=str) + "\n").encode()
+    fd = os.open(self.path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o644)
+    try:
+        self._cut = True
+        n = os.write(fd, data)
+        if n < len(data): raise OSError(errno.ENOSPC, f"only {n} of {len(data)} bytes written", str(self.path))
+        self._cut = False
+    finally: os.close(fd)
+
+# %% ../nbs/01a_delivery.ipynb #ce2455f4
+@patch
+def append(self:Spool, kind:str, args:list)->int:
+    "Add one event; return its sequence number."
+    seq, stored = self._seq + 1, []
+    for i, a in enumerate(args):
+        if isinstance(a, (bytes, bytearray)):
+            self.blobs.mkdir(parents=True, exist_ok=True)
+            name = f"{seq:06d}-{i}.bin"
+            (self.blobs/name).write_bytes(a)
+            stored.append({"$bytes": name})
+        else: stored.append(a)
+    self._write({"seq": seq, "kind": kind, "args": stored, "time": time.time()})
+    self._seq = seq
+    return seq
+
+# %% ../nbs/01a_delivery.ipynb #5fafea54
+@patch
+def mark_replayed(self:Spool, seq:int):
+    "Note that the events up to `seq` reached the backend (remembered here too, should the disk refuse it)."
+    self._done = max(self._done, seq)
+    self._write({"kind": "replayed", "seq": seq, "time": time.time()})
+
+# %% ../nbs/01a_delivery.ipynb #f970da2d
+@patch
+def reject(self:Spool, seq:int, reason:str):
+    "Set the event `seq` aside: the backend refuses its content, so it is never replayed (it stays in the file, with why)."
+    self._write({"kind": "rejected", "seq": seq, "reason": str(reason)[:500], "time": time.time()})
+
+# %% ../nbs/01a_delivery.ipynb #99c6d724
+@patch
+def _lines(self:Spool)->list:
+    "`(line number, record)` of each whole line; the numbers of cut-short lines go to `self.torn`."
+    out, self.torn = [], []
+    if not self.path.exists(): return out
+    with open(self.path, "rb") as f:
+        for n, raw in enumerate(f, 1):
+            if not raw.strip(): continue
+            try: out.append((n, json.loads(raw)))
+            except ValueError: self.torn.append(n)
+    return out
+
+# %% ../nbs/01a_delivery.ipynb #c24dd522
+@patch
+def _refuse(self:Spool, n:int, what:str):
+    raise ValueError(f"spool {self.path}, line {n}: {what}; refusing to replay it (fix or remove that line)")
+
+# %% ../nbs/01a_delivery.ipynb #2d743791
+@patch
+def _blob(self:Spool, n:int, field:str, ref:dict)->bytes:
+    "The bytes of a `{'$bytes': name}` reference: a plain file name inside the spool's blob folder, nothing else."
+    name = ref.get("$bytes")
+    if set(ref) != {"$bytes"} or not _plain_name(name):
+        self._refuse(n, f"{field} must be {{'$bytes': <plain file name>}}, got {_short(ref)}")
+    path, root = self.blobs/name, self.blobs.resolve()
+    if self.blobs.is_symlink() or path.is_symlink() or path.resolve().parent != root:
+        self._refuse(n, f"{field} names {name!r}, which leads out of {self.blobs}")
+    try: return path.read_bytes()
+    except OSError as e: self._refuse(n, f"{field} names {name!r}, which cannot be read ({e.strerror or e})")
+
+# %% ../nbs/01a_delivery.ipynb #9019251a
+@patch
+def _check(self:Spool, n:int, rec)->tuple:
+    "`(seq, kind, args)` of a checked event record, bytes restored; `ValueError` otherwise."
+    if not isinstance(rec, dict): self._refuse(n, f"a record must be a JSON object, got {_short(rec)}")
+    kind, seq, args = rec.get("kind"), rec.get("seq"), rec.get("args")
+    if kind not in _METHODS and kind not in _ACTIONS:
+        known = ", ".join(sorted({*_METHODS, *_ACTIONS}))
+        self._refuse(n, f"kind must be one of header, replayed, {known}, got {_short(kind)}")
+    if not _is(seq, int) or seq < 1: self._refuse(n, f"seq must be a positive int, got {_short(seq)}")
+    if not isinstance(args, list): self._refuse(n, f"args must be a list, got {_short(args)}")
+    out = []
+    for i, a in enumerate(args):
+        field = f"args[{i}] of {kind}"
+        if isinstance(a, dict) and "$bytes" in a: a = self._blob(n, field, a)
+        elif isinstance(a, dict) and any(isinstance(v, dict) and "$bytes" in v for v in a.values()):
+            self._refuse(n, f"{field} holds a $bytes reference inside a dict, which no kind takes")
+        out.append(a)
+    _check_args(kind, out, lambda what: self._refuse(n, what))
+    return seq, kind, out
+
+# %% ../nbs/01a_delivery.ipynb #5f2c4e9c
+@patch
+def load(self:Spool)->tuple:
+    "`(header, pending)`: the checked header and the events not yet replayed as `(seq, kind, args)`, in order."
+    if not self.path.exists(): raise FileNotFoundError(f"spool {self.path}: no such file")
+    lines, header, done, events, self.rejected = self._lines(), None, self._done, [], {}
+    for n, rec in lines:
+        kind = rec.get("kind") if isinstance(rec, dict) else None
+        if kind == "header":
+            if header is not None: self._refuse(n, "a second header line")
+            header = {k: v for k, v in rec.items() if k != "kind"}
+            for key, types in (("backend", str), ("params", dict), ("ids", dict), ("run_name", (str, type(None)))):
+                if key in header and not _is(header[key], types):
+                    self._refuse(n, f"header field {key} must be {_type_names(types)}, got {_short(header[key])}")
+            if not _is(header.get("backend"), str): self._refuse(n, "the header has no backend")
+        elif kind == "rejected" and _is(rec.get("seq"), int): self.rejected[rec["seq"]] = rec.get("reason")
+        elif kind == "replayed":
+            if not _is(rec.get("seq"), int): self._refuse(n, f"seq of a replayed mark must be an int, got {_short(rec.get('seq'))}")
+            done = max(done, rec["seq"])
+        else: events.append((n, rec))
+    if header is None:
+        raise ValueError(f"spool {self.path}: no header line; this is no autotimm spool (or its first line was cut short)")
+    replayed = lambda rec: isinstance(rec, dict) and _is(rec.get("seq"), int) and (rec["seq"] <= done or rec["seq"] in self.rejected)
+    pending = [self._check(n, rec) for n, rec in events if not replayed(rec)]  # checked before any is used
+    if self.torn and tuple(self.torn) not in self._told:
+        self._told.add(tuple(self.torn))
+        warnings.warn(f"autotimm: spool {self.path}: skipped {len(self.torn)} cut-short "
+                      f"line{'s' if len(self.torn) > 1 else ''} (line {', '.join(map(str, self.torn))}); the other events replay",
+                      BackendWarning, stacklevel=2)
+    return header, pending
+
+# %% ../nbs/01a_delivery.ipynb #dd6de9b2
+@patch
+def pending(self:Spool)->list:
+    "The events not yet replayed, in order, as `(seq, kind, args)` with bytes restored."
+    return self.load()[1]
 
 # %% ../nbs/01a_delivery.ipynb #d17b60b7
 def _check_args(kind:str, args:list, refuse):
@@ -968,7 +986,7 @@ def join(self:Delivery, timeout:float=None)->bool:
     self._workers = [w for w in self._workers if w.is_alive()]
     return not [w for w in self._workers if w is not self._worker]
 
-# %% ../nbs/01a_delivery.ipynb #39a98138
+# %% ../nbs/01a_delivery.ipynb #619605e4
 class Starting:
     "Stands for `logger.experiment` while its run starts in the background: using it waits for the start."
     def __init__(self, logger): self._logger = logger
@@ -976,6 +994,7 @@ class Starting:
         self._logger._delivery.wait_started()
         return getattr(self._logger.experiment, name)
 
+# %% ../nbs/01a_delivery.ipynb #abc9f0ac
 class DeliveryMixin(ABC):  # an ABC with a __dict__, as Lightning's `Logger`: the same layout, so `guard` can switch a logger's class
     "The methods of a guarded logger: events go through `self._delivery` (sent or spooled), other calls are guarded."
     @property
@@ -1017,6 +1036,7 @@ class DeliveryMixin(ABC):  # an ABC with a __dict__, as Lightning's `Logger`: th
         if cls is None: return super().__reduce_ex__(protocol)  # a class of its own (the stand-in) pickles by name
         return _guarded_new, (cls,), self.__getstate__()
 
+# %% ../nbs/01a_delivery.ipynb #a4801d1f
 _GUARDED_CLASSES:dict = {}
 
 def guarded_class(cls:type)->type:
@@ -1029,14 +1049,22 @@ def guarded_class(cls:type)->type:
             "__doc__": f"Lightning's `{cls.__name__}`, delivering through autotimm's `Delivery` (failures spooled, replayed)."})
     return _GUARDED_CLASSES[cls]
 
+# %% ../nbs/01a_delivery.ipynb #ae8acc4c
 def _guarded_new(cls:type):
     "An empty guarded `cls` logger, for pickle and copy (its state is set after)."
     guarded = guarded_class(cls)
     return guarded.__new__(guarded)
 
 # %% ../nbs/01a_delivery.ipynb #18e8fa58
-def guard(logger, spool_dir=None, strict:bool=False, retry_interval:float=30.0, header:dict=None, backend:str=None,
-          background:bool=None)->object:
+def guard(
+    logger,                     # a Lightning logger
+    spool_dir=None,             # the run's folder (or a callable giving it), where the spool goes first
+    strict:bool=False,          # raise `BackendError` on a failure instead of spooling
+    retry_interval:float=30.0,  # seconds between two replays while the backend is down
+    header:dict=None,           # what a replay in another process needs (masked config, run ids)
+    backend:str=None,           # the registry name; found from the logger's class when None
+    background:bool=None,       # deliver on a worker thread; None: where the backend is remote
+)->object:                      # the same logger, its class now `guarded_class(type(logger))`
     "Make `logger` deliver through a `Delivery`, in place: its class becomes `guarded_class(type(logger))`; return it."
     if "_delivery" in vars(logger): return logger
     if backend is None: backend = b.name if (b := backend_of(logger)) else type(logger).__name__
@@ -1048,7 +1076,11 @@ def delivery_of(logger)->Delivery|None:
     "The `Delivery` of a guarded logger (or of its stand-in), or None."
     return vars(logger).get("_delivery") if hasattr(logger, "__dict__") else None
 
-def deliver(logger, kind:str, *args):
+def deliver(
+    logger,    # a guarded logger (or any Lightning logger)
+    kind:str,  # a method name (`log_metrics`, ...) or a registered action (`log_image`, ...)
+    *args,     # the event's arguments
+):
     "Send one event (a method name or a registered action) through the logger's delivery, or directly."
     d = delivery_of(logger)
     return d.send(kind, *args) if d is not None else apply_event(logger, kind, list(args))

@@ -23,7 +23,7 @@ from pathlib import Path
 from .backends import get_backend
 from .config import LoggerConfig, check_number
 from .delivery import BackendWarning, Delivery, Spool, delivery_of, fallback_spool_dir, guard
-from .utils import mask_param
+from .utils import mask_param, patch
 
 # %% auto #0
 __all__ = ['LOCK_TIMEOUT', 'is_rank_zero', 'next_version', 'reserve_run_name', 'default_run_name', 'lock_dir', 'store_lock',
@@ -93,7 +93,7 @@ def _check_writable(backend:str, save_dir):
         raise PermissionError(f"LoggerConfig({backend!r}): save_dir {str(save_dir)!r} is not writable ({type(e).__name__}: "
                               f"{e.strerror or e}); choose a folder you can write to") from e
 
-# %% ../nbs/02_loggers.ipynb #c68a2970
+# %% ../nbs/02_loggers.ipynb #efcd274e
 LOCK_TIMEOUT = 60.0  # seconds to wait for another process's lock on a store; the `AUTOTIMM_LOCK_TIMEOUT` variable overrides it
 
 def lock_dir()->Path:
@@ -110,19 +110,23 @@ def lock_dir()->Path:
     if st.st_mode & 0o077: os.chmod(path, 0o700)  # ours, but open to others (an older umask): made private
     return path
 
+# %% ../nbs/02_loggers.ipynb #4663bc32
 def _lock_file(key:str)->Path:
     return lock_dir()/f"{hashlib.md5(key.encode(), usedforsecurity=False).hexdigest()[:16]}.lock"
 
+# %% ../nbs/02_loggers.ipynb #1bcb440a
 def _holder(fd:int)->str:
     "Who holds the lock whose file is open as `fd`, as that holder wrote it."
     try: return os.pread(fd, 300, 0).decode(errors="replace").strip() or "a process that wrote no name"
     except OSError: return "a process that wrote no name"
 
+# %% ../nbs/02_loggers.ipynb #74ed75b5
 def _user()->str:
     "This process's user name (its uid where the system has no name for it, as in some containers)."
     try: return getpass.getuser()
     except (KeyError, OSError): return f"uid {os.getuid()}"
 
+# %% ../nbs/02_loggers.ipynb #3823ffc8
 def _acquire(fcntl, path:Path, key:str, timeout:float)->int:
     "The open file descriptor of `path`, locked; `TimeoutError` naming the holder after `timeout` seconds."
     try: fd = os.open(path, os.O_RDWR | os.O_CREAT | os.O_NOFOLLOW | getattr(os, "O_CLOEXEC", 0), 0o600)
@@ -147,12 +151,14 @@ def _acquire(fcntl, path:Path, key:str, timeout:float)->int:
     os.pwrite(fd, f"pid {os.getpid()} (user {_user()} on host {socket.gethostname()}, since {time.strftime('%Y-%m-%d %H:%M:%S')})".encode(), 0)
     return fd
 
+# %% ../nbs/02_loggers.ipynb #d1fbfb32
 def _release(fcntl, fd:int):
     try: os.ftruncate(fd, 0)
     finally:
         fcntl.flock(fd, fcntl.LOCK_UN)
         os.close(fd)
 
+# %% ../nbs/02_loggers.ipynb #cb2b05e8
 @contextlib.contextmanager
 def store_lock(configs:list, timeout:float=None):
     "Hold this machine's lock on every local folder (`save_dir`) of `configs`, so processes create stores one at a time."
@@ -170,9 +176,10 @@ def store_lock(configs:list, timeout:float=None):
 _UNSET = object()
 
 def _get_global(name:str):
-    "The value of the module global `'module:attribute'`; None while the module is not imported (its value before any use)."
+    "The value of the module global `'module:attribute'` (imported to read it, so its own value is what is put back); None without it."
     mod, _, attr = name.partition(":")
-    return getattr(sys.modules[mod], attr, None) if mod in sys.modules else None
+    try: return getattr(importlib.import_module(mod), attr, None)
+    except ImportError: return None
 
 def _set_global(name:str, value):
     mod, _, attr = name.partition(":")
@@ -217,12 +224,13 @@ class EnvChanges:
         if not self.applied: self._put(self.after, self.before)
         self.applied = True
 
-# %% ../nbs/02_loggers.ipynb #b60e88cf
+# %% ../nbs/02_loggers.ipynb #50ccde9a
 def _short_verdict(v)->str:
     "A verdict in the report's column: `240/240`, `58/60`, `not verified`."
     if v is None: return ""
     return "not verified" if v.reason is not None else f"{v.verified}/{v.total}"
 
+# %% ../nbs/02_loggers.ipynb #6ce2d52b
 class LoggerManager:
     "Build and hold one Lightning logger per `LoggerConfig`."
     def __init__(self,
@@ -253,175 +261,214 @@ class LoggerManager:
         with self.env.noting():
             self.run_name = self._name(run_name)
             self._loggers = [self._build(c) for c in self._configs]
-
-    def _name(self, given:str=None)->str:
-        if not is_rank_zero(): return os.environ.get("AUTOTIMM_RUN_NAME") or given or default_run_name(self._configs)
-        name = reserve_run_name(self._configs, given)
-        os.environ["AUTOTIMM_RUN_NAME"] = name  # the ranks a distributed launcher starts from here take the same name
-        return name
-
-    def _build(self, cfg:LoggerConfig, extra:dict=None):
-        spec = get_backend(cfg.backend)
-        params = dict(cfg.params)
-        if params.get(spec.run_name_param) is None: params[spec.run_name_param] = self.run_name
-        params.update(extra or {})
-        shown = {k: ("***" if spec.is_secret(k) else mask_param(k, v)) for k, v in params.items()}
-        header = {"run_name": self.run_name, "params": spec.absolute(shown)}  # a replay from another folder reaches this run
-        with store_lock([cfg]): logger = spec.build(params)  # a store is created here (MLflow's sqlite tables)
-        return guard(logger, spool_dir=lambda: self.run_folder(cfg),
-                     strict=cfg.strict if self.strict is None else self.strict,
-                     retry_interval=self.retry_interval, header=header, backend=cfg.backend)
-
-    def run_folder(self, cfg:LoggerConfig=None)->Path:
-        "The run's folder: `cfg`'s own version folder, else the first versioned backend's (TensorBoard/CSV), else `<folder>/<run_name>`."
-        pairs = list(zip(self._configs, self._loggers))
-        for c, lg in [p for p in pairs if p[0] is cfg] + pairs:
-            if get_backend(c.backend).versioned: return Path(lg.log_dir).resolve()
-        given = [cfg] if cfg is not None else self._configs
-        folder = next((f for c in given if (f := get_backend(c.backend).local_folder(c.params))), "autotimm-runs")
-        return (Path(folder)/self.run_name).resolve()
-
-    @property
-    def loggers(self)->list:
-        "The Lightning logger objects, in the order of the configs."
-        return self._loggers
-
-    @property
-    def configs(self)->list:
-        "The `LoggerConfig`s the loggers were built from."
-        return self._configs
-
-    def get_logger_by_backend(self, name:str):
-        "The first logger of backend `name` (case-insensitive), or None when there is none."
-        name = get_backend(name).name
-        return next((l for c, l in zip(self._configs, self._loggers) if c.backend == name), None)
-
-    def summary(self)->dict:
-        "`{backend: {'delivered', 'spooled', 'replayed', 'pending', 'lost', 'rejected', 'read_back'}}` of this run's loggers."
-        out = {}
-        for c, l in zip(self._configs, self._loggers):
-            if (d := delivery_of(l)) is None: continue
-            out[c.backend] = {**d.counts(), "read_back": None if d.verdict is None else str(d.verdict)}
-        return out
-
-    def verify(self, timeout:float=30.0)->dict:
-        "Read every backend's run back and reconcile it with what it was handed (see `Delivery.verify`); `{backend: Verdict}`."
-        return {c.backend: d.verify(timeout) for c, l in zip(self._configs, self._loggers) if (d := delivery_of(l)) is not None}
-
-    def report(self)->str:
-        "What each backend holds of this run, as read back (printed by `AutoTrainer` after `fit` and `test`)."
-        verdicts, s = self.verify(), self.summary()
-        if all(v.ok for v in verdicts.values()) and all(c["spooled"] == c["lost"] == c["rejected"] == 0 for c in s.values()):
-            return "autotimm: every event delivered and read back: " + ", ".join(f"{b} {v.verified} of {v.total}" for b, v in verdicts.items())
-        cols = ("delivered", "spooled", "replayed", "pending", "lost", "rejected")
-        lines = [f"autotimm: delivery report for run {self.run_name}",
-                 f"  {'backend':<12}" + "".join(f"{c:>10}" for c in cols) + "   read back"]
-        lines += [f"  {b:<12}" + "".join(f"{c[k]:>10}" for k in cols) + "   " + _short_verdict(verdicts.get(b)) for b, c in s.items()]
-        for cfg, l in zip(self._configs, self._loggers):
-            d = delivery_of(l)
-            if d is None: continue
-            v = verdicts.get(cfg.backend)
-            if v is not None and not v.ok: lines.append(f"  {cfg.backend}: {v}" + ("; the missing points wait in its spool" if v.missing else ""))
-            for what, key, step, value, why in d.rejected[:5]:
-                lines.append(f"  {cfg.backend}: set aside {key!r}" + (f" at step {step}" if step is not None else "")
-                             + (f" = {value!r}" if value is not None else "") + f": {why}")
-            if len(d.rejected) > 5: lines.append(f"  {cfg.backend}: ... and {len(d.rejected) - 5} more set aside (in its spool)")
-            if d.pending:
-                lines.append(f"  {cfg.backend}: {d.pending} events wait in {d.spool_location}; once the backend answers, send them with:")
-                lines += [f"    autotimm replay {p}" for p in d.spool_paths]
-        return "\n".join(lines)
-
-    def where(self)->dict:
-        "`{backend: (where its run is, a command that opens it)}`."
-        return {c.backend: get_backend(c.backend).where(l) for c, l in zip(self._configs, self._loggers)}
-
-    def close(self, status:str="success", backends=None):
-        "Finish each backend's run with `status` ('success', 'interrupted', 'failed'); `backends`: only these names."
-        self.env.reapply()
-        with self.env.noting(): self._close(status, backends)
-        if backends is None:  # the run is over: the environment as it was; what only memory held is lost
-            for l in self._loggers:
-                if (d := delivery_of(l)) is not None: d.forget_memory()
-            self.env.put_back()
-
-    def _close(self, status:str="success", backends=None):
-        def close(c, l):
-            spec, d = get_backend(c.backend), delivery_of(l)
-            if d is None: spec.close(l, status)
-            else:
-                d.call("closing its run", spec.close, l, status)
-                if d.writer_lost and d.replay():  # the process writing its run died at the end (W&B's service): a new one takes the rest
-                    d.call("closing its run", spec.close, l, status)
-                if not d.down: d.all_written()
-            self.closed.add(c.backend)
-        runs = [(c, l) for c, l in zip(self._configs, self._loggers) if backends is None or c.backend in backends]
-        if len(runs) < 2:
-            for c, l in runs: close(c, l)
-            return
-        # together: W&B and Comet each wait about 0.1 s for their own writer to finish the run
-        with ThreadPoolExecutor(max_workers=len(runs), thread_name_prefix="autotimm-close") as pool:
-            list(pool.map(lambda r: close(*r), runs))  # a failure of an unguarded logger is raised here
-
-    def renew(self)->list:
-        "Close this run and build fresh loggers for a new one (a new version folder, MLflow run, W&B run, Comet experiment)."
-        self.close()
-        self.runs += 1
-        with self.env.noting():
-            self.run_name = self._name(self._given_name)
-            self.closed = set()
-            self._loggers = [self._build(c) for c in self._configs]
-        return self._loggers
-
-    def release(self):
-        "Give back this run's reserved version folders while they are still empty (the run never started)."
-        for root in _roots(self._configs):
-            try: (root/self.run_name).rmdir()
-            except OSError: pass
-
-    def resume(self, ids:dict, step:int=None, backends=None)->list:
-        "Rebuild the loggers (or only `backends`) to continue the run `ids` describes (as `RunManifest` stores it)."
-        self.close(backends=backends)
-        with self.env.noting(): return self._resume(ids, step, backends)
-
-    def _resume(self, ids:dict, step:int=None, backends=None)->list:
-        if ids.get("run_name") and ids["run_name"] != self.run_name and not getattr(self, "_fitted", False): self.release()
-        self.run_name = ids.get("run_name") or self.run_name
-        if is_rank_zero(): os.environ["AUTOTIMM_RUN_NAME"] = self.run_name  # the ranks started from here continue it too
-        known = ids.get("backends", {})
-        for i, c in enumerate(self._configs):
-            if backends is not None and c.backend not in backends: continue
-            spec, own = get_backend(c.backend), known.get(c.backend, {})
-            self._loggers[i] = l = self._build(c, spec.resume_params(own, step))
-            if own:
-                held = delivery_of(l).call("reopening its run", spec.reopen, l, step, default=set())
-                delivery_of(l).skip_params = set(held or ())
-            self.closed.discard(c.backend)
-        return self._loggers
-
-    def log_image(self, key:str, image, step:int=None)->dict:
-        "Send an image (PIL, numpy, tensor, matplotlib `Figure`, PNG bytes) to every backend; see `autotimm.media`."
-        from autotimm import media
-        return media.log_image(self, key, image, step)
-
-    def log_table(self, key:str, table, step:int=None)->dict:
-        "Send a table (a DataFrame, a dict of columns, a list of dicts) to every backend; see `autotimm.media`."
-        from autotimm import media
-        return media.log_table(self, key, table, step)
-
-    def log_artifact(self, path, name:str=None)->dict:
-        "Store a file with every backend's run; see `autotimm.media`."
-        from autotimm import media
-        return media.log_artifact(self, path, name)
-
-    def ids(self)->dict:
-        "The run's identity: its name and each backend's `run_ids` (stored in checkpoints and spool headers)."
-        return {"run_name": self.run_name,
-                "backends": {c.backend: get_backend(c.backend).run_ids(l) for c, l in zip(self._configs, self._loggers)}}
-
     def __len__(self): return len(self._loggers)
     def __iter__(self): return iter(self._loggers)
     def __getitem__(self, i): return self._loggers[i]
     def __repr__(self): return f"LoggerManager({[c.backend for c in self._configs]}, run_name={self.run_name!r})"
+
+# %% ../nbs/02_loggers.ipynb #f4905144
+@patch
+def _name(self:LoggerManager, given:str=None)->str:
+    if not is_rank_zero(): return os.environ.get("AUTOTIMM_RUN_NAME") or given or default_run_name(self._configs)
+    name = reserve_run_name(self._configs, given)
+    os.environ["AUTOTIMM_RUN_NAME"] = name  # the ranks a distributed launcher starts from here take the same name
+    return name
+
+# %% ../nbs/02_loggers.ipynb #3c4b693b
+@patch
+def _build(self:LoggerManager, cfg:LoggerConfig, extra:dict=None):
+    spec = get_backend(cfg.backend)
+    params = dict(cfg.params)
+    if params.get(spec.run_name_param) is None: params[spec.run_name_param] = self.run_name
+    params.update(extra or {})
+    shown = {k: ("***" if spec.is_secret(k) else mask_param(k, v)) for k, v in params.items()}
+    header = {"run_name": self.run_name, "params": spec.absolute(shown)}  # a replay from another folder reaches this run
+    with store_lock([cfg]): logger = spec.build(params)  # a store is created here (MLflow's sqlite tables)
+    return guard(logger, spool_dir=lambda: self.run_folder(cfg),
+                 strict=cfg.strict if self.strict is None else self.strict,
+                 retry_interval=self.retry_interval, header=header, backend=cfg.backend)
+
+# %% ../nbs/02_loggers.ipynb #1dc4448b
+@patch
+def run_folder(self:LoggerManager, cfg:LoggerConfig=None)->Path:
+    "The run's folder: `cfg`'s own version folder, else the first versioned backend's (TensorBoard/CSV), else `<folder>/<run_name>`."
+    pairs = list(zip(self._configs, self._loggers))
+    for c, lg in [p for p in pairs if p[0] is cfg] + pairs:
+        if get_backend(c.backend).versioned: return Path(lg.log_dir).resolve()
+    given = [cfg] if cfg is not None else self._configs
+    folder = next((f for c in given if (f := get_backend(c.backend).local_folder(c.params))), "autotimm-runs")
+    return (Path(folder)/self.run_name).resolve()
+
+# %% ../nbs/02_loggers.ipynb #701f56e8
+@patch
+@property
+def loggers(self:LoggerManager)->list:
+    "The Lightning logger objects, in the order of the configs."
+    return self._loggers
+
+# %% ../nbs/02_loggers.ipynb #1ebc3a9c
+@patch
+@property
+def configs(self:LoggerManager)->list:
+    "The `LoggerConfig`s the loggers were built from."
+    return self._configs
+
+# %% ../nbs/02_loggers.ipynb #2adced03
+@patch
+def get_logger_by_backend(self:LoggerManager, name:str):
+    "The first logger of backend `name` (case-insensitive), or None when there is none."
+    name = get_backend(name).name
+    return next((l for c, l in zip(self._configs, self._loggers) if c.backend == name), None)
+
+# %% ../nbs/02_loggers.ipynb #e36bedb8
+@patch
+def summary(self:LoggerManager)->dict:
+    "`{backend: {'delivered', 'spooled', 'replayed', 'pending', 'lost', 'rejected', 'read_back'}}` of this run's loggers."
+    out = {}
+    for c, l in zip(self._configs, self._loggers):
+        if (d := delivery_of(l)) is None: continue
+        out[c.backend] = {**d.counts(), "read_back": None if d.verdict is None else str(d.verdict)}
+    return out
+
+# %% ../nbs/02_loggers.ipynb #8ef42bdf
+@patch
+def verify(self:LoggerManager, timeout:float=30.0)->dict:
+    "Read every backend's run back and reconcile it with what it was handed (see `Delivery.verify`); `{backend: Verdict}`."
+    return {c.backend: d.verify(timeout) for c, l in zip(self._configs, self._loggers) if (d := delivery_of(l)) is not None}
+
+# %% ../nbs/02_loggers.ipynb #84b33024
+@patch
+def report(self:LoggerManager)->str:
+    "What each backend holds of this run, as read back (printed by `AutoTrainer` after `fit` and `test`)."
+    verdicts, s = self.verify(), self.summary()
+    if all(v.ok for v in verdicts.values()) and all(c["spooled"] == c["lost"] == c["rejected"] == 0 for c in s.values()):
+        return "autotimm: every event delivered and read back: " + ", ".join(f"{b} {v.verified} of {v.total}" for b, v in verdicts.items())
+    cols = ("delivered", "spooled", "replayed", "pending", "lost", "rejected")
+    lines = [f"autotimm: delivery report for run {self.run_name}",
+             f"  {'backend':<12}" + "".join(f"{c:>10}" for c in cols) + "   read back"]
+    lines += [f"  {b:<12}" + "".join(f"{c[k]:>10}" for k in cols) + "   " + _short_verdict(verdicts.get(b)) for b, c in s.items()]
+    for cfg, l in zip(self._configs, self._loggers):
+        d = delivery_of(l)
+        if d is None: continue
+        v = verdicts.get(cfg.backend)
+        if v is not None and not v.ok: lines.append(f"  {cfg.backend}: {v}" + ("; the missing points wait in its spool" if v.missing else ""))
+        for what, key, step, value, why in d.rejected[:5]:
+            lines.append(f"  {cfg.backend}: set aside {key!r}" + (f" at step {step}" if step is not None else "")
+                         + (f" = {value!r}" if value is not None else "") + f": {why}")
+        if len(d.rejected) > 5: lines.append(f"  {cfg.backend}: ... and {len(d.rejected) - 5} more set aside (in its spool)")
+        if d.pending:
+            lines.append(f"  {cfg.backend}: {d.pending} events wait in {d.spool_location}; once the backend answers, send them with:")
+            lines += [f"    autotimm replay {p}" for p in d.spool_paths]
+    return "\n".join(lines)
+
+# %% ../nbs/02_loggers.ipynb #6e3832a0
+@patch
+def where(self:LoggerManager)->dict:
+    "`{backend: (where its run is, a command that opens it)}`."
+    return {c.backend: get_backend(c.backend).where(l) for c, l in zip(self._configs, self._loggers)}
+
+# %% ../nbs/02_loggers.ipynb #5a1fb063
+@patch
+def close(self:LoggerManager, status:str="success", backends=None):
+    "Finish each backend's run with `status` ('success', 'interrupted', 'failed'); `backends`: only these names."
+    self.env.reapply()
+    with self.env.noting(): self._close(status, backends)
+    if backends is None:  # the run is over: the environment as it was; what only memory held is lost
+        for l in self._loggers:
+            if (d := delivery_of(l)) is not None: d.forget_memory()
+        self.env.put_back()
+
+# %% ../nbs/02_loggers.ipynb #9eac2872
+@patch
+def _close(self:LoggerManager, status:str="success", backends=None):
+    def close(c, l):
+        spec, d = get_backend(c.backend), delivery_of(l)
+        if d is None: spec.close(l, status)
+        else:
+            d.call("closing its run", spec.close, l, status)
+            if d.writer_lost and d.replay():  # the process writing its run died at the end (W&B's service): a new one takes the rest
+                d.call("closing its run", spec.close, l, status)
+            if not d.down: d.all_written()
+        self.closed.add(c.backend)
+    runs = [(c, l) for c, l in zip(self._configs, self._loggers) if backends is None or c.backend in backends]
+    if len(runs) < 2:
+        for c, l in runs: close(c, l)
+        return
+    # together: W&B and Comet each wait about 0.1 s for their own writer to finish the run
+    with ThreadPoolExecutor(max_workers=len(runs), thread_name_prefix="autotimm-close") as pool:
+        list(pool.map(lambda r: close(*r), runs))  # a failure of an unguarded logger is raised here
+
+# %% ../nbs/02_loggers.ipynb #86a8611c
+@patch
+def renew(self:LoggerManager)->list:
+    "Close this run and build fresh loggers for a new one (a new version folder, MLflow run, W&B run, Comet experiment)."
+    self.close()
+    self.runs += 1
+    with self.env.noting():
+        self.run_name = self._name(self._given_name)
+        self.closed = set()
+        self._loggers = [self._build(c) for c in self._configs]
+    return self._loggers
+
+# %% ../nbs/02_loggers.ipynb #9affe641
+@patch
+def release(self:LoggerManager):
+    "Give back this run's reserved version folders while they are still empty (the run never started)."
+    for root in _roots(self._configs):
+        try: (root/self.run_name).rmdir()
+        except OSError: pass
+
+# %% ../nbs/02_loggers.ipynb #a76582ad
+@patch
+def resume(self:LoggerManager, ids:dict, step:int=None, backends=None)->list:
+    "Rebuild the loggers (or only `backends`) to continue the run `ids` describes (as `RunManifest` stores it)."
+    self.close(backends=backends)
+    with self.env.noting(): return self._resume(ids, step, backends)
+
+# %% ../nbs/02_loggers.ipynb #3a9cc4e7
+@patch
+def _resume(self:LoggerManager, ids:dict, step:int=None, backends=None)->list:
+    if ids.get("run_name") and ids["run_name"] != self.run_name and not getattr(self, "_fitted", False): self.release()
+    self.run_name = ids.get("run_name") or self.run_name
+    if is_rank_zero(): os.environ["AUTOTIMM_RUN_NAME"] = self.run_name  # the ranks started from here continue it too
+    known = ids.get("backends", {})
+    for i, c in enumerate(self._configs):
+        if backends is not None and c.backend not in backends: continue
+        spec, own = get_backend(c.backend), known.get(c.backend, {})
+        self._loggers[i] = l = self._build(c, spec.resume_params(own, step))
+        if own:
+            held = delivery_of(l).call("reopening its run", spec.reopen, l, step, default=set())
+            delivery_of(l).skip_params = set(held or ())
+        self.closed.discard(c.backend)
+    return self._loggers
+
+# %% ../nbs/02_loggers.ipynb #e1d106aa
+@patch
+def log_image(self:LoggerManager, key:str, image, step:int=None)->dict:
+    "Send an image (PIL, numpy, tensor, matplotlib `Figure`, PNG bytes) to every backend; see `autotimm.media`."
+    from autotimm import media
+    return media.log_image(self, key, image, step)
+
+# %% ../nbs/02_loggers.ipynb #1e8d4533
+@patch
+def log_table(self:LoggerManager, key:str, table, step:int=None)->dict:
+    "Send a table (a DataFrame, a dict of columns, a list of dicts) to every backend; see `autotimm.media`."
+    from autotimm import media
+    return media.log_table(self, key, table, step)
+
+# %% ../nbs/02_loggers.ipynb #de7daffa
+@patch
+def log_artifact(self:LoggerManager, path, name:str=None)->dict:
+    "Store a file with every backend's run; see `autotimm.media`."
+    from autotimm import media
+    return media.log_artifact(self, path, name)
+
+# %% ../nbs/02_loggers.ipynb #fba99b42
+@patch
+def ids(self:LoggerManager)->dict:
+    "The run's identity: its name and each backend's `run_ids` (stored in checkpoints and spool headers)."
+    return {"run_name": self.run_name,
+            "backends": {c.backend: get_backend(c.backend).run_ids(l) for c, l in zip(self._configs, self._loggers)}}
 
 # %% ../nbs/02_loggers.ipynb #b9d0553c
 def _check_header(spec, head:dict, spool_path:Path, given:dict):
@@ -442,7 +489,10 @@ def _check_header(spec, head:dict, spool_path:Path, given:dict):
             raise ValueError(f"replay: the spool's header points at {folder}, not at the run it came from ({recorded}); "
                              f"pass the place to send it to, e.g. --param {where}=...")
 
-def replay(path, params:dict=None)->dict:
+def replay(
+    path,              # a spool file, as the run's report prints it (`<run folder>/spool/<backend>.jsonl`)
+    params:dict=None,  # params that override the stored config (a masked password, a server that moved)
+)->dict:               # `backend`, `replayed`, `pending`, `rejected`, `read_back`, `torn_lines`
     "Send the events waiting in the spool file `path` to its backend now (one replay of a spool at a time), then read them back."
     importlib.import_module("autotimm.manifest")  # registers the actions RunManifest sends (TensorBoard HParams)
     spool = Spool(path)

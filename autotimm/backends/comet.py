@@ -20,12 +20,11 @@ from .core import Backend, Param, _bool, _path, _str, _strs, register_backend, r
 # %% auto #0
 __all__ = ['CometBackend']
 
-# %% ../../nbs/00g_backend_comet.ipynb #d6c4095f
+# %% ../../nbs/00g_backend_comet.ipynb #a60dc29d
 _COMET_QUIET = dict(log_code=False, log_graph=False, parse_args=False, log_git_metadata=False, log_git_patch=False,
                     log_env_details=False, log_env_gpu=False, log_env_host=False, log_env_cpu=False, log_env_network=False,
                     log_env_disk=False, auto_output_logging=False, auto_param_logging=False, auto_metric_logging=False,
                     auto_log_co2=False, display_summary_level=0)
-
 class CometBackend(Backend):
     name, title, logger_class, package, extra = "comet", "Comet", "CometLogger", "comet_ml", "comet"
     close_after_stage = True  # the offline archive is written when the experiment ends
@@ -40,133 +39,172 @@ class CometBackend(Backend):
         Param("auto_output_logging", (str, bool), "'default', 'native', 'simple' or False", choices=("default", "native", "simple")),
         Param("display_summary_level", (int,), "0, 1 or 2", min=0))
 
-    def _online(self, params)->bool:
-        if params.get("online") is not None: return params["online"]
-        import comet_ml
-        return bool(params.get("api_key") or os.environ.get("COMET_API_KEY") or comet_ml.get_config().get_string(None, "comet.api_key"))
+# %% ../../nbs/00g_backend_comet.ipynb #b5bb1578
+@patch
+def _online(self:CometBackend, params)->bool:
+    if params.get("online") is not None: return params["online"]
+    import comet_ml
+    return bool(params.get("api_key") or os.environ.get("COMET_API_KEY") or comet_ml.get_config().get_string(None, "comet.api_key"))
 
-    def build(self, params):
-        require("comet_ml", "comet")
-        from pytorch_lightning.loggers import CometLogger
-        params = {**_COMET_QUIET, **params}
-        online = self._online(params)
-        params.pop("online", None)
-        folder = Path(params.pop("save_dir", None) or params.get("offline_directory") or "comet").resolve()
-        params["offline_directory"] = str(folder)
-        if not online: folder.mkdir(parents=True, exist_ok=True)
-        logger = CometLogger.__new__(CometLogger)
-        logger._create_experiment = lambda: None  # Lightning starts the experiment in __init__; autotimm starts runs in `fit`
-        CometLogger.__init__(logger, **params)
-        del logger._create_experiment
-        logger._online = online  # passed to comet_ml.start when the run starts (offline, not disabled)
-        return logger
+# %% ../../nbs/00g_backend_comet.ipynb #08416b93
+@patch
+def build(self:CometBackend, params):
+    require("comet_ml", "comet")
+    from pytorch_lightning.loggers import CometLogger
+    params = {**_COMET_QUIET, **params}
+    online = self._online(params)
+    params.pop("online", None)
+    folder = Path(params.pop("save_dir", None) or params.get("offline_directory") or "comet").resolve()
+    params["offline_directory"] = str(folder)
+    if not online: folder.mkdir(parents=True, exist_ok=True)
+    logger = CometLogger.__new__(CometLogger)
+    logger._create_experiment = lambda: None  # Lightning starts the experiment in __init__; autotimm starts runs in `fit`
+    CometLogger.__init__(logger, **params)
+    del logger._create_experiment
+    logger._online = online  # passed to comet_ml.start when the run starts (offline, not disabled)
+    return logger
 
-    def remote(self, logger): return type(getattr(logger, "_experiment", None)).__name__ != "OfflineExperiment"
-    def run_ids(self, logger):
-        return {"project": getattr(logger, "_project_name", None), "experiment_key": getattr(logger, "_experiment_key", None),
-                "offline_directory": getattr(logger, "_kwargs", {}).get("offline_directory")}
-    def run_folder(self, logger): return None
-    def where(self, logger):
-        ids = self.run_ids(logger)
-        if self.remote(logger): return getattr(logger.experiment, "url", "?"), ""
-        return f"{ids['offline_directory']} (experiment {ids['experiment_key']}, archived when the run ends)", \
-               f"comet upload {ids['offline_directory']}/<archive>.zip"
-    def close(self, logger, status="success"):
-        exp = getattr(logger, "_experiment", None)
-        if exp is None or not getattr(exp, "alive", True): return None
-        if status != "success": exp.log_other("autotimm_status", status)
-        # `end()` waits for the writer thread's next look at its queue (every 1 s by default), then polls it in steps of
-        # a twentieth of its sleep interval (1 s): quicker looks from now on, not during training (a look every 20 ms
-        # costs ~8 ms of CPU a second beside training)
-        streamer = getattr(exp, "streamer", None)
-        if isinstance(getattr(streamer, "queue_timeout", None), (int, float)): streamer.queue_timeout = min(streamer.queue_timeout, 0.02)
-        if isinstance(getattr(streamer, "_wait_for_finish_sleep_interval", None), (int, float)):
-            streamer._wait_for_finish_sleep_interval = min(streamer._wait_for_finish_sleep_interval, 0.1)
-        exp.end()  # writes the offline archive
-        return "experiment ended"
-    def resume_params(self, ids, step=None):
-        return {"experiment_key": ids["experiment_key"], "mode": "get_or_create"} if ids.get("experiment_key") else {}
+# %% ../../nbs/00g_backend_comet.ipynb #8e4eee16
+@patch
+def remote(self:CometBackend, logger): return type(getattr(logger, "_experiment", None)).__name__ != "OfflineExperiment"
 
-    def log_image(self, logger, key, png, step, name):
-        logger.experiment.log_image(io.BytesIO(png), name=key, step=step, image_format="png")
-        return f"experiment {logger._experiment_key}: image {key} step {step}"
-    def log_file(self, logger, key, name, ext, data):
-        logger.experiment.log_asset_data(data, name=f"{slug(key)}/{name}.{ext}")
-        return f"experiment {logger._experiment_key}: {slug(key)}/{name}.{ext}"
-    def log_table(self, logger, key, step, name, table):
-        "A Comet table (`log_table`: the UI's Assets tab shows it as one), the step in its name."
-        path = f"{check_key(key)}/{_stepped(check_name(name), step)}.csv"
-        logger.experiment.log_table(path, tabular_data=[list(r) for r in table["data"]], headers=list(table["columns"]))
-        return f"experiment {logger._experiment_key}: {path}"
-    def log_artifact(self, logger, name, data):
-        logger.experiment.log_asset_data(data, name=f"artifacts/{check_name(name)}")
-        return f"experiment {logger._experiment_key}: artifacts/{name}"
+# %% ../../nbs/00g_backend_comet.ipynb #1c913833
+@patch
+def run_ids(self:CometBackend, logger):
+    return {"project": getattr(logger, "_project_name", None), "experiment_key": getattr(logger, "_experiment_key", None),
+            "offline_directory": getattr(logger, "_kwargs", {}).get("offline_directory")}
 
-    def find(self, root):
-        keys = {}
-        for z in sorted(Path(root).rglob("*.zip")):
-            try:
-                with zipfile.ZipFile(z) as f: key = json.loads(f.read("experiment.json"))["offline_id"]
-            except Exception: continue
-            keys.setdefault(key, (z.parent, key))
-        return list(keys.values())
+# %% ../../nbs/00g_backend_comet.ipynb #d6e5d9d0
+@patch
+def run_folder(self:CometBackend, logger): return None
 
-    def read(self, location, run=None):
-        if isinstance(location, tuple): location, run = location
-        p = Path(location)
-        zips = [p] if p.is_file() and p.suffix == ".zip" else sorted(p.glob("*.zip")) if p.is_dir() else []
-        archives = []
-        for z in zips:
-            try:
-                with zipfile.ZipFile(z) as f: archives.append((z, json.loads(f.read("experiment.json"))))
-            except Exception: continue
-        if not archives: return None
-        key = run if run and any(a["offline_id"] == run for _, a in archives) else None
-        if key is None:
-            named = [a for z, a in archives if run is None or run in (z.stem, a.get("offline_id"))] or [a for _, a in archives]
-            key = max(named, key=lambda a: a.get("start_time") or 0)["offline_id"]
-        out = {"name": None, "location": str(p), "points": [], "hparams": {}, "confusion_matrices": {}, "status": None,
-               "start": None, "end": None, "images": {}, "tables": {}, "artifacts": {}, "manifest": None}
-        status = "finished"
-        for z, meta in sorted((x for x in archives if x[1]["offline_id"] == key), key=lambda x: x[1].get("start_time") or 0):
-            with zipfile.ZipFile(z) as f:
-                for line in f.read("messages.json").decode().splitlines():
-                    m = json.loads(line); kind, body = m.get("type"), m.get("payload", {})
-                    if kind == "metric_msg":
-                        mm = body["metric"]
-                        out["points"].append((mm.get("step"), mm["metricName"], mm["metricValue"]))
-                        if mm.get("epoch") is not None: out["points"].append((mm.get("step"), "epoch", mm["epoch"]))
-                    elif kind == "parameter_msg" and body["param"].get("source") != "auto-logged":
-                        v = body["param"]["paramValue"]
-                        out["hparams"][body["param"]["paramName"].replace("|", "/")] = v
-                    elif kind == "log_other" and body.get("key") == "Name": out["name"] = body["value"]
-                    elif kind == "log_other" and body.get("key") == "autotimm_status": status = body["value"]
-                    elif kind == "file_upload":
-                        self._file(f, body, out)
-            out["start"] = out["start"] or (meta.get("start_time") or 0) / 1000
-            out["end"], out["status"] = (meta.get("stop_time") or 0) / 1000 or None, status
-        out["confusion_matrices"] = dict(sorted(out["confusion_matrices"].items()))
-        out["images"], out["tables"] = _by_step(out["images"]), _by_step(out["tables"])
-        out["location"] = f"{p} (experiment {key})"
-        return out
+# %% ../../nbs/00g_backend_comet.ipynb #5f5f6e87
+@patch
+def where(self:CometBackend, logger):
+    ids = self.run_ids(logger)
+    if self.remote(logger): return getattr(logger.experiment, "url", "?"), ""
+    return f"{ids['offline_directory']} (experiment {ids['experiment_key']}, archived when the run ends)", \
+           f"comet upload {ids['offline_directory']}/<archive>.zip"
 
-    def _file(self, f, body:dict, out:dict):
-        "One uploaded file of an archive into `out`: a confusion matrix's counts, an image, a table or an artifact."
-        kind, extra = body.get("upload_type"), body.get("additional_params") or {}
-        fname = extra.get("fileName") or extra.get("figName") or ""
-        if kind == "asset" and re.fullmatch(r"val_confusion_matrix/epoch_\d+\.json", fname):
-            r = json.loads(f.read(body["file_path"]))
-            out["confusion_matrices"][int(r["epoch"])] = {"counts": r["counts"], "labels": r.get("labels")}
-        elif kind == "asset" and fname == "run/manifest.json":
-            out["manifest"] = json.loads(f.read(body["file_path"]))
-        elif kind == "asset" and fname.startswith("artifacts/"):
-            out["artifacts"][fname[len("artifacts/"):]] = f.read(body["file_path"])
-        elif kind == "visualization":  # what `log_image` writes
-            out["images"].setdefault(fname, []).append((extra.get("step"), f.read(body["file_path"])))
-        elif kind in ("asset", "dataframe") and fname.endswith(".csv") and "/" in fname:  # what `log_table` writes
-            key, (_, step) = fname.rsplit("/", 1)[0], _unstepped(Path(fname).stem)
-            out["tables"].setdefault(key, []).append((step, _csv_table(f.read(body["file_path"]))))
+# %% ../../nbs/00g_backend_comet.ipynb #d23e426c
+@patch
+def close(self:CometBackend, logger, status="success"):
+    exp = getattr(logger, "_experiment", None)
+    if exp is None or not getattr(exp, "alive", True): return None
+    if status != "success": exp.log_other("autotimm_status", status)
+    # `end()` waits for the writer thread's next look at its queue (every 1 s by default), then polls it in steps of
+    # a twentieth of its sleep interval (1 s): quicker looks from now on, not during training (a look every 20 ms
+    # costs ~8 ms of CPU a second beside training)
+    streamer = getattr(exp, "streamer", None)
+    if isinstance(getattr(streamer, "queue_timeout", None), (int, float)): streamer.queue_timeout = min(streamer.queue_timeout, 0.02)
+    if isinstance(getattr(streamer, "_wait_for_finish_sleep_interval", None), (int, float)):
+        streamer._wait_for_finish_sleep_interval = min(streamer._wait_for_finish_sleep_interval, 0.1)
+    exp.end()  # writes the offline archive
+    return "experiment ended"
 
+# %% ../../nbs/00g_backend_comet.ipynb #33b2bc4b
+@patch
+def resume_params(self:CometBackend, ids, step=None):
+    return {"experiment_key": ids["experiment_key"], "mode": "get_or_create"} if ids.get("experiment_key") else {}
+
+# %% ../../nbs/00g_backend_comet.ipynb #57d53748
+@patch
+def log_image(self:CometBackend, logger, key, png, step, name):
+    logger.experiment.log_image(io.BytesIO(png), name=key, step=step, image_format="png")
+    return f"experiment {logger._experiment_key}: image {key} step {step}"
+
+# %% ../../nbs/00g_backend_comet.ipynb #ec101612
+@patch
+def log_file(self:CometBackend, logger, key, name, ext, data):
+    logger.experiment.log_asset_data(data, name=f"{slug(key)}/{name}.{ext}")
+    return f"experiment {logger._experiment_key}: {slug(key)}/{name}.{ext}"
+
+# %% ../../nbs/00g_backend_comet.ipynb #d2e9ec5a
+@patch
+def log_table(self:CometBackend, logger, key, step, name, table):
+    "A Comet table (`log_table`: the UI's Assets tab shows it as one), the step in its name."
+    path = f"{check_key(key)}/{_stepped(check_name(name), step)}.csv"
+    logger.experiment.log_table(path, tabular_data=[list(r) for r in table["data"]], headers=list(table["columns"]))
+    return f"experiment {logger._experiment_key}: {path}"
+
+# %% ../../nbs/00g_backend_comet.ipynb #9b704b49
+@patch
+def log_artifact(self:CometBackend, logger, name, data):
+    logger.experiment.log_asset_data(data, name=f"artifacts/{check_name(name)}")
+    return f"experiment {logger._experiment_key}: artifacts/{name}"
+
+# %% ../../nbs/00g_backend_comet.ipynb #91175e2d
+@patch
+def find(self:CometBackend, root):
+    keys = {}
+    for z in sorted(Path(root).rglob("*.zip")):
+        try:
+            with zipfile.ZipFile(z) as f: key = json.loads(f.read("experiment.json"))["offline_id"]
+        except Exception: continue
+        keys.setdefault(key, (z.parent, key))
+    return list(keys.values())
+
+# %% ../../nbs/00g_backend_comet.ipynb #3c9342f4
+@patch
+def read(self:CometBackend, location, run=None):
+    if isinstance(location, tuple): location, run = location
+    p = Path(location)
+    zips = [p] if p.is_file() and p.suffix == ".zip" else sorted(p.glob("*.zip")) if p.is_dir() else []
+    archives = []
+    for z in zips:
+        try:
+            with zipfile.ZipFile(z) as f: archives.append((z, json.loads(f.read("experiment.json"))))
+        except Exception: continue
+    if not archives: return None
+    key = run if run and any(a["offline_id"] == run for _, a in archives) else None
+    if key is None:
+        named = [a for z, a in archives if run is None or run in (z.stem, a.get("offline_id"))] or [a for _, a in archives]
+        key = max(named, key=lambda a: a.get("start_time") or 0)["offline_id"]
+    out = {"name": None, "location": str(p), "points": [], "hparams": {}, "confusion_matrices": {}, "status": None,
+           "start": None, "end": None, "images": {}, "tables": {}, "artifacts": {}, "manifest": None}
+    status = "finished"
+    for z, meta in sorted((x for x in archives if x[1]["offline_id"] == key), key=lambda x: x[1].get("start_time") or 0):
+        with zipfile.ZipFile(z) as f:
+            for line in f.read("messages.json").decode().splitlines():
+                m = json.loads(line); kind, body = m.get("type"), m.get("payload", {})
+                if kind == "metric_msg":
+                    mm = body["metric"]
+                    out["points"].append((mm.get("step"), mm["metricName"], mm["metricValue"]))
+                    if mm.get("epoch") is not None: out["points"].append((mm.get("step"), "epoch", mm["epoch"]))
+                elif kind == "parameter_msg" and body["param"].get("source") != "auto-logged":
+                    v = body["param"]["paramValue"]
+                    out["hparams"][body["param"]["paramName"].replace("|", "/")] = v
+                elif kind == "log_other" and body.get("key") == "Name": out["name"] = body["value"]
+                elif kind == "log_other" and body.get("key") == "autotimm_status": status = body["value"]
+                elif kind == "file_upload":
+                    self._file(f, body, out)
+        out["start"] = out["start"] or (meta.get("start_time") or 0) / 1000
+        out["end"], out["status"] = (meta.get("stop_time") or 0) / 1000 or None, status
+    out["confusion_matrices"] = dict(sorted(out["confusion_matrices"].items()))
+    out["images"], out["tables"] = _by_step(out["images"]), _by_step(out["tables"])
+    out["location"] = f"{p} (experiment {key})"
+    return out
+
+# %% ../../nbs/00g_backend_comet.ipynb #59c45dfd
+@patch
+def _file(self:CometBackend, f, body:dict, out:dict):
+    "One uploaded file of an archive into `out`: a confusion matrix's counts, an image, a table or an artifact."
+    kind, extra = body.get("upload_type"), body.get("additional_params") or {}
+    fname = extra.get("fileName") or extra.get("figName") or ""
+    if kind == "asset" and re.fullmatch(r"val_confusion_matrix/epoch_\d+\.json", fname):
+        r = json.loads(f.read(body["file_path"]))
+        out["confusion_matrices"][int(r["epoch"])] = {"counts": r["counts"], "labels": r.get("labels")}
+    elif kind == "asset" and fname == "run/manifest.json":
+        out["manifest"] = json.loads(f.read(body["file_path"]))
+    elif kind == "asset" and fname.startswith("artifacts/"):
+        out["artifacts"][fname[len("artifacts/"):]] = f.read(body["file_path"])
+    elif kind == "visualization":  # what `log_image` writes
+        out["images"].setdefault(fname, []).append((extra.get("step"), f.read(body["file_path"])))
+    elif kind in ("asset", "dataframe") and fname.endswith(".csv") and "/" in fname:  # what `log_table` writes
+        key, (_, step) = fname.rsplit("/", 1)[0], _unstepped(Path(fname).stem)
+        out["tables"].setdefault(key, []).append((step, _csv_table(f.read(body["file_path"]))))
+
+# %% ../../nbs/00g_backend_comet.ipynb #d0cf92c0
 register_backend(CometBackend())
 
 # %% ../../nbs/00g_backend_comet.ipynb #a9c3dca3

@@ -86,7 +86,7 @@ def _dict(name, **kw): return Param(name, (dict,), "a dict", **kw)
 # %% ../../nbs/00b_backends.ipynb #2a5e0038
 def _any(name, **kw): return Param(name, (object,), "any value", **kw)
 
-# %% ../../nbs/00b_backends.ipynb #07cc4c24
+# %% ../../nbs/00b_backends.ipynb #46ab8caa
 class Backend:
     "Everything about one logging backend; subclass it, override what differs, `register_backend` an instance."
     name:str = ""                # registry key, lower case
@@ -98,90 +98,13 @@ class Backend:
     run_name_param:str = "name"  # the param that names the run
     versioned:bool = False       # runs are Lightning `version_N` folders under `save_dir/name`
     process_globals:tuple = ()   # 'module:attribute' globals its library sets for the whole process (put back when the run closes)
-
-    @property
-    def required(self)->tuple: return tuple(p.name for p in self.params if p.required)
-    @property
-    def param_names(self)->tuple: return tuple(p.name for p in self.params)
-    def param(self, name:str)->Param|None: return next((p for p in self.params if p.name == name), None)
     def is_secret(self, name:str)->bool:
         p = self.param(name)
         return (p is not None and p.secret) or is_secret(name)
-    def owns(self, logger)->bool:
-        "Whether `logger` is an instance of this backend's Lightning logger class (or a subclass)."
-        return any(c.__name__ == self.logger_class for c in type(logger).__mro__)
     def __repr__(self): return f"<Backend {self.name!r}: {self.logger_class}>"
-
-    # -- config and build
-    def check(self, params:dict, owner:str):
-        "The backend's own rules beyond each param's type and range (called after them)."
-    def build(self, params:dict):
-        "The Lightning logger for `params` (run name already set)."
-        raise NotImplementedError(f"the {self.name!r} backend does not build a logger")
-    def remote(self, logger)->bool:
-        "Whether writes can wait on a network (then delivery runs them off the training thread)."
-        return False
-    def version_root(self, params:dict)->Path|None:
-        "The folder holding this backend's `version_N` folders (versioned backends)."
-        if not self.versioned or not params.get("save_dir"): return None
-        return Path(params["save_dir"])/(params.get("name", "lightning_logs") or "")
-    def check_reachable(self, logger, timeout:float=3.0):
-        "`ConnectionError` naming the server when the backend's server does not answer."
-
     # -- the run
     starts_in_background:bool = False  # its run starts on the delivery's worker while training begins (events wait behind it)
-    def start(self, logger):
-        "Create the backend's run now (what Lightning does first in `fit`)."
-        _ = logger.experiment
-    def run_ids(self, logger)->dict:
-        "Where the run is and how to find it again (manifest, checkpoint, spool header); never starts a run."
-        return {}
-    def run_folder(self, logger)->Path|None:
-        "A local folder holding the run's files, or None (a store, a server, an archive)."
-        d = getattr(logger, "log_dir", None)
-        return Path(d) if d else None
-    def where(self, logger)->tuple:
-        "`(where the run is, a command that opens it)` for people."
-        d = self.run_folder(logger)
-        return (str(d) if d else "?", "")
     close_after_stage:bool = False  # the run's record is complete only once closed (closed after each fit/test, continued after)
-    def close(self, logger, status:str="success")->str|None:
-        "Finish the run once the trainer is done with it (`'success'`, `'interrupted'` or `'failed'`); say what was done."
-    def declare_metrics(self, logger, params:dict, metric_keys:list):
-        "Show `params` next to `metric_keys` where the backend has such a view (TensorBoard's HParams tab)."
-    def record_status(self, logger, status:str):
-        "Keep how the run ended (`'finished'`, `'interrupted'`, `'failed'`) where the backend has no status of its own."
-        if (d := self.run_folder(logger)) is not None and d.is_dir():
-            (d/"run_status.json").write_text(json.dumps({"status": status, "time": time.time()}))
-
-    # -- resume, replay
-    def resume_params(self, ids:dict, step:int|None=None)->dict:
-        "The params that make a new logger continue the run `ids` describes (from `run_ids`)."
-        return {}
-    def reopen(self, logger, step:int|None=None, training:bool=True)->set:
-        "Make a logger built with `resume_params` continue the run (`training`: to train on, not only to replay a spool); return the hyperparameter names it already holds."
-        return set()
-    # -- a backend whose own service writes what it is handed, later (W&B's `wandb-core`)
-    def journal(self, logger, kind:str)->int|None:
-        "How many rows the run's own record must hold once the event `kind`, about to be sent, is written; None: it is written when the call returns."
-        return None
-    def written(self, logger)->tuple:
-        "`(rows the run's own record holds now, whether the process writing it still runs)`, for a backend whose `journal` gives marks."
-        return 0, True
-    def revive(self, logger):
-        "After the process writing the run died: continue the same run with a new one (called before a replay)."
-
-    def after_replay(self, logger, finalized:bool):
-        "Flush and close what a `replay` opened (`finalized`: the spool held the run's own `finalize`)."
-        if not finalized: logger.finalize("success")
-        self.close(logger, "success")
-
-    # -- metrics
-    def log_metrics(self, logger, metrics:dict, step:int|None=None, at:float|None=None):
-        """Send `metrics`, logged at the time `at` (`time.time()`; a replay sends its first attempt's time; None: now).
-        By default the Lightning logger's own method, which stamps them when they are sent."""
-        return lightning_class(logger).log_metrics(logger, metrics, step)
-
     # -- media
     def log_image(self, logger, key:str, png:bytes, step:int|None, name:str)->str:
         "Store one PNG in the backend's native way; return where it went."
@@ -203,13 +126,157 @@ class Backend:
         "Store one file with the run; return where it went."
         return _file_in_run_dir(self.run_folder(logger), key, name, ext, data)
 
-    # -- reading back
-    def find(self, root:Path)->list:
-        "Locations of this backend's runs under the folder `root`."
-        return []
-    def read(self, location, run:str=None)->dict|None:
-        "The run at `location` (`run`: an id or name where a location holds several), or None when it is not this backend's."
-        return None
+# %% ../../nbs/00b_backends.ipynb #9f273c82
+@patch
+@property
+def required(self:Backend)->tuple: return tuple(p.name for p in self.params if p.required)
+
+# %% ../../nbs/00b_backends.ipynb #5baa1703
+@patch
+@property
+def param_names(self:Backend)->tuple: return tuple(p.name for p in self.params)
+
+# %% ../../nbs/00b_backends.ipynb #fe210d26
+@patch
+def param(self:Backend, name:str)->Param|None: return next((p for p in self.params if p.name == name), None)
+
+# %% ../../nbs/00b_backends.ipynb #96afb227
+@patch
+def owns(self:Backend, logger)->bool:
+    "Whether `logger` is an instance of this backend's Lightning logger class (or a subclass)."
+    return any(c.__name__ == self.logger_class for c in type(logger).__mro__)
+
+# %% ../../nbs/00b_backends.ipynb #79e4592e
+# -- config and build
+@patch
+def check(self:Backend, params:dict, owner:str):
+    "The backend's own rules beyond each param's type and range (called after them)."
+
+# %% ../../nbs/00b_backends.ipynb #c09d3cdd
+@patch
+def build(self:Backend, params:dict):
+    "The Lightning logger for `params` (run name already set)."
+    raise NotImplementedError(f"the {self.name!r} backend does not build a logger")
+
+# %% ../../nbs/00b_backends.ipynb #d490d7fb
+@patch
+def remote(self:Backend, logger)->bool:
+    "Whether writes can wait on a network (then delivery runs them off the training thread)."
+    return False
+
+# %% ../../nbs/00b_backends.ipynb #6977f9a5
+@patch
+def version_root(self:Backend, params:dict)->Path|None:
+    "The folder holding this backend's `version_N` folders (versioned backends)."
+    if not self.versioned or not params.get("save_dir"): return None
+    return Path(params["save_dir"])/(params.get("name", "lightning_logs") or "")
+
+# %% ../../nbs/00b_backends.ipynb #28940d79
+@patch
+def check_reachable(self:Backend, logger, timeout:float=3.0):
+    "`ConnectionError` naming the server when the backend's server does not answer."
+
+# %% ../../nbs/00b_backends.ipynb #191d2c04
+@patch
+def start(self:Backend, logger):
+    "Create the backend's run now (what Lightning does first in `fit`)."
+    _ = logger.experiment
+
+# %% ../../nbs/00b_backends.ipynb #2c196348
+@patch
+def run_ids(self:Backend, logger)->dict:
+    "Where the run is and how to find it again (manifest, checkpoint, spool header); never starts a run."
+    return {}
+
+# %% ../../nbs/00b_backends.ipynb #6eaaaeb0
+@patch
+def run_folder(self:Backend, logger)->Path|None:
+    "A local folder holding the run's files, or None (a store, a server, an archive)."
+    d = getattr(logger, "log_dir", None)
+    return Path(d) if d else None
+
+# %% ../../nbs/00b_backends.ipynb #3887b666
+@patch
+def where(self:Backend, logger)->tuple:
+    "`(where the run is, a command that opens it)` for people."
+    d = self.run_folder(logger)
+    return (str(d) if d else "?", "")
+
+# %% ../../nbs/00b_backends.ipynb #29243e2b
+@patch
+def close(self:Backend, logger, status:str="success")->str|None:
+    "Finish the run once the trainer is done with it (`'success'`, `'interrupted'` or `'failed'`); say what was done."
+
+# %% ../../nbs/00b_backends.ipynb #43387c02
+@patch
+def declare_metrics(self:Backend, logger, params:dict, metric_keys:list):
+    "Show `params` next to `metric_keys` where the backend has such a view (TensorBoard's HParams tab)."
+
+# %% ../../nbs/00b_backends.ipynb #ea00c6a4
+@patch
+def record_status(self:Backend, logger, status:str):
+    "Keep how the run ended (`'finished'`, `'interrupted'`, `'failed'`) where the backend has no status of its own."
+    if (d := self.run_folder(logger)) is not None and d.is_dir():
+        (d/"run_status.json").write_text(json.dumps({"status": status, "time": time.time()}))
+
+# %% ../../nbs/00b_backends.ipynb #1d71e75d
+# -- resume, replay
+@patch
+def resume_params(self:Backend, ids:dict, step:int|None=None)->dict:
+    "The params that make a new logger continue the run `ids` describes (from `run_ids`)."
+    return {}
+
+# %% ../../nbs/00b_backends.ipynb #791379f3
+@patch
+def reopen(self:Backend, logger, step:int|None=None, training:bool=True)->set:
+    "Make a logger built with `resume_params` continue the run (`training`: to train on, not only to replay a spool); return the hyperparameter names it already holds."
+    return set()
+
+# %% ../../nbs/00b_backends.ipynb #15439dee
+# -- a backend whose own service writes what it is handed, later (W&B's `wandb-core`)
+@patch
+def journal(self:Backend, logger, kind:str)->int|None:
+    "How many rows the run's own record must hold once the event `kind`, about to be sent, is written; None: it is written when the call returns."
+    return None
+
+# %% ../../nbs/00b_backends.ipynb #d4f2771b
+@patch
+def written(self:Backend, logger)->tuple:
+    "`(rows the run's own record holds now, whether the process writing it still runs)`, for a backend whose `journal` gives marks."
+    return 0, True
+
+# %% ../../nbs/00b_backends.ipynb #73ab6c50
+@patch
+def revive(self:Backend, logger):
+    "After the process writing the run died: continue the same run with a new one (called before a replay)."
+
+# %% ../../nbs/00b_backends.ipynb #69833e76
+@patch
+def after_replay(self:Backend, logger, finalized:bool):
+    "Flush and close what a `replay` opened (`finalized`: the spool held the run's own `finalize`)."
+    if not finalized: logger.finalize("success")
+    self.close(logger, "success")
+
+# %% ../../nbs/00b_backends.ipynb #da6d1e6a
+# -- metrics
+@patch
+def log_metrics(self:Backend, logger, metrics:dict, step:int|None=None, at:float|None=None):
+    """Send `metrics`, logged at the time `at` (`time.time()`; a replay sends its first attempt's time; None: now).
+    By default the Lightning logger's own method, which stamps them when they are sent."""
+    return lightning_class(logger).log_metrics(logger, metrics, step)
+
+# %% ../../nbs/00b_backends.ipynb #60a47ad6
+# -- reading back
+@patch
+def find(self:Backend, root:Path)->list:
+    "Locations of this backend's runs under the folder `root`."
+    return []
+
+# %% ../../nbs/00b_backends.ipynb #a968bdf2
+@patch
+def read(self:Backend, location, run:str=None)->dict|None:
+    "The run at `location` (`run`: an id or name where a location holds several), or None when it is not this backend's."
+    return None
 
 # %% ../../nbs/00b_backends.ipynb #efad170e
 _REGISTRY:dict = {}

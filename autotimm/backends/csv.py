@@ -10,67 +10,89 @@ from pathlib import Path
 from .files import _by_step, _json_file, _media, _status, _yaml, counts_from_files
 from .core import Backend, _int, _str, _tidy_version, _versioned_params, register_backend
 
+from ..utils import patch
+
 # %% auto #0
 __all__ = ['CSVBackend']
 
-# %% ../../nbs/00d_backend_csv.ipynb #3fc232f6
+# %% ../../nbs/00d_backend_csv.ipynb #1c850caf
 class CSVBackend(Backend):
     name, title, logger_class = "csv", "CSV", "CSVLogger"
     run_name_param, versioned = "version", True
     params = _versioned_params("logs/csv") + (_str("prefix"), _int("flush_logs_every_n_steps", min=1, form="int", default=100))
 
-    def build(self, params):
-        from pytorch_lightning.loggers import CSVLogger
-        return CSVLogger(**params)
+# %% ../../nbs/00d_backend_csv.ipynb #a0253422
+@patch
+def build(self:CSVBackend, params):
+    from pytorch_lightning.loggers import CSVLogger
+    return CSVLogger(**params)
 
-    def start(self, logger):
-        import warnings
-        with warnings.catch_warnings():
-            if not (Path(logger.log_dir)/"metrics.csv").exists():  # nothing to delete: Lightning's warning is moot
-                warnings.filterwarnings("ignore", message=r".*exists and is not empty.*")
-            _ = logger.experiment
-
-    def run_ids(self, logger): return _tidy_version(logger)
-    def where(self, logger):
-        path = Path(logger.log_dir)/"metrics.csv"
-        return str(path), f"python -c \"import pandas; print(pandas.read_csv('{path}'))\""
-    def resume_params(self, ids, step=None): return {"version": ids["version"]} if ids.get("version") is not None else {}
-
-    def reopen(self, logger, step=None, training=True):
-        "Keep the existing `metrics.csv` of the version folder (rows up to `step`) and continue it."
-        import csv, warnings
-        path = Path(logger.log_dir)/"metrics.csv"
-        keys, rows = [], []
-        if path.exists():
-            with open(path, newline="") as f:
-                reader = csv.DictReader(f)
-                keys = list(reader.fieldnames or [])
-                rows = [r for r in reader if step is None or not r.get("step") or float(r["step"]) <= step]
-        with warnings.catch_warnings():
+# %% ../../nbs/00d_backend_csv.ipynb #756183c2
+@patch
+def start(self:CSVBackend, logger):
+    import warnings
+    with warnings.catch_warnings():
+        if not (Path(logger.log_dir)/"metrics.csv").exists():  # nothing to delete: Lightning's warning is moot
             warnings.filterwarnings("ignore", message=r".*exists and is not empty.*")
-            writer = logger.experiment  # Lightning's writer deletes the folder's metrics.csv here
-        if keys:
-            with open(path, "w", newline="") as f:
-                out = csv.DictWriter(f, fieldnames=keys)
-                out.writeheader(); out.writerows(rows)
-            writer.metrics_keys = list(keys)  # so the next save appends under (or widens) the same header
-        return set()
+        _ = logger.experiment
 
-    def find(self, root): return sorted(f.parent for f in Path(root).rglob("metrics.csv"))
-    def read(self, location, run=None):
-        import csv
-        d = Path(location)
-        if not (d/"metrics.csv").is_file(): return None
-        points = []
-        with open(d/"metrics.csv", newline="") as fh:
-            for r in csv.DictReader(fh):
-                for k, v in r.items():
-                    if k != "step" and v not in ("", None): points.append((int(float(r["step"])), k, float(v)))
-        st, media = (d/"metrics.csv").stat(), _media(d)
-        return {"name": d.name, "location": str(d), "points": points, "hparams": _yaml(d/"hparams.yaml"),
-                "confusion_matrices": counts_from_files(sorted(d.glob("val_confusion_matrix_epoch_*.json"))),
-                "start": (d/"hparams.yaml").stat().st_mtime if (d/"hparams.yaml").exists() else None, "end": st.st_mtime, **_status(d),
-                "images": _by_step(media["images"]), "tables": _by_step(media["tables"]), "artifacts": media["artifacts"],
-                "manifest": _json_file(d/"run_manifest.json")}
+# %% ../../nbs/00d_backend_csv.ipynb #d17876f7
+@patch
+def run_ids(self:CSVBackend, logger): return _tidy_version(logger)
 
+# %% ../../nbs/00d_backend_csv.ipynb #80cb3f13
+@patch
+def where(self:CSVBackend, logger):
+    path = Path(logger.log_dir)/"metrics.csv"
+    return str(path), f"python -c \"import pandas; print(pandas.read_csv('{path}'))\""
+
+# %% ../../nbs/00d_backend_csv.ipynb #0ed4e990
+@patch
+def resume_params(self:CSVBackend, ids, step=None): return {"version": ids["version"]} if ids.get("version") is not None else {}
+
+# %% ../../nbs/00d_backend_csv.ipynb #5811d775
+@patch
+def reopen(self:CSVBackend, logger, step=None, training=True):
+    "Keep the existing `metrics.csv` of the version folder (rows up to `step`) and continue it."
+    import csv, warnings
+    path = Path(logger.log_dir)/"metrics.csv"
+    keys, rows = [], []
+    if path.exists():
+        with open(path, newline="") as f:
+            reader = csv.DictReader(f)
+            keys = list(reader.fieldnames or [])
+            rows = [r for r in reader if step is None or not r.get("step") or float(r["step"]) <= step]
+    with warnings.catch_warnings():
+        warnings.filterwarnings("ignore", message=r".*exists and is not empty.*")
+        writer = logger.experiment  # Lightning's writer deletes the folder's metrics.csv here
+    if keys:
+        with open(path, "w", newline="") as f:
+            out = csv.DictWriter(f, fieldnames=keys)
+            out.writeheader(); out.writerows(rows)
+        writer.metrics_keys = list(keys)  # so the next save appends under (or widens) the same header
+    return set()
+
+# %% ../../nbs/00d_backend_csv.ipynb #93dd7bf0
+@patch
+def find(self:CSVBackend, root): return sorted(f.parent for f in Path(root).rglob("metrics.csv"))
+
+# %% ../../nbs/00d_backend_csv.ipynb #85cc2723
+@patch
+def read(self:CSVBackend, location, run=None):
+    import csv
+    d = Path(location)
+    if not (d/"metrics.csv").is_file(): return None
+    points = []
+    with open(d/"metrics.csv", newline="") as fh:
+        for r in csv.DictReader(fh):
+            for k, v in r.items():
+                if k != "step" and v not in ("", None): points.append((int(float(r["step"])), k, float(v)))
+    st, media = (d/"metrics.csv").stat(), _media(d)
+    return {"name": d.name, "location": str(d), "points": points, "hparams": _yaml(d/"hparams.yaml"),
+            "confusion_matrices": counts_from_files(sorted(d.glob("val_confusion_matrix_epoch_*.json"))),
+            "start": (d/"hparams.yaml").stat().st_mtime if (d/"hparams.yaml").exists() else None, "end": st.st_mtime, **_status(d),
+            "images": _by_step(media["images"]), "tables": _by_step(media["tables"]), "artifacts": media["artifacts"],
+            "manifest": _json_file(d/"run_manifest.json")}
+
+# %% ../../nbs/00d_backend_csv.ipynb #fcb690d1
 register_backend(CSVBackend())

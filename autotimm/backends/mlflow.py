@@ -5,6 +5,7 @@
 # %% ../../nbs/00f_backend_mlflow.ipynb #afb555c3
 from __future__ import annotations
 
+import importlib
 import io
 import json
 import math
@@ -47,10 +48,17 @@ _MLFLOW_HTTP_DEFAULTS = {"MLFLOW_HTTP_REQUEST_MAX_RETRIES": "1", "MLFLOW_HTTP_RE
 _MLFLOW_SCHEMES = ("http", "https", "sqlite", "postgresql", "mysql", "mssql", "databricks")
 _CREDENTIALS:dict = {}  # "host:port" -> (user, password): basic auth for that server only
 
-def _scoped_auth():
-    "Make MLflow's REST client send basic auth only to the server a logger's URI named (once per process)."
+_REST_MODULES = ("mlflow.utils.rest_utils", "mlflow.store.tracking.rest_store", "mlflow.store.artifact.http_artifact_repo")
+
+def _scoped_auth()->bool:
+    """Make MLflow's REST client send basic auth only to the server a logger's URI named: MLflow's `http_request`
+    wrapped (a private name) where MLflow is a release autotimm knows (2.x, 3.x) and takes `host_creds` first;
+    False otherwise. The manager notes the change and puts it back when the run closes (`process_globals`)."""
+    import inspect, mlflow
     from mlflow.utils import rest_utils
-    if getattr(rest_utils, "_autotimm_scoped", False): return
+    if getattr(rest_utils.http_request, "_autotimm", False): return True
+    if int(mlflow.__version__.split(".")[0]) not in (2, 3) or next(iter(inspect.signature(rest_utils.http_request).parameters), None) != "host_creds":
+        return False
     original = rest_utils.http_request
     def http_request(host_creds, endpoint, method, *args, **kwargs):
         cred = _CREDENTIALS.get(urlparse(host_creds.host).netloc)
@@ -59,10 +67,11 @@ def _scoped_auth():
             host_creds = copy.copy(host_creds)
             host_creds.username, host_creds.password = cred
         return original(host_creds, endpoint, method, *args, **kwargs)
-    rest_utils.http_request, rest_utils._autotimm_scoped = http_request, True
-    import mlflow.store.tracking.rest_store as rest_store, mlflow.store.artifact.http_artifact_repo as art
-    for m in (rest_store, art):
-        if hasattr(m, "http_request"): m.http_request = http_request
+    http_request._autotimm = True
+    for name in _REST_MODULES:
+        mod = importlib.import_module(name)
+        if hasattr(mod, "http_request"): mod.http_request = http_request
+    return True
 
 # %% ../../nbs/00f_backend_mlflow.ipynb #867fb6e9
 def webp_preview(png:bytes, side:int=256)->bytes:
@@ -76,11 +85,12 @@ def webp_preview(png:bytes, side:int=256)->bytes:
     buf = io.BytesIO(); im.save(buf, "WEBP", method=0)
     return buf.getvalue()
 
-# %% ../../nbs/00f_backend_mlflow.ipynb #ab59c6b6
+# %% ../../nbs/00f_backend_mlflow.ipynb #753b72e8
 class MLflowBackend(Backend):
     name, title, logger_class, package, extra = "mlflow", "MLflow", "MLFlowLogger", "mlflow", "mlflow"
     run_name_param = "run_name"
-    process_globals = ("mlflow.tracking._tracking_service.utils:_tracking_uri",)  # what `mlflow.set_tracking_uri` sets
+    process_globals = ("mlflow.tracking._tracking_service.utils:_tracking_uri",  # what `mlflow.set_tracking_uri` sets
+                       *(f"{m}:http_request" for m in _REST_MODULES))  # `_scoped_auth`
     params = (
         Param("experiment_name", (str,), "a non-empty string", required=True, form="str", default=""),
         Param("tracking_uri", (str,), "a tracking URI (http(s)://host:port, sqlite:///path/mlflow.db, ...)",
@@ -91,99 +101,6 @@ class MLflowBackend(Backend):
         _str("prefix"), _str("artifact_location", role="folder"),
         Param("run_id", (str,), "an MLflow run id", pattern=r"[0-9a-f]{32}", help="32 hexadecimal characters"),
         _bool("synchronous"))
-
-    def check(self, params, owner):
-        name = params.get("experiment_name")
-        if isinstance(name, str) and not name.strip():
-            raise ValueError(f"{owner}: params['experiment_name'] must name the experiment, got {name!r}")
-        uri = params.get("tracking_uri")
-        if not uri: return
-        scheme = urlparse(uri).scheme
-        if scheme == "file":
-            raise ValueError(f"{owner}: tracking_uri uses MLflow's file store, which MLflow 3 refuses. Leave tracking_uri empty "
-                             f"(a local sqlite store under save_dir) or use http(s):// or sqlite:/// (got {mask_secrets(uri)!r})")
-        if scheme not in _MLFLOW_SCHEMES:
-            raise ValueError(f"{owner}: params['tracking_uri'] {mask_secrets(uri)!r} is no MLflow tracking URI; "
-                             f"use one of {', '.join(s + '://' for s in _MLFLOW_SCHEMES)} or leave it out")
-        if scheme in ("http", "https") and not urlparse(uri).hostname:
-            raise ValueError(f"{owner}: params['tracking_uri'] {mask_secrets(uri)!r} names no host, e.g. http://127.0.0.1:5000")
-        rest = uri.split("://", 1)[-1].split("?", 1)[0]
-        if "@" in rest and "/" in rest.rsplit("@", 1)[0]:  # a '/' in the user-info would be read as the start of the path
-            raise ValueError(f"{owner}: params['tracking_uri'] {mask_secrets(uri)!r}: the user or password holds a '/'; "
-                             "write it percent-encoded, as %2F")
-        if scheme == "sqlite" and uri.startswith("sqlite:///") and uri != "sqlite:///:memory:":
-            folder = Path(uri[len("sqlite:///"):]).parent
-            if not folder.is_dir():
-                raise ValueError(f"{owner}: params['tracking_uri'] {uri!r}: the folder {str(folder)!r} does not exist; "
-                                 "create it, or leave tracking_uri out for a local store under save_dir")
-
-    def build(self, params):
-        require("mlflow", "mlflow")
-        from pytorch_lightning.loggers import MLFlowLogger
-        params = dict(params)
-        save_dir = params.pop("save_dir", None)
-        # where the run goes: tracking_uri > save_dir (local store) > MLFLOW_TRACKING_URI > ./mlruns (local store)
-        if not params.get("tracking_uri") and not save_dir: params["tracking_uri"] = os.environ.get("MLFLOW_TRACKING_URI")
-        if not params.get("tracking_uri"):
-            save_dir = save_dir or "mlruns"
-            Path(save_dir).mkdir(parents=True, exist_ok=True)
-            params["tracking_uri"] = mlflow_local_uri(save_dir)
-            params.setdefault("artifact_location", str(Path(save_dir).resolve()/"artifacts"))
-        uri = urlparse(params["tracking_uri"])
-        remote = uri.scheme in ("http", "https")
-        params.setdefault("synchronous", remote)
-        if not params["synchronous"]: os.environ.setdefault("MLFLOW_ASYNC_LOGGING_BUFFERING_SECONDS", "5")  # one transaction in 5 s
-        if remote:
-            for k, v in _MLFLOW_HTTP_DEFAULTS.items(): os.environ.setdefault(k, v)
-            if uri.password is not None or uri.username:
-                netloc = uri.netloc.rsplit("@", 1)[1]
-                _CREDENTIALS[netloc] = (uri.username or "", uri.password or "")
-                _scoped_auth()
-                params["tracking_uri"] = uri._replace(netloc=netloc).geturl()
-        if params.get("tags"):  # a tag named like a secret is stored masked
-            params["tags"] = {k: ("***" if is_secret(k) else v) for k, v in params["tags"].items()}
-        if is_rank_zero(): return MLFlowLogger(**params)
-        # other ranks never log (Lightning's MLFlowLogger logs on rank zero only), so they never open the store either:
-        # its client, which creates a local store's tables, is made on first use (on another machine sharing the folder, no lock helps)
-        import mlflow.tracking
-        made = mlflow.tracking.MlflowClient
-        mlflow.tracking.MlflowClient = _LazyClient
-        try: return MLFlowLogger(**params)
-        finally: mlflow.tracking.MlflowClient = made
-
-    def remote(self, logger): return str(getattr(logger, "_tracking_uri", "")).startswith(("http://", "https://"))
-    def check_reachable(self, logger, timeout=3.0):
-        uri = getattr(logger, "_tracking_uri", None)
-        if not uri or not uri.startswith(("http://", "https://")): return
-        if (e := tcp_reachable(uri, timeout)) is not None:
-            u = urlparse(uri)
-            raise ConnectionError(f"LoggerConfig('mlflow'): tracking_uri {uri} is unreachable ({type(e).__name__}: {e.strerror or e}); "
-                                  f"start the server (e.g. mlflow server --host {u.hostname} --port {u.port}) or leave "
-                                  "tracking_uri out to log to a local store") from e
-
-    def run_ids(self, logger):
-        return {"tracking_uri": mask_secrets(getattr(logger, "_tracking_uri", None)),
-                "experiment_id": getattr(logger, "_experiment_id", None), "run_id": getattr(logger, "_run_id", None)}
-    def run_folder(self, logger): return None
-    def where(self, logger):
-        uri = mask_secrets(logger._tracking_uri)
-        how = f"mlflow ui --backend-store-uri {uri}" if uri.startswith("sqlite:") else f"open {uri}"
-        return f"{uri} (run {logger._run_id})", how
-    def close(self, logger, status="success"):
-        if status != "success" and getattr(logger, "_initialized", False):
-            code = "KILLED" if status == "interrupted" else "FAILED"
-            logger.finalize(code)  # the guarded finalize: spooled if down
-            return f"status {code}"
-    def resume_params(self, ids, step=None): return {"run_id": ids["run_id"]} if ids.get("run_id") else {}
-    def after_replay(self, logger, finalized):
-        "The run keeps the status it has (the spool's own `finalize`, if any, set it)."
-    def reopen(self, logger, step=None, training=True):
-        "Mark a resumed run as running again; its params stay (MLflow cannot change a param's value)."
-        client = logger.experiment
-        held = set(client.get_run(logger.run_id).data.params)
-        if training: client.update_run(logger.run_id, status="RUNNING")
-        return held
-
     def log_metrics(self, logger, metrics, step=None, at=None):
         """Lightning's `MLFlowLogger.log_metrics`, stamped with the time the metrics were logged at (`at`), not the time
         they are sent: a batch the server stored but never confirmed (its answer lost) is replayed as the same points,
@@ -201,37 +118,6 @@ class MLflowBackend(Backend):
                               RuntimeWarning, stacklevel=2)
             points.append(Metric(key=key, value=v, timestamp=int(at * 1000), step=step or 0))
         logger.experiment.log_batch(run_id=logger.run_id, metrics=points, **logger._log_batch_kwargs)
-
-    def _local_artifacts(self, logger)->Path|None:
-        "The run's artifact folder where MLflow itself writes the run's artifacts to a folder on this machine, else None."
-        if vars(logger).get("_artifacts_of") != logger.run_id:  # asked once a run
-            from mlflow.store.artifact.artifact_repository_registry import get_artifact_repository
-            from mlflow.store.artifact.local_artifact_repo import LocalArtifactRepository
-            repo = get_artifact_repository(logger.experiment.get_run(logger.run_id).info.artifact_uri)
-            logger._artifact_dir = Path(repo.artifact_dir) if isinstance(repo, LocalArtifactRepository) else None
-            logger._artifacts_of = logger.run_id
-        return logger._artifact_dir
-    def _put(self, logger, folder:str, files:dict):
-        """Keep `{name: bytes}` as the run's artifacts under `folder`. Where MLflow keeps them in a local folder, each is
-        written there as MLflow's local repository writes it (a hidden file, then renamed: no half-written artifact), without
-        MLflow's temporary copy and path checks (~4 ms a call at every epoch end; names here are checked keys and names);
-        elsewhere (a server's proxy, S3, ...) through MLflow."""
-        if (root := self._local_artifacts(logger)) is not None:
-            import mlflow.store.artifact.local_artifact_repo as local  # MLflow's listings skip files named with its prefix
-            prefix = getattr(local, "_TEMP_ARTIFACT_PREFIX", ".artifact.uploading.")
-            (root/folder).mkdir(parents=True, exist_ok=True)
-            for name, data in files.items():
-                part = root/folder/f"{prefix}{name}"
-                try: part.write_bytes(data); os.replace(part, root/folder/name)
-                finally: part.unlink(missing_ok=True)
-            return
-        with tempfile.TemporaryDirectory() as d:
-            for name, data in files.items(): (Path(d)/name).write_bytes(data)
-            logger.experiment.log_artifacts(logger.run_id, d, artifact_path=folder)
-
-    def log_file(self, logger, key, name, ext, data):
-        self._put(logger, slug(key), {f"{name}.{ext}": data})
-        return f"run {logger.run_id}: {slug(key)}/{name}.{ext}"
     def log_image(self, logger, key, png, step, name):
         """An MLflow image at `step` (the UI's step slider), and the PNG as an artifact `{key}/{name}.png` where it always was.
         The image is laid out as `MlflowClient.log_image(key=, step=)` lays it out, but with the PNG as it is (MLflow
@@ -243,80 +129,256 @@ class MLflowBackend(Backend):
             logger.experiment.set_tag(logger.run_id, "mlflow.loggedImages", True)
             logger._images_tagged = True
         return super().log_image(logger, key, png, step, name)
-    def log_table(self, logger, key, step, name, table):
-        "An MLflow table (`log_table`: the UI's artifact view shows it as a table), the step in its name."
-        path = f"{check_key(key)}/{_stepped(check_name(name), step)}.json"  # the key's own folders: read back exactly
-        logger.experiment.log_table(logger.run_id, _frame(table["columns"], table["data"]), artifact_file=path)
-        return f"run {logger.run_id}: {path}"
-    def log_artifact(self, logger, name, data):
-        self._put(logger, "artifacts", {check_name(name): data})
-        return f"run {logger.run_id}: artifacts/{name}"
 
-    def _media(self, client, r)->dict:
-        "Stepped images (`images/{key}+step+{n}+...png`), tables (the run's `mlflow.loggedArtifacts` tag) and `artifacts/`."
-        out, rid = {"images": {}, "tables": {}, "artifacts": {}}, r.info.run_id
-        with tempfile.TemporaryDirectory() as tmp:
-            def get(path): return Path(client.download_artifacts(rid, path, tmp)).read_bytes()
-            try: images = client.list_artifacts(rid, "images")
-            except Exception: images = []
-            for f in images:
-                m = re.fullmatch(r"images/(.+)\+step\+(-?\d+)\+.*(?<!compressed)\.png", f.path)
-                if m: out["images"].setdefault(m[1].replace("~", "/"), []).append((int(m[2]), get(f.path)))
-            try: logged = json.loads(r.data.tags.get("mlflow.loggedArtifacts", "[]"))
-            except ValueError: logged = []
-            for a in logged:
-                if a.get("type") != "table": continue
-                key, step = a["path"].rsplit("/", 1)[0], _unstepped(Path(a["path"]).stem)[1]
-                t = json.loads(get(a["path"]))
-                out["tables"].setdefault(key, []).append((step, _frame(t["columns"], t["data"])))
-            try: arts = client.list_artifacts(rid, "artifacts")
-            except Exception: arts = []
-            out["artifacts"] = {Path(f.path).name: get(f.path) for f in arts if not f.is_dir}
-            try: out["manifest"] = json.loads(get("run/manifest.json"))
-            except Exception: out["manifest"] = None
-        return out
+# %% ../../nbs/00f_backend_mlflow.ipynb #8f5a55aa
+@patch
+def check(self:MLflowBackend, params, owner):
+    name = params.get("experiment_name")
+    if isinstance(name, str) and not name.strip():
+        raise ValueError(f"{owner}: params['experiment_name'] must name the experiment, got {name!r}")
+    uri = params.get("tracking_uri")
+    if not uri: return
+    scheme = urlparse(uri).scheme
+    if scheme == "file":
+        raise ValueError(f"{owner}: tracking_uri uses MLflow's file store, which MLflow 3 refuses. Leave tracking_uri empty "
+                         f"(a local sqlite store under save_dir) or use http(s):// or sqlite:/// (got {mask_secrets(uri)!r})")
+    if scheme not in _MLFLOW_SCHEMES:
+        raise ValueError(f"{owner}: params['tracking_uri'] {mask_secrets(uri)!r} is no MLflow tracking URI; "
+                         f"use one of {', '.join(s + '://' for s in _MLFLOW_SCHEMES)} or leave it out")
+    if scheme in ("http", "https") and not urlparse(uri).hostname:
+        raise ValueError(f"{owner}: params['tracking_uri'] {mask_secrets(uri)!r} names no host, e.g. http://127.0.0.1:5000")
+    rest = uri.split("://", 1)[-1].split("?", 1)[0]
+    if "@" in rest and "/" in rest.rsplit("@", 1)[0]:  # a '/' in the user-info would be read as the start of the path
+        raise ValueError(f"{owner}: params['tracking_uri'] {mask_secrets(uri)!r}: the user or password holds a '/'; "
+                         "write it percent-encoded, as %2F")
+    if scheme == "sqlite" and uri.startswith("sqlite:///") and uri != "sqlite:///:memory:":
+        folder = Path(uri[len("sqlite:///"):]).parent
+        if not folder.is_dir():
+            raise ValueError(f"{owner}: params['tracking_uri'] {uri!r}: the folder {str(folder)!r} does not exist; "
+                             "create it, or leave tracking_uri out for a local store under save_dir")
 
-    def find(self, root):
-        out = []
-        for db in sorted(Path(root).rglob("mlflow.db")):
-            from mlflow.tracking import MlflowClient
-            client = MlflowClient(f"sqlite:///{db.resolve()}")
-            exps = [e.experiment_id for e in client.search_experiments()]
-            out += [(f"sqlite:///{db.resolve()}", r.info.run_id) for r in (client.search_runs(exps) if exps else [])]
-        return out
+# %% ../../nbs/00f_backend_mlflow.ipynb #41f7df03
+@patch
+def build(self:MLflowBackend, params):
+    require("mlflow", "mlflow")
+    from pytorch_lightning.loggers import MLFlowLogger
+    params = dict(params)
+    save_dir = params.pop("save_dir", None)
+    # where the run goes: tracking_uri > save_dir (local store) > MLFLOW_TRACKING_URI > ./mlruns (local store)
+    if not params.get("tracking_uri") and not save_dir: params["tracking_uri"] = os.environ.get("MLFLOW_TRACKING_URI")
+    if not params.get("tracking_uri"):
+        save_dir = save_dir or "mlruns"
+        Path(save_dir).mkdir(parents=True, exist_ok=True)
+        params["tracking_uri"] = mlflow_local_uri(save_dir)
+        params.setdefault("artifact_location", str(Path(save_dir).resolve()/"artifacts"))
+    uri = urlparse(params["tracking_uri"])
+    remote = uri.scheme in ("http", "https")
+    params.setdefault("synchronous", remote)
+    if not params["synchronous"]: os.environ.setdefault("MLFLOW_ASYNC_LOGGING_BUFFERING_SECONDS", "5")  # one transaction in 5 s
+    if remote:
+        for k, v in _MLFLOW_HTTP_DEFAULTS.items(): os.environ.setdefault(k, v)
+        if uri.password is not None or uri.username:
+            netloc = uri.netloc.rsplit("@", 1)[1]
+            _CREDENTIALS[netloc] = (uri.username or "", uri.password or "")
+            if _scoped_auth(): params["tracking_uri"] = uri._replace(netloc=netloc).geturl()
+            else:  # an MLflow autotimm does not know: its public, process-wide credentials (put back when the run closes)
+                warnings.warn("autotimm: this MLflow release is not one autotimm scopes credentials for; the URI's user and "
+                              "password are set as MLFLOW_TRACKING_USERNAME/PASSWORD for the run", RuntimeWarning, stacklevel=2)
+                os.environ["MLFLOW_TRACKING_USERNAME"], os.environ["MLFLOW_TRACKING_PASSWORD"] = _CREDENTIALS.pop(netloc)
+                params["tracking_uri"] = uri._replace(netloc=netloc).geturl()
+    if params.get("tags"):  # a tag named like a secret is stored masked
+        params["tags"] = {k: ("***" if is_secret(k) else v) for k, v in params["tags"].items()}
+    if is_rank_zero(): return MLFlowLogger(**params)
+    # other ranks never log (Lightning's MLFlowLogger logs on rank zero only), so they never open the store either:
+    # its client, which creates a local store's tables, is made on first use (on another machine sharing the folder, no lock helps)
+    import mlflow.tracking
+    made = mlflow.tracking.MlflowClient
+    mlflow.tracking.MlflowClient = _LazyClient
+    try: return MLFlowLogger(**params)
+    finally: mlflow.tracking.MlflowClient = made
 
-    def read(self, location, run=None):
-        if isinstance(location, tuple): location, run = location
-        loc = str(location)
-        if not loc.startswith(tuple(s + ":" for s in _MLFLOW_SCHEMES)):
-            if not (Path(loc)/"mlflow.db").is_file(): return None
-            loc = f"sqlite:///{(Path(loc)/'mlflow.db').resolve()}"
-        import yaml
+# %% ../../nbs/00f_backend_mlflow.ipynb #a2722891
+@patch
+def remote(self:MLflowBackend, logger): return str(getattr(logger, "_tracking_uri", "")).startswith(("http://", "https://"))
+
+# %% ../../nbs/00f_backend_mlflow.ipynb #6c53ecce
+@patch
+def check_reachable(self:MLflowBackend, logger, timeout=3.0):
+    uri = getattr(logger, "_tracking_uri", None)
+    if not uri or not uri.startswith(("http://", "https://")): return
+    if (e := tcp_reachable(uri, timeout)) is not None:
+        u = urlparse(uri)
+        raise ConnectionError(f"LoggerConfig('mlflow'): tracking_uri {uri} is unreachable ({type(e).__name__}: {e.strerror or e}); "
+                              f"start the server (e.g. mlflow server --host {u.hostname} --port {u.port}) or leave "
+                              "tracking_uri out to log to a local store") from e
+
+# %% ../../nbs/00f_backend_mlflow.ipynb #957aa82b
+@patch
+def run_ids(self:MLflowBackend, logger):
+    return {"tracking_uri": mask_secrets(getattr(logger, "_tracking_uri", None)),
+            "experiment_id": getattr(logger, "_experiment_id", None), "run_id": getattr(logger, "_run_id", None)}
+
+# %% ../../nbs/00f_backend_mlflow.ipynb #baaff94a
+@patch
+def run_folder(self:MLflowBackend, logger): return None
+
+# %% ../../nbs/00f_backend_mlflow.ipynb #4d5fa384
+@patch
+def where(self:MLflowBackend, logger):
+    uri = mask_secrets(logger._tracking_uri)
+    how = f"mlflow ui --backend-store-uri {uri}" if uri.startswith("sqlite:") else f"open {uri}"
+    return f"{uri} (run {logger._run_id})", how
+
+# %% ../../nbs/00f_backend_mlflow.ipynb #89205b50
+@patch
+def close(self:MLflowBackend, logger, status="success"):
+    if status != "success" and getattr(logger, "_initialized", False):
+        code = "KILLED" if status == "interrupted" else "FAILED"
+        logger.finalize(code)  # the guarded finalize: spooled if down
+        return f"status {code}"
+
+# %% ../../nbs/00f_backend_mlflow.ipynb #80cdf413
+@patch
+def resume_params(self:MLflowBackend, ids, step=None): return {"run_id": ids["run_id"]} if ids.get("run_id") else {}
+
+# %% ../../nbs/00f_backend_mlflow.ipynb #1439fba3
+@patch
+def after_replay(self:MLflowBackend, logger, finalized):
+    "The run keeps the status it has (the spool's own `finalize`, if any, set it)."
+
+# %% ../../nbs/00f_backend_mlflow.ipynb #e2af5230
+@patch
+def reopen(self:MLflowBackend, logger, step=None, training=True):
+    "Mark a resumed run as running again; its params stay (MLflow cannot change a param's value)."
+    client = logger.experiment
+    held = set(client.get_run(logger.run_id).data.params)
+    if training: client.update_run(logger.run_id, status="RUNNING")
+    return held
+
+# %% ../../nbs/00f_backend_mlflow.ipynb #552a3eac
+@patch
+def _local_artifacts(self:MLflowBackend, logger)->Path|None:
+    "The run's artifact folder where MLflow itself writes the run's artifacts to a folder on this machine, else None."
+    if vars(logger).get("_artifacts_of") != logger.run_id:  # asked once a run
+        from mlflow.store.artifact.artifact_repository_registry import get_artifact_repository
+        from mlflow.store.artifact.local_artifact_repo import LocalArtifactRepository
+        repo = get_artifact_repository(logger.experiment.get_run(logger.run_id).info.artifact_uri)
+        logger._artifact_dir = Path(repo.artifact_dir) if isinstance(repo, LocalArtifactRepository) else None
+        logger._artifacts_of = logger.run_id
+    return logger._artifact_dir
+
+# %% ../../nbs/00f_backend_mlflow.ipynb #0634f93d
+@patch
+def _put(self:MLflowBackend, logger, folder:str, files:dict):
+    """Keep `{name: bytes}` as the run's artifacts under `folder`. Where MLflow keeps them in a local folder, each is
+    written there as MLflow's local repository writes it (a hidden file, then renamed: no half-written artifact), without
+    MLflow's temporary copy and path checks (~4 ms a call at every epoch end; names here are checked keys and names);
+    elsewhere (a server's proxy, S3, ...) through MLflow."""
+    if (root := self._local_artifacts(logger)) is not None:
+        import mlflow.store.artifact.local_artifact_repo as local  # MLflow's listings skip files named with its prefix
+        prefix = getattr(local, "_TEMP_ARTIFACT_PREFIX", ".artifact.uploading.")
+        (root/folder).mkdir(parents=True, exist_ok=True)
+        for name, data in files.items():
+            part = root/folder/f"{prefix}{name}"
+            try: part.write_bytes(data); os.replace(part, root/folder/name)
+            finally: part.unlink(missing_ok=True)
+        return
+    with tempfile.TemporaryDirectory() as d:
+        for name, data in files.items(): (Path(d)/name).write_bytes(data)
+        logger.experiment.log_artifacts(logger.run_id, d, artifact_path=folder)
+
+# %% ../../nbs/00f_backend_mlflow.ipynb #cad59464
+@patch
+def log_file(self:MLflowBackend, logger, key, name, ext, data):
+    self._put(logger, slug(key), {f"{name}.{ext}": data})
+    return f"run {logger.run_id}: {slug(key)}/{name}.{ext}"
+
+# %% ../../nbs/00f_backend_mlflow.ipynb #301cab1b
+@patch
+def log_table(self:MLflowBackend, logger, key, step, name, table):
+    "An MLflow table (`log_table`: the UI's artifact view shows it as a table), the step in its name."
+    path = f"{check_key(key)}/{_stepped(check_name(name), step)}.json"  # the key's own folders: read back exactly
+    logger.experiment.log_table(logger.run_id, _frame(table["columns"], table["data"]), artifact_file=path)
+    return f"run {logger.run_id}: {path}"
+
+# %% ../../nbs/00f_backend_mlflow.ipynb #7d865614
+@patch
+def log_artifact(self:MLflowBackend, logger, name, data):
+    self._put(logger, "artifacts", {check_name(name): data})
+    return f"run {logger.run_id}: artifacts/{name}"
+
+# %% ../../nbs/00f_backend_mlflow.ipynb #08a4fb1e
+@patch
+def _media(self:MLflowBackend, client, r)->dict:
+    "Stepped images (`images/{key}+step+{n}+...png`), tables (the run's `mlflow.loggedArtifacts` tag) and `artifacts/`."
+    out, rid = {"images": {}, "tables": {}, "artifacts": {}}, r.info.run_id
+    with tempfile.TemporaryDirectory() as tmp:
+        def get(path): return Path(client.download_artifacts(rid, path, tmp)).read_bytes()
+        try: images = client.list_artifacts(rid, "images")
+        except Exception: images = []
+        for f in images:
+            m = re.fullmatch(r"images/(.+)\+step\+(-?\d+)\+.*(?<!compressed)\.png", f.path)
+            if m: out["images"].setdefault(m[1].replace("~", "/"), []).append((int(m[2]), get(f.path)))
+        try: logged = json.loads(r.data.tags.get("mlflow.loggedArtifacts", "[]"))
+        except ValueError: logged = []
+        for a in logged:
+            if a.get("type") != "table": continue
+            key, step = a["path"].rsplit("/", 1)[0], _unstepped(Path(a["path"]).stem)[1]
+            t = json.loads(get(a["path"]))
+            out["tables"].setdefault(key, []).append((step, _frame(t["columns"], t["data"])))
+        try: arts = client.list_artifacts(rid, "artifacts")
+        except Exception: arts = []
+        out["artifacts"] = {Path(f.path).name: get(f.path) for f in arts if not f.is_dir}
+        try: out["manifest"] = json.loads(get("run/manifest.json"))
+        except Exception: out["manifest"] = None
+    return out
+
+# %% ../../nbs/00f_backend_mlflow.ipynb #94a39498
+@patch
+def find(self:MLflowBackend, root):
+    out = []
+    for db in sorted(Path(root).rglob("mlflow.db")):
         from mlflow.tracking import MlflowClient
-        client = MlflowClient(loc)
+        client = MlflowClient(f"sqlite:///{db.resolve()}")
         exps = [e.experiment_id for e in client.search_experiments()]
-        runs = client.search_runs(exps, order_by=["attributes.start_time DESC"]) if exps else []
-        match = [r for r in runs if run is None or run in (r.info.run_id, r.info.run_name)]
-        if not match: raise ValueError(f"load_run: no MLflow run {run!r} at {mask_secrets(loc)}; runs: {[r.info.run_name for r in runs]}")
-        r = match[0]
-        points = [(m.step, k, m.value) for k in r.data.metrics for m in client.get_metric_history(r.info.run_id, k)]
-        hparams = {}
-        for k, v in r.data.params.items():
-            try: hparams[k] = yaml.safe_load(v)
-            except yaml.YAMLError: hparams[k] = v
-        with tempfile.TemporaryDirectory() as tmp:
-            try: local = client.download_artifacts(r.info.run_id, "val_confusion_matrix", tmp)
-            except Exception: local = None
-            cms = counts_from_files(sorted(Path(local).glob("epoch_*.json"))) if local else {}
-        media = self._media(client, r)
-        status = {"FINISHED": "finished", "FAILED": "failed", "KILLED": "interrupted", "RUNNING": "running"}.get(r.info.status, r.info.status)
-        return {"name": r.info.run_name, "location": f"{mask_secrets(loc)} run {r.info.run_id}", "points": points,
-                "hparams": hparams, "confusion_matrices": cms, "status": status,
-                "start": r.info.start_time / 1000 if r.info.start_time else None,
-                "end": r.info.end_time / 1000 if r.info.end_time else None,
-                "images": _by_step(media["images"]), "tables": _by_step(media["tables"]), "artifacts": media["artifacts"],
-                "manifest": media["manifest"]}
+        out += [(f"sqlite:///{db.resolve()}", r.info.run_id) for r in (client.search_runs(exps) if exps else [])]
+    return out
 
+# %% ../../nbs/00f_backend_mlflow.ipynb #a932c7aa
+@patch
+def read(self:MLflowBackend, location, run=None):
+    if isinstance(location, tuple): location, run = location
+    loc = str(location)
+    if not loc.startswith(tuple(s + ":" for s in _MLFLOW_SCHEMES)):
+        if not (Path(loc)/"mlflow.db").is_file(): return None
+        loc = f"sqlite:///{(Path(loc)/'mlflow.db').resolve()}"
+    import yaml
+    from mlflow.tracking import MlflowClient
+    client = MlflowClient(loc)
+    exps = [e.experiment_id for e in client.search_experiments()]
+    runs = client.search_runs(exps, order_by=["attributes.start_time DESC"]) if exps else []
+    match = [r for r in runs if run is None or run in (r.info.run_id, r.info.run_name)]
+    if not match: raise ValueError(f"load_run: no MLflow run {run!r} at {mask_secrets(loc)}; runs: {[r.info.run_name for r in runs]}")
+    r = match[0]
+    points = [(m.step, k, m.value) for k in r.data.metrics for m in client.get_metric_history(r.info.run_id, k)]
+    hparams = {}
+    for k, v in r.data.params.items():
+        try: hparams[k] = yaml.safe_load(v)
+        except yaml.YAMLError: hparams[k] = v
+    with tempfile.TemporaryDirectory() as tmp:
+        try: local = client.download_artifacts(r.info.run_id, "val_confusion_matrix", tmp)
+        except Exception: local = None
+        cms = counts_from_files(sorted(Path(local).glob("epoch_*.json"))) if local else {}
+    media = self._media(client, r)
+    status = {"FINISHED": "finished", "FAILED": "failed", "KILLED": "interrupted", "RUNNING": "running"}.get(r.info.status, r.info.status)
+    return {"name": r.info.run_name, "location": f"{mask_secrets(loc)} run {r.info.run_id}", "points": points,
+            "hparams": hparams, "confusion_matrices": cms, "status": status,
+            "start": r.info.start_time / 1000 if r.info.start_time else None,
+            "end": r.info.end_time / 1000 if r.info.end_time else None,
+            "images": _by_step(media["images"]), "tables": _by_step(media["tables"]), "artifacts": media["artifacts"],
+            "manifest": media["manifest"]}
+
+# %% ../../nbs/00f_backend_mlflow.ipynb #b5890f2e
 register_backend(MLflowBackend())
 
 # %% ../../nbs/00f_backend_mlflow.ipynb #51ac5184

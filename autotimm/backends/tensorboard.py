@@ -18,8 +18,12 @@ __all__ = ['fast_tensorboard_checksums', 'TensorBoardBackend']
 
 # %% ../../nbs/00c_backend_tensorboard.ipynb #71096c8a
 def fast_tensorboard_checksums()->bool:
-    "TensorBoard's event writer checksums records in C when `google-crc32c` is installed (same values); whether it does."
+    """TensorBoard's event writer checksums records in C when `google-crc32c` is installed (same values); whether it does.
+    The writer's function is a private name: swapped only in a TensorBoard 2.x that has it, and put back when the run
+    closes (`process_globals`); elsewhere TensorBoard's own checksum is used."""
+    import tensorboard
     from tensorboard.summary.writer import record_writer
+    if not tensorboard.__version__.startswith("2.") or not callable(getattr(record_writer, "masked_crc32c", None)): return False
     if getattr(record_writer.masked_crc32c, "in_c", False): return True
     try: import google_crc32c
     except ImportError: return False
@@ -31,47 +35,15 @@ def fast_tensorboard_checksums()->bool:
     record_writer.masked_crc32c = masked_crc32c
     return True
 
-# %% ../../nbs/00c_backend_tensorboard.ipynb #b16459b2
+# %% ../../nbs/00c_backend_tensorboard.ipynb #55756f79
 class TensorBoardBackend(Backend):
     name, title, logger_class, package, extra = "tensorboard", "TensorBoard", "TensorBoardLogger", "tensorboard", "tensorboard"
     run_name_param, versioned = "version", True
+    process_globals = ("tensorboard.summary.writer.record_writer:masked_crc32c",)  # `fast_tensorboard_checksums`
     params = _versioned_params("logs/tb") + (
         _bool("log_graph", form="bool", default=False), _bool("default_hp_metric", form="bool", default=False),
         _str("prefix"), _path("sub_dir"), _str("comment"), _int("purge_step"), _int("max_queue", min=1),
         _seconds("flush_secs"), _str("filename_suffix"))
-
-    def build(self, params):
-        require("tensorboard", "tensorboard")
-        from pytorch_lightning.loggers import TensorBoardLogger
-        fast_tensorboard_checksums()
-        return TensorBoardLogger(**{"default_hp_metric": False, **params})
-
-    def run_ids(self, logger): return _tidy_version(logger)
-    def where(self, logger): return logger.log_dir, f"tensorboard --logdir {Path(logger.log_dir).parent.parent}"
-    def resume_params(self, ids, step=None):
-        out = {"version": ids["version"]} if ids.get("version") is not None else {}
-        if step is not None and out: out["purge_step"] = step + 1  # points after the checkpoint are dropped when read
-        return out
-
-    def declare_metrics(self, logger, params, metric_keys):
-        "Write TensorBoard's HParams summaries with `metric_keys` declared as metric columns (no metric values logged)."
-        from torch.utils.tensorboard.summary import hparams
-        clean = {k: (v if isinstance(v, (int, float, str, bool)) else str(v)) for k, v in params.items()}
-        exp, ssi, sei = hparams(clean, {k: 0.0 for k in metric_keys})
-        writer = logger.experiment._get_file_writer()
-        for s in (exp, ssi, sei): writer.add_summary(s)
-        logger.experiment.flush()
-
-    def log_image(self, logger, key, png, step, name):
-        "An image summary holding the PNG bytes as they are (no decode, no re-encode)."
-        from tensorboard.compat.proto.summary_pb2 import Summary
-        from PIL import Image
-        w, h = Image.open(io.BytesIO(png)).size  # reads the header only
-        image = Summary.Image(height=h, width=w, colorspace=4, encoded_image_string=png)
-        logger.experiment._get_file_writer().add_summary(Summary(value=[Summary.Value(tag=key, image=image)]), step)
-        logger.experiment.flush()
-        return logger.log_dir
-
     def log_table(self, logger, key, step, name, table):
         "A markdown table in TensorBoard's Text tab, and the CSV file in the run folder (read back exactly)."
         where = super().log_table(logger, key, step, name, table)
@@ -81,22 +53,74 @@ class TensorBoardBackend(Backend):
         logger.experiment.flush()
         return where
 
-    def find(self, root): return sorted({f.parent for f in Path(root).rglob("events.out.tfevents.*")})
-    def read(self, location, run=None):
-        d = Path(location)
-        if not d.is_dir() or not any(d.glob("events.out.tfevents.*")): return None
-        from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
-        acc = EventAccumulator(str(d), size_guidance={"scalars": 0, "images": 0, "tensors": 1}); acc.Reload()
-        points = [(e.step, t, e.value) for t in acc.Tags()["scalars"] for e in acc.Scalars(t)]
-        times = [e.wall_time for t in acc.Tags()["scalars"] for e in acc.Scalars(t)]
-        media = _media(d)
-        media["images"] = {t: [(e.step, e.encoded_image_string) for e in acc.Images(t)] for t in acc.Tags()["images"]}
-        return {"name": d.name, "location": str(d), "points": points, "hparams": _yaml(d/"hparams.yaml"),
-                "confusion_matrices": counts_from_files(sorted(d.glob("val_confusion_matrix_epoch_*.json"))),
-                "start": min(times, default=None), "end": max(times, default=None), **_status(d),
-                "images": _by_step(media["images"]), "tables": _by_step(media["tables"]), "artifacts": media["artifacts"],
-                "manifest": _json_file(d/"run_manifest.json")}
+# %% ../../nbs/00c_backend_tensorboard.ipynb #42eb863e
+@patch
+def build(self:TensorBoardBackend, params):
+    require("tensorboard", "tensorboard")
+    from pytorch_lightning.loggers import TensorBoardLogger
+    fast_tensorboard_checksums()
+    return TensorBoardLogger(**{"default_hp_metric": False, **params})
 
+# %% ../../nbs/00c_backend_tensorboard.ipynb #97aa2690
+@patch
+def run_ids(self:TensorBoardBackend, logger): return _tidy_version(logger)
+
+# %% ../../nbs/00c_backend_tensorboard.ipynb #3c8d7c9c
+@patch
+def where(self:TensorBoardBackend, logger): return logger.log_dir, f"tensorboard --logdir {Path(logger.log_dir).parent.parent}"
+
+# %% ../../nbs/00c_backend_tensorboard.ipynb #40035910
+@patch
+def resume_params(self:TensorBoardBackend, ids, step=None):
+    out = {"version": ids["version"]} if ids.get("version") is not None else {}
+    if step is not None and out: out["purge_step"] = step + 1  # points after the checkpoint are dropped when read
+    return out
+
+# %% ../../nbs/00c_backend_tensorboard.ipynb #91c57de6
+@patch
+def declare_metrics(self:TensorBoardBackend, logger, params, metric_keys):
+    "Write TensorBoard's HParams summaries with `metric_keys` declared as metric columns (no metric values logged)."
+    from torch.utils.tensorboard.summary import hparams
+    clean = {k: (v if isinstance(v, (int, float, str, bool)) else str(v)) for k, v in params.items()}
+    exp, ssi, sei = hparams(clean, {k: 0.0 for k in metric_keys})
+    writer = logger.experiment._get_file_writer()
+    for s in (exp, ssi, sei): writer.add_summary(s)
+    logger.experiment.flush()
+
+# %% ../../nbs/00c_backend_tensorboard.ipynb #8ef10541
+@patch
+def log_image(self:TensorBoardBackend, logger, key, png, step, name):
+    "An image summary holding the PNG bytes as they are (no decode, no re-encode)."
+    from tensorboard.compat.proto.summary_pb2 import Summary
+    from PIL import Image
+    w, h = Image.open(io.BytesIO(png)).size  # reads the header only
+    image = Summary.Image(height=h, width=w, colorspace=4, encoded_image_string=png)
+    logger.experiment._get_file_writer().add_summary(Summary(value=[Summary.Value(tag=key, image=image)]), step)
+    logger.experiment.flush()
+    return logger.log_dir
+
+# %% ../../nbs/00c_backend_tensorboard.ipynb #5e2a38d8
+@patch
+def find(self:TensorBoardBackend, root): return sorted({f.parent for f in Path(root).rglob("events.out.tfevents.*")})
+
+# %% ../../nbs/00c_backend_tensorboard.ipynb #c63f9960
+@patch
+def read(self:TensorBoardBackend, location, run=None):
+    d = Path(location)
+    if not d.is_dir() or not any(d.glob("events.out.tfevents.*")): return None
+    from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
+    acc = EventAccumulator(str(d), size_guidance={"scalars": 0, "images": 0, "tensors": 1}); acc.Reload()
+    points = [(e.step, t, e.value) for t in acc.Tags()["scalars"] for e in acc.Scalars(t)]
+    times = [e.wall_time for t in acc.Tags()["scalars"] for e in acc.Scalars(t)]
+    media = _media(d)
+    media["images"] = {t: [(e.step, e.encoded_image_string) for e in acc.Images(t)] for t in acc.Tags()["images"]}
+    return {"name": d.name, "location": str(d), "points": points, "hparams": _yaml(d/"hparams.yaml"),
+            "confusion_matrices": counts_from_files(sorted(d.glob("val_confusion_matrix_epoch_*.json"))),
+            "start": min(times, default=None), "end": max(times, default=None), **_status(d),
+            "images": _by_step(media["images"]), "tables": _by_step(media["tables"]), "artifacts": media["artifacts"],
+            "manifest": _json_file(d/"run_manifest.json")}
+
+# %% ../../nbs/00c_backend_tensorboard.ipynb #c09e38db
 register_backend(TensorBoardBackend())
 
 # %% ../../nbs/00c_backend_tensorboard.ipynb #5b01827b

@@ -48,14 +48,16 @@ def installed_packages()->list:
 
 # %% ../../nbs/00e_backend_wandb.ipynb #69f7a337
 def _requirements_off(settings):
-    "W&B settings (None, a dict or `wandb.Settings`) that leave `x_save_requirements` to autotimm, with it off; None when they set it."
+    "W&B settings (None, a dict or `wandb.Settings`) that leave `x_save_requirements` to autotimm, with it off; None when they set it or W&B has no such setting."
+    import wandb
+    if "x_save_requirements" not in getattr(wandb.Settings, "model_fields", {}): return None  # W&B lists the packages itself
     if settings is None: return {"x_save_requirements": False}
     if isinstance(settings, dict):
         return None if "x_save_requirements" in settings else {**settings, "x_save_requirements": False}
     if "x_save_requirements" in getattr(settings, "model_fields_set", {"x_save_requirements"}): return None
     return settings.model_copy(update={"x_save_requirements": False})
 
-# %% ../../nbs/00e_backend_wandb.ipynb #db4f9b10
+# %% ../../nbs/00e_backend_wandb.ipynb #67a8319f
 class WandbBackend(Backend):
     name, title, logger_class, package, extra = "wandb", "W&B", "WandbLogger", "wandb", "wandb"
     close_after_stage = True  # W&B's service writes the run file as it goes; a finished run is complete to read
@@ -77,169 +79,217 @@ class WandbBackend(Backend):
         Param("resume", (bool, str), "True, False, 'allow', 'must', 'never' or 'auto'", choices=("allow", "must", "never", "auto")),
         _str("resume_from"), _str("fork_from"), _bool("save_code"), _bool("tensorboard"), _bool("sync_tensorboard"),
         _bool("monitor_gym"), Param("settings", (object,), "a dict or wandb.Settings", secret=True))
-
-    def check(self, params, owner):
-        if params.get("offline") and params.get("mode") not in (None, "offline"):
-            raise ValueError(f"{owner}: offline=True and mode={params['mode']!r} disagree; give one of them")
-
-    def build(self, params):
-        require("wandb", "wandb")
-        from pytorch_lightning.loggers import WandbLogger
-        params = dict(params)
-        if params.pop("offline", False): params.setdefault("mode", "offline")
-        if params.get("mode") == "offline": params.pop("anonymous", None)  # no effect offline, and W&B warns about it
-        save_dir = Path(params.get("save_dir") or ".").resolve()
-        save_dir.mkdir(parents=True, exist_ok=True)
-        params["save_dir"] = str(save_dir)
-        if not (params.get("id") or params.get("version")):  # known before the run starts (in the background): Lightning's
-            params["id"] = new_wandb_id()                     # `version`, checkpoint folders, the manifest and spools name it
-        settings = _requirements_off(params.get("settings"))
-        if settings is not None: params["settings"] = settings
-        logger = WandbLogger(**params)
-        logger._autotimm_requirements = settings is not None  # `start` writes requirements.txt
-        if logger._wandb_init.get("anonymous") is None: logger._wandb_init.pop("anonymous", None)  # W&B warns on any value
-        return logger
-
-    def remote(self, logger): return getattr(logger, "_wandb_init", {}).get("mode") not in ("offline", "disabled")
-
-    def start(self, logger):
-        import sys
-        wandb = sys.modules.get("wandb")  # a W&B run left open by an earlier fit would be reused by a new WandbLogger
-        if wandb is not None and wandb.run is not None and getattr(logger, "_experiment", None) is not wandb.run: wandb.run.finish()
-        folder = getattr(logger.experiment, "dir", None)  # not a path on the other ranks (Lightning's dummy experiment)
-        if getattr(logger, "_autotimm_requirements", False) and isinstance(folder, str) and logger._wandb_init.get("mode") != "disabled":
-            try: Path(folder, "requirements.txt").write_text("\n".join(installed_packages()) + "\n")
-            except OSError: pass  # the run goes on without it, as it would if W&B's own write failed
-
-    def run_ids(self, logger):
-        exp = getattr(logger, "_experiment", None)
-        return {"project": getattr(logger, "_project", None), "run_id": getattr(exp, "id", None) or getattr(logger, "_id", None),
-                "dir": os.path.abspath(exp.dir) if exp else None}
-    def run_folder(self, logger):
-        exp = getattr(logger, "_experiment", None)
-        return Path(exp.dir) if exp else None
-    def where(self, logger):
-        exp = getattr(logger, "_experiment", None)
-        if not exp: return "?", ""
-        d = Path(exp.dir).parent
-        return str(d), (f"wandb sync {d}" if "offline-run" in d.name else getattr(exp, "url", "") or "")
-    def close(self, logger, status="success"):
-        exp = getattr(logger, "_experiment", None)
-        if exp is None: return None
-        folder = Path(exp.dir).parent if self.run_folder(logger) else None
-        exp.finish(exit_code=_WANDB_EXIT[status])
-        if folder is not None and "offline-run" in folder.name:  # W&B's service writes the run file behind `finish`
-            deadline = time.monotonic() + 15
-            while time.monotonic() < deadline and read_wandb_run(folder)["exit_code"] is None: time.sleep(0.1)
-        return "run finished"
-    def resume_params(self, ids, step=None):
-        run_id = ids.get("run_id") or ids.get("id")
-        return {"id": run_id, "resume": "allow"} if run_id else {}
-
-    # W&B's service writes the run file behind `log`, in blocks: a `kill -9` of it loses what it had not written yet
-    def journal(self, logger, kind):
-        "An event is in the run file once it holds the row this event makes (or, for one making none, the next one)."
-        exp = getattr(logger, "_experiment", None)
-        if exp is None or kind in ("log_file", "log_artifact"): return None  # files autotimm writes itself
-        return getattr(exp, "_local_step", 0) + 1
-    def written(self, logger):
-        "Rows in the run file now, read on from where the last look stopped; and whether the service runs."
-        exp = getattr(logger, "_experiment", None)
-        if exp is None: return 0, True
-        path, start, rows = vars(logger).get("_autotimm_scan") or (None, 7, 0)
-        if path is None or Path(path).parent != Path(exp.dir).parent:
-            path, start, rows = next(Path(exp.dir).parent.glob("*.wandb"), None), 7, 0
-        alive = _wandb_service_alive(exp)
-        if path is None: return 0, alive
-        more, start = _wandb_rows(path, start)
-        logger._autotimm_scan = (str(path), start, max(rows, more))
-        return max(rows, more), alive
-    def revive(self, logger):
-        "A new W&B service, and the same run id continued in a new offline-run folder (the reader joins them)."
-        exp = getattr(logger, "_experiment", None)
-        if exp is None or _wandb_service_alive(exp): return
-        import wandb
-        from wandb.sdk.lib import module
-        for end in (lambda: exp.finish(exit_code=1), wandb.teardown):  # both fail on the lost connection (and let go of it)
-            try: end()
-            except Exception: pass
-        if wandb.run is exp: module.unset_globals()  # what `finish` does last, unless the lost connection stopped it first
-        os.environ.pop("WANDB_SERVICE", None)  # a service shared from a parent process died too: start one of our own
-        logger._experiment, logger._autotimm_scan = None, None
-        logger._wandb_init.update(id=exp.id, resume="allow")
-        self.start(logger)
-
-    def log_image(self, logger, key, png, step, name):
-        "A `wandb.Image` made from the PNG file as it is (W&B copies the file, no re-encode)."
-        with tempfile.TemporaryDirectory() as d:
-            path = Path(d)/f"{name}.png"
-            path.write_bytes(png)
-            logger.log_image(key=key, images=[str(path)], step=step, caption=[name])
-        return getattr(logger.experiment, "dir", None)
-    def log_file(self, logger, key, name, ext, data):
-        "Write into the run's files folder, which W&B keeps with the run (and uploads when it syncs)."
-        return _write_in(logger.experiment.dir, key, name, ext, data)
-    def log_table(self, logger, key, step, name, table):
-        "A `wandb.Table` in the run's history at `step`."
-        logger.log_table(key=key, columns=list(table["columns"]), data=[list(r) for r in table["data"]], step=step)
-        return getattr(logger.experiment, "dir", None)
-
-    def _media(self, parts:list, history:list)->dict:
-        "Images and tables of the history rows (W&B keeps their files under `files/media`), artifacts of the files folder."
-        out = {"images": {}, "tables": {}, "artifacts": {}}
-        def file(rel):
-            for p in parts:
-                if (f := p/"files"/rel).is_file(): return f.read_bytes()
-        for row in history:
-            step = row.get("trainer/global_step", row.get("_step"))
-            for t in [k for k in row if k.endswith("/_type")]:  # a media value's fields come flattened: `{key}/_type`, `{key}/path`
-                k = t[:-len("/_type")]
-                v = {f[len(k) + 1:]: x for f, x in row.items() if f.startswith(k + "/")}
-                if v["_type"] in ("images/separated", "image-file"):
-                    for rel in v.get("filenames") or [v.get("path")]:
-                        if rel and (data := file(rel)) is not None: out["images"].setdefault(k, []).append((step, data))
-                elif v["_type"] == "table-file" and (data := file(v.get("path", ""))) is not None:
-                    t = json.loads(data)
-                    out["tables"].setdefault(k, []).append((step, _frame(t["columns"], t["data"])))
-        for p in parts:
-            a = p/"files"/"artifacts"
-            if a.is_dir(): out["artifacts"].update({str(f.relative_to(a)): f.read_bytes() for f in sorted(a.rglob("*")) if f.is_file()})
-        return out
-
-    def _folders(self, root)->list:
-        return sorted(p for p in Path(root).rglob("offline-run-*") if p.is_dir() and any(p.glob("*.wandb")))
     @staticmethod
     def _run_id(folder)->str:
         "A run folder's run id, from its `run-<id>.wandb` file (not the folder's name: W&B adds `-1`, `-2`... to it when taken)."
         f = next(Path(folder).glob("run-*.wandb"), None)
         return f.stem[len("run-"):] if f is not None else Path(folder).name.rsplit("-", 1)[-1]
-    def find(self, root):
-        "One folder per run id (a resumed offline run writes a second `offline-run-*` folder)."
-        return list({self._run_id(p): p for p in self._folders(root)}.values())
-    def read(self, location, run=None):
-        d = Path(location)
-        if not d.is_dir(): return None
-        if not any(d.glob("*.wandb")):
-            runs = [p for p in self._folders(d) if run is None or run in p.name]
-            if not runs: return None
-            d = runs[-1]
-        rid = self._run_id(d)
-        parts = [p for p in sorted(d.parent.glob("offline-run-*")) if p.is_dir() and self._run_id(p) == rid] or [d]
-        ws = [read_wandb_run(p) for p in parts if any(p.glob("*.wandb"))]
-        w = {**ws[-1], "history": [row for x in ws for row in x["history"]], "config": {k: v for x in ws for k, v in x["config"].items()}}
-        points = []
-        for row in w["history"]:
-            step = row.get("trainer/global_step", row.get("_step"))
-            media = tuple(k[:-len("_type")] for k in row if k.endswith("/_type"))  # an image's width, height, count
-            points += [(step, k, v) for k, v in row.items()
-                       if isinstance(v, (int, float)) and step is not None and not k.startswith(media or ("\0",))]
-        cfg = {k: (v["value"] if isinstance(v, dict) and set(v) == {"value"} else v) for k, v in w["config"].items() if not k.startswith("_")}
-        status = "running" if w["exit_code"] is None else {0: "finished", 130: "interrupted"}.get(w["exit_code"], "failed")
-        media = self._media(parts, w["history"])
-        return {"name": w["name"], "location": str(d), "points": points, "hparams": cfg, "status": status,
-                "confusion_matrices": counts_from_files(sorted(f for p in parts for f in (p/"files"/"val_confusion_matrix").glob("epoch_*.json"))),
-                "images": _by_step(media["images"]), "tables": _by_step(media["tables"]), "artifacts": media["artifacts"],
-                "manifest": next((m for p in reversed(parts) if (m := _json_file(p/"files"/"run"/"manifest.json")) is not None), None)}
+
+# %% ../../nbs/00e_backend_wandb.ipynb #45ef25ba
+@patch
+def check(self:WandbBackend, params, owner):
+    if params.get("offline") and params.get("mode") not in (None, "offline"):
+        raise ValueError(f"{owner}: offline=True and mode={params['mode']!r} disagree; give one of them")
+
+# %% ../../nbs/00e_backend_wandb.ipynb #9e08541f
+@patch
+def build(self:WandbBackend, params):
+    require("wandb", "wandb")
+    from pytorch_lightning.loggers import WandbLogger
+    params = dict(params)
+    if params.pop("offline", False): params.setdefault("mode", "offline")
+    if params.get("mode") == "offline": params.pop("anonymous", None)  # no effect offline, and W&B warns about it
+    save_dir = Path(params.get("save_dir") or ".").resolve()
+    save_dir.mkdir(parents=True, exist_ok=True)
+    params["save_dir"] = str(save_dir)
+    if not (params.get("id") or params.get("version")):  # known before the run starts (in the background): Lightning's
+        params["id"] = new_wandb_id()                     # `version`, checkpoint folders, the manifest and spools name it
+    settings = _requirements_off(params.get("settings"))
+    if settings is not None: params["settings"] = settings
+    logger = WandbLogger(**params)
+    logger._autotimm_requirements = settings is not None  # `start` writes requirements.txt
+    if logger._wandb_init.get("anonymous") is None: logger._wandb_init.pop("anonymous", None)  # W&B warns on any value
+    return logger
+
+# %% ../../nbs/00e_backend_wandb.ipynb #2dbe82c5
+@patch
+def remote(self:WandbBackend, logger): return getattr(logger, "_wandb_init", {}).get("mode") not in ("offline", "disabled")
+
+# %% ../../nbs/00e_backend_wandb.ipynb #0279748c
+@patch
+def start(self:WandbBackend, logger):
+    import sys
+    wandb = sys.modules.get("wandb")  # a W&B run left open by an earlier fit would be reused by a new WandbLogger
+    if wandb is not None and wandb.run is not None and getattr(logger, "_experiment", None) is not wandb.run: wandb.run.finish()
+    folder = getattr(logger.experiment, "dir", None)  # not a path on the other ranks (Lightning's dummy experiment)
+    if getattr(logger, "_autotimm_requirements", False) and isinstance(folder, str) and logger._wandb_init.get("mode") != "disabled":
+        try: Path(folder, "requirements.txt").write_text("\n".join(installed_packages()) + "\n")
+        except OSError: pass  # the run goes on without it, as it would if W&B's own write failed
+
+# %% ../../nbs/00e_backend_wandb.ipynb #b5f98509
+@patch
+def run_ids(self:WandbBackend, logger):
+    exp = getattr(logger, "_experiment", None)
+    return {"project": getattr(logger, "_project", None), "run_id": getattr(exp, "id", None) or getattr(logger, "_id", None),
+            "dir": os.path.abspath(exp.dir) if exp else None}
+
+# %% ../../nbs/00e_backend_wandb.ipynb #2f231f36
+@patch
+def run_folder(self:WandbBackend, logger):
+    exp = getattr(logger, "_experiment", None)
+    return Path(exp.dir) if exp else None
+
+# %% ../../nbs/00e_backend_wandb.ipynb #3b2d4b14
+@patch
+def where(self:WandbBackend, logger):
+    exp = getattr(logger, "_experiment", None)
+    if not exp: return "?", ""
+    d = Path(exp.dir).parent
+    return str(d), (f"wandb sync {d}" if "offline-run" in d.name else getattr(exp, "url", "") or "")
+
+# %% ../../nbs/00e_backend_wandb.ipynb #e1df9150
+@patch
+def close(self:WandbBackend, logger, status="success"):
+    exp = getattr(logger, "_experiment", None)
+    if exp is None: return None
+    folder = Path(exp.dir).parent if self.run_folder(logger) else None
+    exp.finish(exit_code=_WANDB_EXIT[status])
+    if folder is not None and "offline-run" in folder.name:  # W&B's service writes the run file behind `finish`
+        deadline = time.monotonic() + 15
+        while time.monotonic() < deadline and read_wandb_run(folder)["exit_code"] is None: time.sleep(0.1)
+    return "run finished"
+
+# %% ../../nbs/00e_backend_wandb.ipynb #74cc0d8a
+@patch
+def resume_params(self:WandbBackend, ids, step=None):
+    run_id = ids.get("run_id") or ids.get("id")
+    return {"id": run_id, "resume": "allow"} if run_id else {}
+
+# %% ../../nbs/00e_backend_wandb.ipynb #3feba399
+# W&B's service writes the run file behind `log`, in blocks: a `kill -9` of it loses what it had not written yet
+@patch
+def journal(self:WandbBackend, logger, kind):
+    "An event is in the run file once it holds the row this event makes (or, for one making none, the next one)."
+    exp = getattr(logger, "_experiment", None)
+    if exp is None or kind in ("log_file", "log_artifact"): return None  # files autotimm writes itself
+    return getattr(exp, "_local_step", 0) + 1
+
+# %% ../../nbs/00e_backend_wandb.ipynb #d49cadb9
+@patch
+def written(self:WandbBackend, logger):
+    "Rows in the run file now, read on from where the last look stopped; and whether the service runs."
+    exp = getattr(logger, "_experiment", None)
+    if exp is None: return 0, True
+    path, start, rows = vars(logger).get("_autotimm_scan") or (None, 7, 0)
+    if path is None or Path(path).parent != Path(exp.dir).parent:
+        path, start, rows = next(Path(exp.dir).parent.glob("*.wandb"), None), 7, 0
+    alive = _wandb_service_alive(exp)
+    if path is None: return 0, alive
+    more, start = _wandb_rows(path, start)
+    logger._autotimm_scan = (str(path), start, max(rows, more))
+    return max(rows, more), alive
+
+# %% ../../nbs/00e_backend_wandb.ipynb #f474eb6e
+@patch
+def revive(self:WandbBackend, logger):
+    "A new W&B service, and the same run id continued in a new offline-run folder (the reader joins them)."
+    exp = getattr(logger, "_experiment", None)
+    if exp is None or _wandb_service_alive(exp): return
+    import wandb
+    from wandb.sdk.lib import module
+    for end in (lambda: exp.finish(exit_code=1), wandb.teardown):  # both fail on the lost connection (and let go of it)
+        try: end()
+        except Exception: pass
+    if wandb.run is exp: module.unset_globals()  # what `finish` does last, unless the lost connection stopped it first
+    os.environ.pop("WANDB_SERVICE", None)  # a service shared from a parent process died too: start one of our own
+    logger._experiment, logger._autotimm_scan = None, None
+    logger._wandb_init.update(id=exp.id, resume="allow")
+    self.start(logger)
+
+# %% ../../nbs/00e_backend_wandb.ipynb #49fbe77a
+@patch
+def log_image(self:WandbBackend, logger, key, png, step, name):
+    "A `wandb.Image` made from the PNG file as it is (W&B copies the file, no re-encode)."
+    with tempfile.TemporaryDirectory() as d:
+        path = Path(d)/f"{name}.png"
+        path.write_bytes(png)
+        logger.log_image(key=key, images=[str(path)], step=step, caption=[name])
+    return getattr(logger.experiment, "dir", None)
+
+# %% ../../nbs/00e_backend_wandb.ipynb #b4c06590
+@patch
+def log_file(self:WandbBackend, logger, key, name, ext, data):
+    "Write into the run's files folder, which W&B keeps with the run (and uploads when it syncs)."
+    return _write_in(logger.experiment.dir, key, name, ext, data)
+
+# %% ../../nbs/00e_backend_wandb.ipynb #0e7e9c22
+@patch
+def log_table(self:WandbBackend, logger, key, step, name, table):
+    "A `wandb.Table` in the run's history at `step`."
+    logger.log_table(key=key, columns=list(table["columns"]), data=[list(r) for r in table["data"]], step=step)
+    return getattr(logger.experiment, "dir", None)
+
+# %% ../../nbs/00e_backend_wandb.ipynb #79fba2a4
+@patch
+def _media(self:WandbBackend, parts:list, history:list)->dict:
+    "Images and tables of the history rows (W&B keeps their files under `files/media`), artifacts of the files folder."
+    out = {"images": {}, "tables": {}, "artifacts": {}}
+    def file(rel):
+        for p in parts:
+            if (f := p/"files"/rel).is_file(): return f.read_bytes()
+    for row in history:
+        step = row.get("trainer/global_step", row.get("_step"))
+        for t in [k for k in row if k.endswith("/_type")]:  # a media value's fields come flattened: `{key}/_type`, `{key}/path`
+            k = t[:-len("/_type")]
+            v = {f[len(k) + 1:]: x for f, x in row.items() if f.startswith(k + "/")}
+            if v["_type"] in ("images/separated", "image-file"):
+                for rel in v.get("filenames") or [v.get("path")]:
+                    if rel and (data := file(rel)) is not None: out["images"].setdefault(k, []).append((step, data))
+            elif v["_type"] == "table-file" and (data := file(v.get("path", ""))) is not None:
+                t = json.loads(data)
+                out["tables"].setdefault(k, []).append((step, _frame(t["columns"], t["data"])))
+    for p in parts:
+        a = p/"files"/"artifacts"
+        if a.is_dir(): out["artifacts"].update({str(f.relative_to(a)): f.read_bytes() for f in sorted(a.rglob("*")) if f.is_file()})
+    return out
+
+# %% ../../nbs/00e_backend_wandb.ipynb #d019e079
+@patch
+def _folders(self:WandbBackend, root)->list:
+    return sorted(p for p in Path(root).rglob("offline-run-*") if p.is_dir() and any(p.glob("*.wandb")))
+
+# %% ../../nbs/00e_backend_wandb.ipynb #90fb4215
+@patch
+def find(self:WandbBackend, root):
+    "One folder per run id (a resumed offline run writes a second `offline-run-*` folder)."
+    return list({self._run_id(p): p for p in self._folders(root)}.values())
+
+# %% ../../nbs/00e_backend_wandb.ipynb #d46abf88
+@patch
+def read(self:WandbBackend, location, run=None):
+    d = Path(location)
+    if not d.is_dir(): return None
+    if not any(d.glob("*.wandb")):
+        runs = [p for p in self._folders(d) if run is None or run in p.name]
+        if not runs: return None
+        d = runs[-1]
+    rid = self._run_id(d)
+    parts = [p for p in sorted(d.parent.glob("offline-run-*")) if p.is_dir() and self._run_id(p) == rid] or [d]
+    ws = [read_wandb_run(p) for p in parts if any(p.glob("*.wandb"))]
+    w = {**ws[-1], "history": [row for x in ws for row in x["history"]], "config": {k: v for x in ws for k, v in x["config"].items()}}
+    points = []
+    for row in w["history"]:
+        step = row.get("trainer/global_step", row.get("_step"))
+        media = tuple(k[:-len("_type")] for k in row if k.endswith("/_type"))  # an image's width, height, count
+        points += [(step, k, v) for k, v in row.items()
+                   if isinstance(v, (int, float)) and step is not None and not k.startswith(media or ("\0",))]
+    cfg = {k: (v["value"] if isinstance(v, dict) and set(v) == {"value"} else v) for k, v in w["config"].items() if not k.startswith("_")}
+    status = "running" if w["exit_code"] is None else {0: "finished", 130: "interrupted"}.get(w["exit_code"], "failed")
+    media = self._media(parts, w["history"])
+    return {"name": w["name"], "location": str(d), "points": points, "hparams": cfg, "status": status,
+            "confusion_matrices": counts_from_files(sorted(f for p in parts for f in (p/"files"/"val_confusion_matrix").glob("epoch_*.json"))),
+            "images": _by_step(media["images"]), "tables": _by_step(media["tables"]), "artifacts": media["artifacts"],
+            "manifest": next((m for p in reversed(parts) if (m := _json_file(p/"files"/"run"/"manifest.json")) is not None), None)}
 
 # %% ../../nbs/00e_backend_wandb.ipynb #7d84e084
 @patch

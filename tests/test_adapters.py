@@ -1,0 +1,37 @@
+"""Other libraries' private names autotimm uses (docs/performance.ipynb, "Shortcuts autotimm takes") are changed only
+while a run is open: the manager notes what a backend's build changed in its library (`Backend.process_globals`) and
+puts it back when the run closes, so the user's own TensorBoard and MLflow calls later in the kernel meet the
+libraries as they were."""
+import importlib
+
+from autotimm import LoggerConfig, LoggerManager
+from autotimm.delivery import delivery_of
+
+
+def _globals(names):
+    out = {}
+    for name in names:
+        mod, _, attr = name.partition(":")
+        out[name] = getattr(importlib.import_module(mod), attr)
+    return out
+
+
+def test_library_globals_a_run_changes_are_put_back_when_it_closes(workdir, monkeypatch):
+    for name in ("MLFLOW_TRACKING_USERNAME", "MLFLOW_TRACKING_PASSWORD"): monkeypatch.delenv(name, raising=False)
+    from autotimm.backends import get_backend
+    names = get_backend("tensorboard").process_globals + get_backend("mlflow").process_globals
+    before = _globals(names)
+    m = LoggerManager([LoggerConfig("tensorboard", {"save_dir": "logs"}),
+                       LoggerConfig("mlflow", {"experiment_name": "a", "tracking_uri": "http://alice:pw@127.0.0.1:9"})])
+    during = _globals(names)
+    from tensorboard.summary.writer import record_writer
+    from mlflow.utils import rest_utils
+    assert getattr(record_writer.masked_crc32c, "in_c", False) and getattr(rest_utils.http_request, "_autotimm", False)
+    assert during != before
+    tb = m.loggers[0]
+    delivery_of(tb).start()
+    tb.log_metrics({"a": 1.0}, 0); tb.finalize("success")
+    m.close()
+    assert _globals(names) == before  # the libraries as they were
+    import os
+    assert "MLFLOW_TRACKING_PASSWORD" not in os.environ
