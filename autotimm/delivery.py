@@ -84,7 +84,8 @@ _METHODS = ("log_metrics", "log_hyperparams", "finalize")  # spooled when they f
 def apply_event(logger, kind:str, args:list):
     "Do one event against the backend itself (the Lightning class's method, the backend's `log_metrics`, or a registered action)."
     if kind == "log_metrics" and (spec := backend_of(logger)) is not None: return spec.log_metrics(logger, *args)
-    if kind == "log_metrics": args = args[:2]  # (metrics, step): no registered backend keeps the time
+    if kind == "log_metrics":  # as Lightning's trainer calls it; no unregistered backend keeps the time
+        return lightning_class(logger).log_metrics(logger, metrics=args[0], step=args[1] if len(args) > 1 else None)
     if kind in _METHODS: return getattr(lightning_class(logger), kind)(logger, *args)
     return _ACTIONS[kind](logger, *args)
 
@@ -310,8 +311,8 @@ def _check_args(kind:str, args:list, refuse):
     if kind == "log_metrics":
         if not 1 <= len(args) <= 3: refuse(f"log_metrics takes (metrics, step, time), got {len(args)} arguments")
         m = args[0]
-        if not isinstance(m, dict) or not all(isinstance(k, str) and _is(v, (int, float)) for k, v in m.items()):
-            refuse(f"args[0] of log_metrics must be a dict of str to numbers, got {_short(m)}")
+        if not isinstance(m, dict) or not all(isinstance(k, str) and _is(v, (int, float, str)) for k, v in m.items()):
+            refuse(f"args[0] of log_metrics must be a dict of str to numbers or strings, got {_short(m)}")
         want(1, _OPT_INT)
         if len(args) == 3 and args[2] is not None and not (_is(args[2], (int, float)) and 0 <= args[2] < 1e11):
             refuse(f"args[2] of log_metrics (when they were logged, in seconds since 1970) must be a number, got {_short(args[2])}")
@@ -641,7 +642,7 @@ def send(self:Delivery, kind:str, *args):
     if getattr(self._local, "inside", False): return apply_event(self.logger, kind, list(args))  # a call made by a call
     if kind == "log_hyperparams" and self.skip_params:
         args = ({k: v for k, v in _flat(args[0]).items() if k not in self.skip_params},)
-    if kind == "log_metrics" and not (args := self._screen(*args)): return None
+    if kind == "log_metrics" and not (args := self._screen(*self._plain(*args))): return None
     if self._handback: self._catch_up()
     if self.threaded: return self._enqueue(kind, list(args))
     with self._lock: return self._process(kind, list(args))
@@ -804,6 +805,46 @@ def _set_aside_spooled(self:Delivery, refused:list):
         self.set_aside += 1
         self._note_rejected(kind, args, f"{type(e).__name__}: {str(e)[:200]}", spooled=True)
 
+# %% ../nbs/01a_delivery.ipynb #a151889f
+_PLAIN = (int, float, str)
+
+@patch
+def _plain(self:Delivery, metrics:dict, step=None, *rest)->tuple:
+    "The `log_metrics` arguments with tensors and numpy numbers as Python numbers; rich values delivered now."
+    if all(type(v) in _PLAIN for v in metrics.values()): return (metrics, step, *rest)  # Lightning's usual call: as it is
+    plain, rich = {}, {}
+    for k, v in metrics.items():
+        if hasattr(v, "item") and getattr(v, "size", getattr(v, "numel", lambda: 1)) in (1, ()) or (hasattr(v, "numel") and v.numel() == 1):
+            v = v.item()
+        (plain if isinstance(v, _PLAIN) or v is None else rich)[k] = v
+    if rich: self._now("log_metrics", [rich, step])
+    return (plain, step, *rest) if plain else ()
+
+@patch
+def _now(self:Delivery, kind:str, args:list):
+    "Deliver an event that cannot wait in a spool, after what is queued; count it lost if the backend does not take it."
+    self.wait_queued()
+    with self._lock:
+        if not self.down:
+            try:
+                result = self._journaled(kind, args)
+                self.delivered += 1
+                return result
+            except Exception as e:
+                self._failed(kind, e)
+                self._warn(kind, e)
+        self.lost += 1
+        self._warn(f"{kind} (a value no spool can hold)", TypeError("the backend is down"),
+                   "It cannot be kept for later, so it is lost (counted in the report)")
+
+@patch
+def wait_queued(self:Delivery, timeout:float=30.0)->bool:
+    "Wait (up to `timeout` s) until the worker has delivered what is queued; True when nothing waits."
+    q, deadline = self._queue, time.monotonic() + timeout
+    if q is None or threading.current_thread() is self._worker: return True
+    while q.unfinished_tasks and time.monotonic() < deadline: time.sleep(0.005)
+    return not q.unfinished_tasks
+
 # %% ../nbs/01a_delivery.ipynb #129d44fe
 @patch
 @property
@@ -813,8 +854,9 @@ def _prefix(self:Delivery)->str:
     return f"{p}{getattr(self.logger, 'LOGGER_JOIN_CHAR', '-')}" if p else ""
 
 @patch
-def _screen(self:Delivery, metrics:dict, step=None, *rest)->tuple:
+def _screen(self:Delivery, metrics:dict=None, step=None, *rest)->tuple:
     "The `log_metrics` arguments without the points the backend would not keep as given (noted as rejected); () when none is left."
+    if metrics is None: return ()
     spec = self._spec if self._spec is not None else (backend_of(self.logger) or False)
     if not spec: return (metrics, step, *rest)
     keys = vars(self).setdefault("_key_problems", {})
@@ -1004,15 +1046,16 @@ class DeliveryMixin(ABC):  # an ABC with a __dict__, as Lightning's `Logger`: th
         if not getattr(d._local, "inside", False):
             if not d._started.is_set(): return Starting(self)  # Lightning's setup touches every `experiment`: no wait for that
             if d.down and d.start_failed: return Unavailable(d.backend, "its run could not be started")
+            d.wait_queued()  # a call on the run object comes after what was logged before it
         return super().experiment
 
     def log_metrics(self, metrics, step=None):
         "Send the metrics with the time they were logged at (or spool them while the backend is down)."
         return self._delivery.send("log_metrics", dict(metrics), step, time.time())
 
-    def log_hyperparams(self, params, *args, **kwargs):
-        "Send the hyperparameters; with more arguments (TensorBoard's `metrics`) a guarded call, not spooled."
-        if args or kwargs: return self._delivery.call("log_hyperparams", super().log_hyperparams, params, *args, **kwargs)
+    def log_hyperparams(self, params=None, *args, **kwargs):
+        "Send the hyperparameters; with none, or more arguments (TensorBoard's `metrics`), a guarded call, not spooled."
+        if params is None or args or kwargs: return self._delivery.call("log_hyperparams", super().log_hyperparams, params, *args, **kwargs)
         return self._delivery.send("log_hyperparams", plain_params(params))
 
     def finalize(self, status:str="success"):
@@ -1040,10 +1083,10 @@ class DeliveryMixin(ABC):  # an ABC with a __dict__, as Lightning's `Logger`: th
 _GUARDED_CLASSES:dict = {}
 
 def guarded_class(cls:type)->type:
-    "The subclass `Guarded<cls>` of a Lightning logger class whose calls go through `self._delivery` (made once)."
+    "The subclass of a Lightning logger class (of the same name) whose calls go through `self._delivery` (made once)."
     if issubclass(cls, DeliveryMixin): return cls
     if cls not in _GUARDED_CLASSES:
-        name = f"Guarded{cls.__name__}"
+        name = cls.__name__  # Lightning's name, so code and messages keyed on it see the same; `_unguarded` tells them apart
         _GUARDED_CLASSES[cls] = type(cls)(name, (DeliveryMixin, cls), {
             "__module__": __name__, "__qualname__": name, "_unguarded": cls,
             "__doc__": f"Lightning's `{cls.__name__}`, delivering through autotimm's `Delivery` (failures spooled, replayed)."})

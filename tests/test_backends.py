@@ -48,7 +48,7 @@ def test_accepted_params_are_the_documented_ones_plus_lightnings(name):
     ("wandb", {"project": "p", "offline": True}), ("mlflow", {"experiment_name": "e"})])
 def test_manager_builds_the_real_lightning_loggers(name, params):
     m = LoggerManager(configs=[LoggerConfig(backend=name.upper(), params=params)])
-    assert isinstance(m.loggers[0], LIGHTNING[name]) and type(m.loggers[0]).__name__ == f"Guarded{LIGHTNING[name].__name__}"
+    assert isinstance(m.loggers[0], LIGHTNING[name]) and type(m.loggers[0]).__name__ == LIGHTNING[name].__name__ and type(m.loggers[0]) is not LIGHTNING[name]
     assert m.get_logger_by_backend(name) is m.loggers[0] and m.configs[0].backend == name
     assert [l for l in m] == m.loggers and len(m) == 1
 

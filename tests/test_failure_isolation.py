@@ -247,7 +247,7 @@ def test_a_backend_raising_on_every_call(exploding_backend, workdir, capsys):
     assert 0 < len(msgs) <= 6 and all("exploding" in m for m in msgs), msgs
     out = capsys.readouterr().out
     line = next(l for l in out.splitlines() if l.strip().startswith("exploding "))
-    assert line.split()[1:] == ["0", str(bad["spooled"]), "0", str(bad["spooled"]), "0"]
+    assert line.split()[1:7] == ["0", str(bad["spooled"]), "0", str(bad["spooled"]), "0", "0"]  # ..., lost, rejected
     assert (Path(csv.log_dir) / "spool" / "exploding.jsonl").exists()
 
 

@@ -45,7 +45,7 @@ def points(backend, lg, key):
 # Lightning's CSVLogger takes tensors, numpy scalars and strings in `log_metrics` (test_csv.py::test_log_metrics).
 # During an outage the guarded logger spools them as `str(value)` ("tensor(0.5000)", "0.25"); the spool's check then
 # refuses the whole file, so nothing of that backend is replayed again: not the plain numbers, not later events.
-@pytest.mark.xfail(strict=True, reason="a value JSON cannot hold as a number, spooled during an outage, blocks the whole spool")
+
 @pytest.mark.parametrize("value", [torch.tensor(0.5), np.float32(0.25), "text"], ids=["tensor", "numpy-float32", "str"])
 def test_a_value_spooled_in_an_outage_never_blocks_the_replay(value, monkeypatch):
     from lightning_fabric.loggers.csv_logs import _ExperimentWriter
@@ -71,7 +71,7 @@ def test_a_value_spooled_in_an_outage_never_blocks_the_replay(value, monkeypatch
 # Lightning's TensorBoardLogger raises ValueError for a string value: that call fails, the rest of the run is logged.
 # The guarded one takes the error for an outage: TensorBoard is marked down and every later point stays in the spool,
 # which cannot be replayed (the string in it is refused).
-@pytest.mark.xfail(strict=True, reason="a value the backend refuses marks it down: every later event is withheld")
+
 def test_a_value_tensorboard_refuses_costs_only_that_value():
     m, lg = manager("tensorboard")
     with warnings.catch_warnings():
@@ -86,7 +86,7 @@ def test_a_value_tensorboard_refuses_costs_only_that_value():
 
 # Lightning: `CSVLogger.log_hyperparams(params=None)` writes hparams.yaml (test_csv.py::test_no_name); the guarded
 # `log_hyperparams(self, params, ...)` makes params required, so the call raises TypeError.
-@pytest.mark.xfail(strict=True, reason="DeliveryMixin.log_hyperparams requires params: TypeError")
+
 def test_csv_log_hyperparams_without_params():
     m, lg = manager("csv")
     lg.log_hyperparams()
@@ -98,8 +98,7 @@ def test_csv_log_hyperparams_without_params():
 # is honoured for CSV and TensorBoard, but bypassed for MLflow: its backend writes `experiment.log_batch` itself.
 @pytest.mark.parametrize("backend, cls", [
     ("csv", CSVLogger), ("tensorboard", TensorBoardLogger),
-    pytest.param("mlflow", MLFlowLogger, marks=pytest.mark.xfail(
-        strict=True, reason="MLflow's backend writes log_batch itself: the class's (or a subclass's) log_metrics is bypassed"))])
+    ("mlflow", MLFlowLogger)])
 def test_the_lightning_class_log_metrics_is_the_one_called(backend, cls, monkeypatch):
     m, lg = manager(backend)
     seen, original = [], cls.log_metrics
@@ -116,7 +115,7 @@ def test_the_lightning_class_log_metrics_is_the_one_called(backend, cls, monkeyp
 # Lightning's trainer calls `logger.log_metrics(metrics=..., step=...)`; the guarded logger hands them on positionally,
 # so a patched or overridden log_metrics sees another call (test_tensorboard.py::test_tensorboard_with_accumulated_gradients
 # reads the call's keywords).
-@pytest.mark.xfail(strict=True, reason="apply_event calls the Lightning class's log_metrics(logger, metrics, step) positionally")
+
 def test_log_metrics_is_handed_on_as_lightning_calls_it(monkeypatch):
     m, lg = manager("tensorboard")
     calls, original = [], TensorBoardLogger.log_metrics
@@ -132,7 +131,7 @@ def test_log_metrics_is_handed_on_as_lightning_calls_it(monkeypatch):
 # While W&B's run starts in the background (what `AutoTrainer` does) its events wait on the delivery's worker, as they
 # do all run long for W&B and Comet online and MLflow on a server. A direct call on `logger.experiment` waits only for
 # the start, not for the events queued before it, so it lands first. The fault: the worker's first write is slow.
-@pytest.mark.xfail(strict=True, reason="a call on logger.experiment overtakes the events queued before it")
+
 def test_a_call_on_experiment_waits_for_what_was_logged_before_it(monkeypatch):
     m, lg = manager("wandb")
     gate, write = threading.Event(), WandbLogger.log_metrics
@@ -153,7 +152,7 @@ def test_a_call_on_experiment_waits_for_what_was_logged_before_it(monkeypatch):
 # Lightning's WandbLogger.log_image/log_table/log_text go through `log_metrics` with W&B media objects as values. During an
 # outage they are spooled as their text ("[<wandb...Image object at 0x...>]"), the spool refuses it, and nothing after
 # is replayed: the plain numbers logged around them are lost to W&B too.
-@pytest.mark.xfail(strict=True, reason="W&B media logged during an outage are spooled as text and block the replay")
+
 def test_wandb_media_logged_in_an_outage_never_block_the_replay(monkeypatch):
     m, lg = manager("wandb")
     lg.log_metrics({"a": 0.0}, step=0)
@@ -176,7 +175,7 @@ def test_wandb_media_logged_in_an_outage_never_block_the_replay(monkeypatch):
 
 # Lightning's test_wandb.py::test_wandb_pickle: a pickled trainer's logger is still a `WandbLogger` by name. The guarded
 # class is a subclass named `GuardedWandbLogger` (isinstance holds), so code and messages keyed on the class name differ.
-@pytest.mark.xfail(strict=True, reason="the guarded class is named Guarded<X>, not Lightning's class name")
+
 def test_a_guarded_logger_keeps_lightning_s_class_name_through_pickle():
     import pickle
     m, lg = manager("csv")

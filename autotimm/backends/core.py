@@ -263,7 +263,7 @@ def after_replay(self:Backend, logger, finalized:bool):
 def log_metrics(self:Backend, logger, metrics:dict, step:int|None=None, at:float|None=None):
     """Send `metrics`, logged at the time `at` (`time.time()`; a replay sends its first attempt's time; None: now).
     By default the Lightning logger's own method, which stamps them when they are sent."""
-    return lightning_class(logger).log_metrics(logger, metrics, step)
+    return lightning_class(logger).log_metrics(logger, metrics=metrics, step=step)
 
 # %% ../../nbs/00b_backends.ipynb #60a47ad6
 # -- reading back

@@ -21,7 +21,7 @@ from urllib.parse import urlparse
 
 from ..utils import check_key, check_name, is_rank_zero, is_secret, mask_secrets, patch, slug, tcp_reachable
 from .files import _by_step, _frame, _stepped, _unstepped, counts_from_files
-from .core import Backend, Param, _bool, _path, _str, register_backend, require
+from .core import Backend, Param, _bool, _path, _str, lightning_class, register_backend, require
 
 # %% auto #0
 __all__ = ['mlflow_local_uri', 'webp_preview', 'MLflowBackend']
@@ -105,7 +105,9 @@ class MLflowBackend(Backend):
         """Lightning's `MLFlowLogger.log_metrics`, stamped with the time the metrics were logged at (`at`), not the time
         they are sent: a batch the server stored but never confirmed (its answer lost) is replayed as the same points,
         which MLflow keeps once."""
-        if at is None: return super().log_metrics(logger, metrics, step)
+        own = lightning_class(logger).log_metrics  # a subclass's or a patched one is honoured (its time stamps are its own)
+        if at is None or getattr(own, "__qualname__", "") != "MLFlowLogger.log_metrics" or not own.__module__.startswith(("pytorch_lightning.", "lightning.")):
+            return super().log_metrics(logger, metrics, step)
         from mlflow.entities import Metric
         from lightning_fabric.utilities.logger import _add_prefix
         from pytorch_lightning.utilities.rank_zero import rank_zero_only
