@@ -37,7 +37,7 @@ test: install check-sync
 
 # the other end of the range: every requirement at the floor settings.ini states (requirements-oldest.txt), in its own venv
 OLDEST ?= .venv-oldest
-OLDEST_TESTS := tests/test_floors.py tests/test_seed_snippets.py tests/test_end_to_end.py tests/test_media.py \
+OLDEST_TESTS := tests/test_floors.py tests/test_seed_snippets.py tests/test_backends.py tests/test_end_to_end.py tests/test_media.py \
 	tests/test_widgets.py tests/test_magics.py tests/test_notebook_kernel.py
 # left to `make test` (autotimm's own machinery, the same on any release): the live view's fits in test_widgets
 # (the kernel test trains with the live view on) and test_media's outage and replay
