@@ -745,8 +745,9 @@ def replay(self:Delivery)->bool:
                         if (level, seq) not in self._held:
                             try: self._journaled(kind, args, replayed=True)
                             except Exception as e:
-                                if not self._refuses(e, level, events[i + 1:i + 2], sent): raise
-                                refused.append((level, seq, kind, args, e))
+                                how = self._refuses(e, level, (seq, kind, args), events[i + 1:i + 2], sent)
+                                if how == "down": raise
+                                if how == "refused": refused.append((level, seq, kind, args, e))
                                 continue
                         sent.append((level, seq))
                 if saves: self._save_now()
@@ -787,14 +788,19 @@ def refuses_content(e:Exception)->bool:
     return isinstance(e, _CONTENT_ERRORS) or (isinstance(e, OSError) and e.errno in (errno.ENAMETOOLONG, errno.EINVAL))
 
 @patch
-def _refuses(self:Delivery, e:Exception, level:int, following:list, sent:list)->bool:
-    "Whether the event that failed with `e` is refused for its content: the event after it goes through (sent now)."
-    if not following: return refuses_content(e)
-    seq, kind, args = following[0]
+def _refuses(self:Delivery, e:Exception, level:int, event:tuple, following:list, sent:list)->str:
+    """After `event` failed with `e`: 'down' (the backend), 'refused' (its content: it fails again while the event after it
+    goes through) or 'sent' (it went through on a second try: the failure passed). What goes through is added to `sent`."""
+    if not following: return "refused" if refuses_content(e) else "down"
+    nseq, nkind, nargs = following[0]
+    try: self._journaled(nkind, nargs, replayed=True)
+    except Exception: return "down"  # that fails too
+    sent.append((level, nseq))
+    seq, kind, args = event
     try: self._journaled(kind, args, replayed=True)
-    except Exception: return False  # that fails too: the backend is down
+    except Exception: return "refused"  # it fails every time, the others go through
     sent.append((level, seq))
-    return True
+    return "sent"
 
 @patch
 def _set_aside_spooled(self:Delivery, refused:list):
@@ -884,11 +890,29 @@ def _note_rejected(self:Delivery, kind:str, args:list, why:str, spooled:bool=Fal
         warnings.warn(f"autotimm: the {self.backend} backend does not keep {self.rejected[-1][1]!r} as given ({why}); "
                       "it is set aside and listed in the run's report, the rest goes on.", BackendWarning, stacklevel=6)
 
+# %% ../nbs/01a_delivery.ipynb #1461d21b
+@patch
+def _waiting_points(self:Delivery)->set:
+    "`(key, step, value)` of the metric points that wait in this delivery's spools or memory (a replay sends them)."
+    out = set()
+    for store in self._stores:
+        if store is None: continue
+        try: events = store.pending()
+        except Exception: continue
+        for _, kind, args in events:
+            if kind == "log_metrics":
+                out |= {(self._prefix + k, args[1] if len(args) > 1 else None, float(x)) for k, x in args[0].items()
+                        if isinstance(x, (int, float)) and not isinstance(x, bool)}
+    return out
+
 # %% ../nbs/01a_delivery.ipynb #f11f22a9
 @patch
 def verify(self:Delivery, timeout:float=30.0)->Verdict:
     "Read the run back and reconcile it with what was handed over; spool the metric points it lacks."
     spec = backend_of(self.logger)
+    if (self.down or self.pending) and spec is not None and spec.close_after_stage:  # a run it could not close is not complete yet
+        self.verdict = Verdict(self.backend, len(self.ledger), reason="the backend has not taken everything yet; what it lacks waits in its spool")
+        return self.verdict
     where = spec.locate(self.logger) if spec is not None else None
     if where is None:
         self.verdict = Verdict(self.backend, len(self.ledger), reason="its run cannot be read back from here")
@@ -905,6 +929,8 @@ def verify(self:Delivery, timeout:float=30.0)->Verdict:
         return self.verdict
     self.verdict = v = reconcile(self.ledger, box["record"], self.backend)
     steps, sent_back = {}, vars(self).setdefault("_sent_back", set())
+    with self._lock: waiting = self._waiting_points()
+    v.missing = [m for m in v.missing if m[0] != "metric" or (m[1], m[2], m[3]) not in waiting]  # in the spool already: replayed later
     for what, key, step, value in v.missing:
         if what == "metric" and (key, step, value) not in sent_back:  # spooled once, however often `verify` runs
             sent_back.add((key, step, value))
@@ -1011,8 +1037,10 @@ def close(self:Delivery, timeout:float=None)->int:
         time.sleep(0.01)
     with self._lock:
         stop.set()
-        left = self._spill(q)
+        left, worker = self._spill(q), self._worker
         self._queue = self._worker = self._stop = None
+    q.put_nowait(_STOP)  # wakes the idle worker at once
+    if worker is not None and worker is not threading.current_thread(): worker.join(0.5)  # one inside a hung call is left (`join`)
     if left:
         warnings.warn(f"autotimm: the {self.backend} backend took no more events within {timeout:g} s of the run's end; "
                       f"{left} are kept in {self.spool_location}; once it answers, send them with: "

@@ -10,7 +10,7 @@ from pytorch_lightning import Callback
 from pytorch_lightning.loggers import Logger
 
 from autotimm import AutoTrainer, LoggerConfig, LoggerForm, LoggerManager, load_run
-from autotimm.backends import Backend, Param, get_backend, register_backend, unregister_backend
+from autotimm.backends import Backend, Param, get_backend, list_backends, register_backend, unregister_backend
 from autotimm.delivery import delivery_of, lightning_class
 from autotimm.loggers import replay
 from conftest import digits, tiny_classifier
@@ -47,9 +47,10 @@ FolderLogger.broken = False
 
 class FolderBackend(Backend):
     name, title, logger_class = "folder", "Folder", "FolderLogger"
-    params = (Param("save_dir", (str,), "a path (str)", required=True, form="str", default="folder-runs"),
+    # its folder param is not called save_dir: other code finds it by its role
+    params = (Param("root", (str,), "a path (str)", required=True, form="str", default="folder-runs", role="folder"),
               Param("name", (str,), "a string", form="str", default=""))
-    def build(self, params): return FolderLogger(**params)
+    def build(self, params): return FolderLogger(params["root"], **{k: v for k, v in params.items() if k != "root"})
     def run_ids(self, logger): return {"name": logger.name, "dir": str(Path(logger.log_dir).resolve())}
     def resume_params(self, ids, step=None): return {"name": ids["name"]} if ids.get("name") else {}
     def close(self, logger, status="success"):
@@ -78,7 +79,7 @@ def folder_backend():
 
 
 PARAMS = {  # the params each contract run uses (local, offline, in the test's folder)
-    "folder": {"save_dir": "runs"}, "csv": {"save_dir": "runs"}, "tensorboard": {"save_dir": "runs"},
+    "folder": {"root": "runs"}, "csv": {"save_dir": "runs"}, "tensorboard": {"save_dir": "runs"},
     "mlflow": {"experiment_name": "contract", "save_dir": "runs/mlruns"},
     "wandb": {"project": "contract", "save_dir": "runs/wandb", "offline": True},
     "comet": {"project": "contract", "save_dir": "runs/comet"},
@@ -118,7 +119,7 @@ class Outage(Callback):
                 cls.log_metrics = Outage.saved; del Outage.saved
 
 
-@pytest.mark.parametrize("name", ["folder", "csv", "tensorboard", "mlflow", "wandb", "comet"])
+@pytest.mark.parametrize("name", ["folder", *list_backends()])  # every registered backend, and a throwaway one
 def test_backend_contract(workdir, folder_backend, name, capsys):
     # the form shows the backend's fields from the registry and builds its config
     form = LoggerForm()

@@ -356,7 +356,8 @@ def locate(self:Backend, logger)->tuple|None:
 @property
 def folder_param(self:Backend)->Param|None:
     "The param naming the folder on this machine the backend writes its runs under (shown in the form), or None."
-    return next((p for p in self.params if p.role == "folder" and p.form), None)
+    folders = [p for p in self.params if p.role == "folder"]
+    return next((p for p in folders if p.form), None) or next(iter(folders), None) or self.param("save_dir")  # Lightning's name
 
 @patch
 def local_folder(self:Backend, params:dict)->str|None:
