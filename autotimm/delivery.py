@@ -919,7 +919,9 @@ def verify(self:Delivery, timeout:float=30.0)->Verdict:
         return self.verdict
     box = {}
     def read():
-        try: box["record"] = spec.read(*where)
+        try:
+            spec.flush(self.logger)
+            box["record"] = spec.read(*where)
         except Exception as e: box["error"] = e
     t = threading.Thread(target=read, daemon=True, name=f"autotimm-{self.backend}-verify"); t.start(); t.join(timeout)
     if t.is_alive() or "record" not in box or box["record"] is None:

@@ -346,6 +346,10 @@ def value_problem(self:Backend, value:float)->str|None:
     "Why the backend would not keep the number `value` as it is; None when it would."
 
 @patch
+def flush(self:Backend, logger):
+    "Write what the backend's library still holds for the run (a background queue), before it is read back."
+
+@patch
 def locate(self:Backend, logger)->tuple|None:
     "`(location, run)` that `read` takes to read this logger's run back; None where it cannot be read back from here."
     d = self.run_folder(logger)

@@ -398,6 +398,12 @@ def value_problem(self:MLflowBackend, value):
     if math.isinf(value): return "MLflow stores an infinite value as the largest float"
 
 @patch
+def flush(self:MLflowBackend, logger):
+    "A local store's points wait in MLflow's logging queue (up to 5 s): written now, so the read-back sees them."
+    import mlflow
+    if hasattr(mlflow, "flush_async_logging"): mlflow.flush_async_logging()
+
+@patch
 def locate(self:MLflowBackend, logger):
     run = getattr(logger, "_run_id", None)
     return (logger._tracking_uri, run) if run else None
