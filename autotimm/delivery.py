@@ -12,6 +12,7 @@ import json
 import os
 import queue
 import re
+import sys
 import threading
 import time
 import warnings
@@ -910,7 +911,7 @@ def _waiting_points(self:Delivery)->set:
 def verify(self:Delivery, timeout:float=30.0)->Verdict:
     "Read the run back and reconcile it with what was handed over; spool the metric points it lacks."
     spec = backend_of(self.logger)
-    if (self.down or self.pending) and spec is not None and spec.close_after_stage:  # a run it could not close is not complete yet
+    if (self.down or self.pending) and spec is not None and (spec.close_after_stage or self.threaded):  # a run it could not close, a server not answering
         self.verdict = Verdict(self.backend, len(self.ledger), reason="the backend has not taken everything yet; what it lacks waits in its spool")
         return self.verdict
     where = spec.locate(self.logger) if spec is not None else None
@@ -1059,11 +1060,17 @@ def join(self:Delivery, timeout:float=None)->bool:
     return not [w for w in self._workers if w is not self._worker]
 
 # %% ../nbs/01a_delivery.ipynb #619605e4
+def _asked_by_user(depth:int=2)->bool:
+    "Whether the code asking for `experiment` is the user's, not Lightning's logger classes' (their `name`, `version`) or autotimm's."
+    caller = sys._getframe(depth).f_globals.get("__name__", "")
+    return not caller.startswith(("pytorch_lightning.", "lightning.", "lightning_fabric.", "autotimm."))
+
 class Starting:
     "Stands for `logger.experiment` while its run starts in the background: using it waits for the start."
     def __init__(self, logger): self._logger = logger
     def __getattr__(self, name):
         self._logger._delivery.wait_started()
+        if _asked_by_user(): self._logger._delivery.wait_queued()
         return getattr(self._logger.experiment, name)
 
 # %% ../nbs/01a_delivery.ipynb #abc9f0ac
@@ -1076,7 +1083,7 @@ class DeliveryMixin(ABC):  # an ABC with a __dict__, as Lightning's `Logger`: th
         if not getattr(d._local, "inside", False):
             if not d._started.is_set(): return Starting(self)  # Lightning's setup touches every `experiment`: no wait for that
             if d.down and d.start_failed: return Unavailable(d.backend, "its run could not be started")
-            d.wait_queued()  # a call on the run object comes after what was logged before it
+            if _asked_by_user(): d.wait_queued()  # the user's call on the run object comes after what they logged before it
         return super().experiment
 
     def log_metrics(self, metrics, step=None):
