@@ -258,9 +258,14 @@ class LoggerManager:
         self.env = EnvChanges([g for c in self._configs for g in get_backend(c.backend).process_globals])  # put back at `close`
         for c in self._configs:
             if (folder := get_backend(c.backend).local_folder(c.params)): _check_writable(c.backend, folder)
-        with self.env.noting():
-            self.run_name = self._name(run_name)
-            self._loggers = [self._build(c) for c in self._configs]
+        try:
+            with self.env.noting():
+                self.run_name = self._name(run_name)
+                self._loggers = [self._build(c) for c in self._configs]
+        except BaseException:  # a run that never started leaves no name in the environment and no empty folder
+            self.env.put_back()
+            if hasattr(self, "run_name"): self.release()
+            raise
     def __len__(self): return len(self._loggers)
     def __iter__(self): return iter(self._loggers)
     def __getitem__(self, i): return self._loggers[i]

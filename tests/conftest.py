@@ -19,6 +19,7 @@ def workdir(tmp_path, monkeypatch):
     "Run each test in its own empty folder; finish any W&B run it left open."
     monkeypatch.chdir(tmp_path)
     monkeypatch.delenv("MLFLOW_TRACKING_URI", raising=False)  # mlflow.set_tracking_uri sets it process-wide
+    monkeypatch.delenv("AUTOTIMM_RUN_NAME", raising=False)  # a manager a test leaves open names its run here
     yield tmp_path
     wandb = sys.modules.get("wandb")  # None while a test hides it
     if wandb is not None and wandb.run is not None: wandb.finish()

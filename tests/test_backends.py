@@ -1,6 +1,8 @@
 """The registry, LoggerConfig's checks against the real Lightning loggers, LoggerManager, missing packages."""
 import inspect
+import os
 import sys
+from pathlib import Path
 
 import pytest
 from pytorch_lightning.loggers import CometLogger, CSVLogger, Logger, MLFlowLogger, TensorBoardLogger, WandbLogger
@@ -78,8 +80,11 @@ def test_mlflow_local_store_is_sqlite_under_save_dir(workdir):
 def test_missing_package_says_what_to_install(monkeypatch, package, backend, params):
     monkeypatch.setitem(sys.modules, package, None)  # hide the installed package
     cfg = LoggerConfig(backend, params)  # configs validate without the package
+    before = dict(os.environ)
     with pytest.raises(ModuleNotFoundError, match=rf"pip install 'autotimm\[{backend}\]'"):
-        LoggerManager([cfg])
+        LoggerManager([LoggerConfig("csv", {"save_dir": "logs"}), cfg])
+    assert dict(os.environ) == before  # a run that never started leaves no name behind for the next one
+    assert not list(Path("logs").glob("*/version_*")) and not list(Path("logs").glob("version_*"))  # nor an empty folder
 
 
 def test_trainer_logger_argument_kinds(workdir):
