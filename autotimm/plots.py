@@ -18,22 +18,26 @@ import sys
 import threading
 import zlib
 from pathlib import Path
+from types import SimpleNamespace
 
 import numpy as np
 from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.figure import Figure
 from PIL import Image, ImageDraw, ImageFont
 
+from .utils import patch
+
 # %% auto #0
 __all__ = ['PANELS', 'render', 'PlotFigure', 'top_confusions', 'plot_confusion_matrix', 'figure_to_png', 'png_size',
            'confusion_matrix_png', 'counts_json', 'panel_of', 'curves_png', 'misclassified_png', 'serve_renders',
            'RenderProcess']
 
-# %% ../nbs/03_plots.ipynb #09459b69
+# %% ../nbs/03_plots.ipynb #467fd2ea
 class PlotFigure(Figure):
     "A matplotlib `Figure` that shows itself as PNG in a notebook without pyplot."
     def _repr_png_(self): return figure_to_png(self)
 
+# %% ../nbs/03_plots.ipynb #5bb55645
 def _as_counts(cm)->np.ndarray:
     "A (C, C) integer numpy array from a tensor, array or nested list."
     if hasattr(cm, "detach"): cm = cm.detach().cpu().numpy()
@@ -42,7 +46,11 @@ def _as_counts(cm)->np.ndarray:
         raise ValueError(f"confusion matrix must be square (C, C), got shape {cm.shape}")
     return cm.astype(np.int64)
 
-def top_confusions(cm:np.ndarray, labels:list=None, k:int=15)->list:
+def top_confusions(
+    cm:np.ndarray,     # (C, C) counts, rows = true class
+    labels:list=None,  # class names; indices when None
+    k:int=15,          # how many pairs
+)->list:               # `(true, predicted, count, fraction of the true class)`, largest count first
     "The `k` largest off-diagonal cells as `(true, predicted, count, fraction of the true class)`."
     cm = _as_counts(cm)
     labels = [str(l) for l in labels] if labels is not None else [str(i) for i in range(cm.shape[0])]
@@ -55,6 +63,7 @@ def top_confusions(cm:np.ndarray, labels:list=None, k:int=15)->list:
         out.append((labels[i], labels[j], int(off[i, j]), off[i, j] / rows[i] if rows[i] else 0.0))
     return out
 
+# %% ../nbs/03_plots.ipynb #8f753d5e
 def _class_ticks(ax, labels:list, cell_px:float):
     "Every class name on both axes when a row is tall enough to read it, else every k-th."
     n = len(labels)
@@ -86,6 +95,7 @@ def _pairs_text(cm, labels)->str:
     return "\n".join(["Top confused pairs", "true → predicted: count (% of true)", ""] + [
         f"{t[:18]} → {p[:18]}: {c} ({f:.0%})" for t, p, c, f in top_confusions(cm, labels)])
 
+# %% ../nbs/03_plots.ipynb #e0bd7a36
 def plot_confusion_matrix(
     cm,                        # (C, C) counts, rows = true class, columns = predicted class
     labels:list=None,          # class names; indices when None
@@ -118,7 +128,11 @@ def plot_confusion_matrix(
                    transform=panel.transAxes, parse_math=False)
     return fig
 
-def figure_to_png(fig:Figure, dpi:int=80)->bytes:
+# %% ../nbs/03_plots.ipynb #a669fc3d
+def figure_to_png(
+    fig:Figure,  # any matplotlib figure (drawn once with its own Agg canvas when it has one)
+    dpi:int=80,  # dots per inch of the PNG
+)->bytes:
     "PNG bytes of `fig`, drawn once with its Agg canvas at `dpi`."
     buf = io.BytesIO()
     if not isinstance(fig.canvas, FigureCanvasAgg):
@@ -135,10 +149,13 @@ def figure_to_png(fig:Figure, dpi:int=80)->bytes:
     finally: fig.set_dpi(old)
     return buf.getvalue()
 
-def png_size(png:bytes)->tuple:
+def png_size(
+    png:bytes,  # a PNG file's bytes
+)->tuple:     # `(width, height)`
     "`(width, height)` in pixels, read from a PNG's header."
     return int.from_bytes(png[16:20], "big"), int.from_bytes(png[20:24], "big")
 
+# %% ../nbs/03_plots.ipynb #78626fe7
 @functools.lru_cache(maxsize=None)
 def _font(px:int, mono:bool=False)->ImageFont.FreeTypeFont:
     "DejaVu Sans (or Sans Mono), matplotlib's own font, at `px` pixels."
@@ -171,14 +188,13 @@ def _stamp(text:str, font, cell:int):
     ImageDraw.Draw(m).multiline_text((cell / 2, cell / 2), text, font=font, fill=255, anchor="mm", align="center", spacing=1)
     return m
 
+# %% ../nbs/03_plots.ipynb #9a1d1a71
 def _chunk(kind:bytes, data:bytes)->bytes:
     "One PNG chunk: length, type, data, CRC."
     return struct.pack(">I", len(data)) + kind + data + struct.pack(">I", zlib.crc32(kind + data))
 
 def _png(img, dpi:int)->bytes:
-    """PNG bytes of an RGB picture drawn with PIL. Its rows go unfiltered into zlib (level 3): flat colours and text
-    compress as well so, and Pillow's encoder, which tries five filters on every row, takes twice the CPU (~3 ms more for
-    a confusion matrix, at every epoch end, beside training)."""
+    "PNG bytes of an RGB picture drawn with PIL, its rows unfiltered, zlib level 3."
     a = np.asarray(img.convert("RGB")); h, w = a.shape[:2]
     rows = np.zeros((h, 1 + w * 3), np.uint8)  # each row: its filter type (0: none), then its pixels
     rows[:, 1:] = a.reshape(h, -1)
@@ -191,6 +207,7 @@ def _paste(img, mask, anchor:tuple, at:tuple, fill=(0, 0, 0)):
     "Paint `mask` in `fill` so that its point `anchor` lands on `at`."
     img.paste(fill, (round(at[0] - anchor[0]), round(at[1] - anchor[1])), mask)
 
+# %% ../nbs/03_plots.ipynb #f7512967
 def confusion_matrix_png(
     cm,                        # (C, C) counts, rows = true class, columns = predicted class
     labels:list=None,          # class names; indices when None
@@ -258,7 +275,9 @@ def counts_json(
 # %% ../nbs/03_plots.ipynb #a6c5e561
 PANELS = ("loss", "metric", "learning rate", "norm")
 
-def panel_of(key:str)->str:
+def panel_of(
+    key:str,  # a logged key, e.g. 'train/lr'
+)->str:       # one of `PANELS`
     "Which axes a key is drawn on: 'loss', 'learning rate', 'norm' or 'metric'."
     name = key.lower()
     if name.endswith("loss"): return "loss"
@@ -306,7 +325,7 @@ def _y_axis(values:list, n:int, log:bool=False)->tuple:
     if log: labels = [f"1e{t:.0f}".replace("-", "−") for t in ticks]
     return lo, hi, ticks, labels
 
-# %% ../nbs/03_plots.ipynb #f06f1c11
+# %% ../nbs/03_plots.ipynb #e106e738
 @functools.lru_cache(maxsize=None)
 def _tab10()->tuple:
     "matplotlib's default colour cycle ('tab10') as RGB tuples."
@@ -328,18 +347,31 @@ def _series(draw, points:list, fill, width:int, radius:float):
         run = []
     for x, y in filter(None, points): draw.ellipse((x - radius, y - radius, x + radius, y + radius), fill=fill)
 
-def curves_png(
-    history:dict,         # `{key: [(epoch, value), ...]}`, epochs counted from 1
-    dpi:int=80,           # 80: 456 × 336 px, shown at its own size beside the confusion matrix
-)->bytes|None:            # None while there is nothing to draw
-    "PNG of the epoch curves: losses, metrics, learning rate (log scale) and norms each on their own axes."
-    groups = {}
-    for key, points in sorted(history.items()):
-        if points: groups.setdefault(panel_of(key), []).append((key, points))
-    if not groups: return None
+# %% ../nbs/03_plots.ipynb #938f9fea
+def _legend_columns(
+    entries:list,  # `(text, rgb)` of each line of a panel; rgb None for a line of text only
+    most:int,      # rows a column may take
+    room:float,    # pixels the legend may be wide
+    font,          # the legend's font
+    swatch:int,    # pixels of a line's swatch
+    px,            # pixels at the picture's scale, a function
+)->list:           # one or two columns of entries
+    "A legend in two columns where they fit, or where one would be over 3 rows (the wider one shortened); the rest counted."
+    if len(entries) > 2 * most: entries = entries[:2 * most - 1] + [(f"+{len(entries) - 2 * most + 1} more", None)]
+    if len(entries) == 1: return [entries]
+    two = [entries[:(len(entries) + 1) // 2], entries[(len(entries) + 1) // 2:]]
+    fits = sum(max(font.getlength(t) for t, _ in col) + swatch + px(6) for col in two) + px(8) <= room
+    return two if fits or len(entries) > 3 else [entries]
+
+# %% ../nbs/03_plots.ipynb #1a669e33
+def _curves_layout(
+    groups:dict,  # `{panel: [(key, points), ...]}`, the panels that have something to draw
+    dpi:int,      # the picture's scale (80: 456 × 336 px)
+)->SimpleNamespace:
+    "Where `curves_png` draws: its fonts and margins, each panel's y axis and legend, the axes' size."
     names = [p for p in PANELS if p in groups]
     rows, cols = (1, len(names)) if len(names) <= 2 else (2, 2)
-    k, s, black, grid = dpi / 80, 3, (0, 0, 0), (231, 231, 231)  # s: lines drawn s× larger; grid: matplotlib's at alpha 0.3
+    k, s = dpi / 80, 3  # s: lines drawn s× larger
     px = lambda v: max(1, round(v * k))
     width, height = round(456 * k), round(336 * k)
     tick_font, label_font, legend_font = _font(px(9)), _font(px(10)), _font(px(8))
@@ -360,58 +392,83 @@ def curves_png(
     axes_w = max(px(20), round((width - sum(left) - cols * right) / cols))
     room = axes_w + right - pad  # a legend's width: over its axes and the margin right of them
     colour, most = lambda j: _tab10()[j % len(_tab10())], max(1, round(height / rows * 0.35 / lh))  # most: legend rows
-    def columns(entries):  # two columns where they fit, or where one would be over 3 rows (the wider one shortened)
-        if len(entries) > 2 * most: entries = entries[:2 * most - 1] + [(f"+{len(entries) - 2 * most + 1} more", None)]
-        if len(entries) == 1: return [entries]
-        two = [entries[:(len(entries) + 1) // 2], entries[(len(entries) + 1) // 2:]]
-        fits = sum(max(legend_font.getlength(t) for t, _ in col) + swatch + px(6) for col in two) + px(8) <= room
-        return two if fits or len(entries) > 3 else [entries]
-    legends = {n: columns([(key, colour(j)) for j, (key, _) in enumerate(groups[n])]) for n in names}
+    legends = {n: _legend_columns([(key, colour(j)) for j, (key, _) in enumerate(groups[n])], most, room, legend_font, swatch, px)
+               for n in names}
     legend_h = [max(len(legends[n][0]) * lh for i, n in enumerate(names) if cell(i)[0] == r) for r in range(rows)]
     axes_h = max(px(20), (height - 2 * pad - sum(legend_h) - rows * (gap + below) - (rows - 1) * px(8) - gap - px(12)) // rows)
     line, marker = px(1.67) * s, 2.2 * k * s
+    return SimpleNamespace(groups=groups, names=names, rows=rows, s=s, px=px, width=width, height=height, tick_font=tick_font,
+                           label_font=label_font, legend_font=legend_font, pad=pad, tick=tick, gap=gap, right=right, lh=lh,
+                           swatch=swatch, below=below, last=last, cell=cell, clip=clip, yaxes=yaxes, left=left, axes_w=axes_w,
+                           axes_h=axes_h, legend_h=legend_h, room=room, colour=colour, legends=legends, line=line, marker=marker)
+
+# %% ../nbs/03_plots.ipynb #c6d1840d
+def _curves_panel(
+    img, d,         # the picture and its `ImageDraw`
+    L,              # `_curves_layout`'s
+    i:int,          # the panel's place, in reading order
+    n:str,          # the panel's name: its y label, the key of its series
+    mark,           # a legend swatch's mask
+    xticks:list, xlabels:list,  # the epoch axis' ticks and labels
+):
+    "Draw one panel of `curves_png`: grid, series, frame, ticks, y label, and its legend above it."
+    black, grid = (0, 0, 0), (231, 231, 231)  # grid: matplotlib's at alpha 0.3
+    s, px, pad, tick, gap, lh, swatch, axes_w, axes_h = L.s, L.px, L.pad, L.tick, L.gap, L.lh, L.swatch, L.axes_w, L.axes_h
+    r, c = L.cell(i)
+    x0 = sum(L.left[:c + 1]) + c * (axes_w + L.right)
+    y0 = pad + sum(L.legend_h[:r + 1]) + gap + r * (axes_h + L.below + px(8) + gap)
+    log, lo, hi, yticks, ylabels = L.yaxes[n]
+    X = lambda e: (e - 0.7) / (L.last - 0.4) * axes_w           # axes pixels, from the left
+    Y = lambda v: (hi - v) / (hi - lo) * axes_h               # axes pixels, from the top
+    xs, ys = [min(int(X(t)), axes_w - 1) for t in xticks], [min(int(Y(t)), axes_h - 1) for t in yticks]
+    layer = Image.new("RGB", (axes_w * s, axes_h * s), "white")
+    ld = ImageDraw.Draw(layer)
+    for x in xs: ld.rectangle((x * s, 0, x * s + s - 1, axes_h * s), fill=grid)
+    for y in ys: ld.rectangle((0, y * s, axes_w * s, y * s + s - 1), fill=grid)
+    f = math.log10 if log else L.clip
+    for j, (key, points) in enumerate(L.groups[n]):
+        _series(ld, [(X(e) * s, Y(f(v)) * s) if math.isfinite(v) else None for e, v in points], L.colour(j), L.line, L.marker)
+    img.paste(layer.reduce(s), (x0, y0))
+    d.rectangle((x0 - 1, y0 - 1, x0 + axes_w, y0 + axes_h), outline=black)
+    for x, label in zip(xs, xlabels):
+        d.line((x0 + x, y0 + axes_h + 1, x0 + x, y0 + axes_h + tick), fill=black)
+        d.text((x0 + x + 0.5, y0 + axes_h + tick + gap), label, font=L.tick_font, fill=black, anchor="mt")
+    for y, label in zip(ys, ylabels):
+        d.line((x0 - 1 - tick, y0 + y, x0 - 2, y0 + y), fill=black)
+        d.text((x0 - 1 - tick - gap, y0 + y + 0.5), label, font=L.tick_font, fill=black, anchor="rm")
+    mask, _ = _text_mask(n, L.label_font, 90)
+    _paste(img, mask, (mask.width / 2, mask.height / 2), (x0 - L.left[c] + pad + px(6), y0 + axes_h / 2))
+    if r == L.rows - 1: d.text((x0 + axes_w / 2, L.height - pad), "epoch", font=L.label_font, fill=black, anchor="md")
+    # the legend above the axes: a swatch and the key, column by column, in the lines' order
+    lx, legend = x0, L.legends[n]
+    for col in legend:
+        texts = [_fit(t, L.legend_font, x0 + L.room - lx - swatch - px(6)) for t, _ in col]
+        for row, (text, (_, rgb)) in enumerate(zip(texts, col)):
+            ly = y0 - gap - (len(legend[0]) - row - 0.5) * lh
+            if rgb: img.paste(rgb, (lx, round(ly - lh / 2)), mark)
+            d.text((lx + swatch + px(6), ly), text, font=L.legend_font, fill=black, anchor="lm")
+        lx += math.ceil(max(L.legend_font.getlength(t) for t in texts)) + swatch + px(6) + px(8)
+
+# %% ../nbs/03_plots.ipynb #0a56769a
+def curves_png(
+    history:dict,         # `{key: [(epoch, value), ...]}`, epochs counted from 1
+    dpi:int=80,           # 80: 456 × 336 px, shown at its own size beside the confusion matrix
+)->bytes|None:            # None while there is nothing to draw
+    "PNG of the epoch curves: losses, metrics, learning rate (log scale) and norms each on their own axes."
+    groups = {}
+    for key, points in sorted(history.items()):
+        if points: groups.setdefault(panel_of(key), []).append((key, points))
+    if not groups: return None
+    L = _curves_layout(groups, dpi)
+    s, lh, swatch = L.s, L.lh, L.swatch
     mark = Image.new("L", (swatch * s, lh * s), 0)  # a legend's swatch: the line, and a marker in its middle
-    ImageDraw.Draw(mark).line((0, lh * s / 2, swatch * s, lh * s / 2), fill=255, width=line)
-    _series(ImageDraw.Draw(mark), [(swatch * s / 2, lh * s / 2)], 255, line, marker)
+    ImageDraw.Draw(mark).line((0, lh * s / 2, swatch * s, lh * s / 2), fill=255, width=L.line)
+    _series(ImageDraw.Draw(mark), [(swatch * s / 2, lh * s / 2)], 255, L.line, L.marker)
     mark = mark.reduce(s)
-    xticks, xlabels = _ticks(0.7, last + 0.3, 8, integer=True)
-    img = Image.new("RGB", (width, height), "white")
+    xticks, xlabels = _ticks(0.7, L.last + 0.3, 8, integer=True)
+    img = Image.new("RGB", (L.width, L.height), "white")
     d = ImageDraw.Draw(img)
-    for i, n in enumerate(names):
-        r, c = cell(i)
-        x0 = sum(left[:c + 1]) + c * (axes_w + right)
-        y0 = pad + sum(legend_h[:r + 1]) + gap + r * (axes_h + below + px(8) + gap)
-        log, lo, hi, yticks, ylabels = yaxes[n]
-        X = lambda e: (e - 0.7) / (last - 0.4) * axes_w           # axes pixels, from the left
-        Y = lambda v: (hi - v) / (hi - lo) * axes_h               # axes pixels, from the top
-        xs, ys = [min(int(X(t)), axes_w - 1) for t in xticks], [min(int(Y(t)), axes_h - 1) for t in yticks]
-        layer = Image.new("RGB", (axes_w * s, axes_h * s), "white")
-        ld = ImageDraw.Draw(layer)
-        for x in xs: ld.rectangle((x * s, 0, x * s + s - 1, axes_h * s), fill=grid)
-        for y in ys: ld.rectangle((0, y * s, axes_w * s, y * s + s - 1), fill=grid)
-        f = math.log10 if log else clip
-        for j, (key, points) in enumerate(groups[n]):
-            _series(ld, [(X(e) * s, Y(f(v)) * s) if math.isfinite(v) else None for e, v in points], colour(j), line, marker)
-        img.paste(layer.reduce(s), (x0, y0))
-        d.rectangle((x0 - 1, y0 - 1, x0 + axes_w, y0 + axes_h), outline=black)
-        for x, label in zip(xs, xlabels):
-            d.line((x0 + x, y0 + axes_h + 1, x0 + x, y0 + axes_h + tick), fill=black)
-            d.text((x0 + x + 0.5, y0 + axes_h + tick + gap), label, font=tick_font, fill=black, anchor="mt")
-        for y, label in zip(ys, ylabels):
-            d.line((x0 - 1 - tick, y0 + y, x0 - 2, y0 + y), fill=black)
-            d.text((x0 - 1 - tick - gap, y0 + y + 0.5), label, font=tick_font, fill=black, anchor="rm")
-        mask, _ = _text_mask(n, label_font, 90)
-        _paste(img, mask, (mask.width / 2, mask.height / 2), (x0 - left[c] + pad + px(6), y0 + axes_h / 2))
-        if r == rows - 1: d.text((x0 + axes_w / 2, height - pad), "epoch", font=label_font, fill=black, anchor="md")
-        # the legend above the axes: a swatch and the key, column by column, in the lines' order
-        lx = x0
-        for col in legends[n]:
-            texts = [_fit(t, legend_font, x0 + room - lx - swatch - px(6)) for t, _ in col]
-            for row, (text, (_, rgb)) in enumerate(zip(texts, col)):
-                ly = y0 - gap - (len(legends[n][0]) - row - 0.5) * lh
-                if rgb: img.paste(rgb, (lx, round(ly - lh / 2)), mark)
-                d.text((lx + swatch + px(6), ly), text, font=legend_font, fill=black, anchor="lm")
-            lx += math.ceil(max(legend_font.getlength(t) for t in texts)) + swatch + px(6) + px(8)
+    for i, n in enumerate(L.names): _curves_panel(img, d, L, i, n, mark, xticks, xlabels)
     return _png(img, dpi)
 
 # %% ../nbs/03_plots.ipynb #bb546388
@@ -421,8 +478,8 @@ def misclassified_png(
     pred:list,            # predicted class of each image
     confidence:list,      # the model's probability of `pred`
     labels:list=None,     # class names; indices when None
-    title:str="Misclassified",
-)->bytes:
+    title:str="Misclassified",  # the grid's title
+)->bytes:             # the grid, 80 dpi
     "A grid of images titled `true → predicted (confidence)`, as PNG bytes."
     n = len(target)
     cols = max(1, min(8, math.ceil(math.sqrt(n))))
@@ -439,7 +496,7 @@ def misclassified_png(
     fig.tight_layout()
     return figure_to_png(fig, dpi=80)
 
-# %% ../nbs/03_plots.ipynb #6affe820
+# %% ../nbs/03_plots.ipynb #5e291fd4
 def _send(f, obj:bytes):
     f.write(len(obj).to_bytes(8, "big") + obj); f.flush()
 
@@ -451,6 +508,7 @@ def _receive(f)->bytes:
     if len(data) < n: raise EOFError("the render pipe closed in the middle of a message")
     return data
 
+# %% ../nbs/03_plots.ipynb #8f43ed04
 def serve_renders():
     "The helper process's loop: read `(fn, args, kwargs, rc)` jobs from stdin, answer `('ok', result)` or `('error', exception)`."
     import matplotlib
@@ -469,6 +527,7 @@ def serve_renders():
         except Exception as e: data = pickle.dumps(("error", RuntimeError(f"{type(e).__name__}: {e}")))
         _send(out, data)
 
+# %% ../nbs/03_plots.ipynb #b5fadc98
 # Ctrl-C (and the notebook's stop button, which signals the kernel's process group) is for training: the helper ignores it
 _HELPER = ("import os, signal\nsignal.signal(signal.SIGINT, signal.SIG_IGN)\nif hasattr(os, 'nice'): os.nice({nice})\n"
            "from autotimm.plots import serve_renders\nserve_renders()")
@@ -480,6 +539,7 @@ def _rc_changes()->dict:
     return {k: v for k, v in matplotlib.rcParams.items()
             if k not in skip and k in matplotlib.rcParamsDefault and v != matplotlib.rcParamsDefault[k]}
 
+# %% ../nbs/03_plots.ipynb #3c2d0545
 class RenderProcess:
     "One low-priority helper process that draws pictures for this Python process; started on first use."
     def __init__(self, nice:int=10):  # how much lower the helper's priority is
@@ -495,15 +555,6 @@ class RenderProcess:
         self.proc = subprocess.Popen([sys.executable, "-c", _HELPER.format(nice=int(self.nice))], env=env,
                                      stdin=subprocess.PIPE, stdout=subprocess.PIPE)
         self.pid = os.getpid()
-
-    def start(self, helper:bool=True):
-        "Start the helper now (it imports matplotlib while training starts) unless it runs; `helper=False`: draw in this process from now on."
-        self.helper = helper
-        if not helper: return
-        with self._lock:
-            if self.broken or (self.proc is not None and self.pid == os.getpid() and self.proc.poll() is None): return
-            try: self._start()
-            except Exception: self.broken = True
 
     def __call__(self, fn, *args, **kwargs):
         "`fn(*args, **kwargs)` run in the helper (in this process when the helper cannot run or is not wanted); its errors are raised here."
@@ -526,16 +577,29 @@ class RenderProcess:
                         return value
         return fn(*args, **kwargs)
 
-    def close(self):
-        "End the helper (it ends by itself when this process does)."
-        proc, self.proc = self.proc, None
-        if proc is None or self.pid != os.getpid(): return
-        try:
-            proc.stdin.close()
-            proc.wait(timeout=5)
-        except Exception: proc.kill()
-        finally:
-            if proc.stdout: proc.stdout.close()
+# %% ../nbs/03_plots.ipynb #a53c8465
+@patch
+def start(self:RenderProcess, helper:bool=True):
+    "Start the helper now (it imports matplotlib while training starts) unless it runs; `helper=False`: draw in this process from now on."
+    self.helper = helper
+    if not helper: return
+    with self._lock:
+        if self.broken or (self.proc is not None and self.pid == os.getpid() and self.proc.poll() is None): return
+        try: self._start()
+        except Exception: self.broken = True
 
+@patch
+def close(self:RenderProcess):
+    "End the helper (it ends by itself when this process does)."
+    proc, self.proc = self.proc, None
+    if proc is None or self.pid != os.getpid(): return
+    try:
+        proc.stdin.close()
+        proc.wait(timeout=5)
+    except Exception: proc.kill()
+    finally:
+        if proc.stdout: proc.stdout.close()
+
+# %% ../nbs/03_plots.ipynb #eb301a11
 render = RenderProcess()
 atexit.register(render.close)
