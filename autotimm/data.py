@@ -14,7 +14,7 @@ import torch
 from torch.utils.data import DataLoader, Dataset, Subset
 
 from .config import check_number
-from .utils import check_type, closest, in_notebook
+from .utils import check_type, closest, in_notebook, patch
 
 # %% auto #0
 __all__ = ['TORCHVISION_DATASETS', 'NUM_CLASSES', 'BUILTIN_DATASETS', 'IMAGE_EXTENSIONS', 'IMAGENET_MEAN', 'IMAGENET_STD',
@@ -49,7 +49,12 @@ class DigitsDataset(Dataset):
         m, s = torch.tensor(self.mean).view(3, 1, 1), torch.tensor(self.std).view(3, 1, 1)
         return (x - m) / s, self.labels[i]
 
-def load_digits_splits(image_size:int, seed:int=42, fractions=(0.7, 0.15, 0.15), mean=(0.5,) * 3, std=(0.5,) * 3):
+def load_digits_splits(
+    image_size:int,                  # pixels of the square images
+    seed:int=42,                     # seed of the stratified split
+    fractions=(0.7, 0.15, 0.15),     # train, val and test shares of each class
+    mean=(0.5,) * 3, std=(0.5,) * 3,  # normalization
+):                                   # `[train, val, test]`
     "Train/val/test `DigitsDataset`s, stratified by class with a fixed seed."
     from sklearn.datasets import load_digits
     d = load_digits()
@@ -84,7 +89,9 @@ def _check_image_folder(folder:Path, split:str)->list:
                 raise ValueError(f"ImageDataModule: {p} is not a readable image ({type(e).__name__}); remove or replace it") from e
     return classes
 
-def load_image(path:str):
+def load_image(
+    path:str,  # an image file
+):             # a PIL image in RGB
     "Open an image as RGB; an unreadable file raises an error naming its path."
     from torchvision.datasets.folder import default_loader
     try: return default_loader(path)
@@ -119,7 +126,7 @@ def _check_augment(augment:dict):
             raise ValueError(f"ImageDataModule: augment has {k!r}, which timm's create_transform does not take."
                              + (f" Did you mean {hint!r}?" if hint else "") + f" Valid keys: {', '.join(valid)}")
 
-# %% ../nbs/04_data.ipynb #c250b0fd
+# %% ../nbs/04_data.ipynb #a2baafb2
 class ImageDataModule(pl.LightningDataModule):
     "Images for classification from folders, a torchvision dataset by name, or the built-in `digits`."
     def __init__(self,
@@ -171,104 +178,124 @@ class ImageDataModule(pl.LightningDataModule):
                               "std": (0.5,) * 3 if self._kind == "digits" else IMAGENET_STD, "crop_pct": 1.0, "crop_mode": "center"})
         self.data_config_from = None  # the backbone whose config is in use, once a model handed it
 
-    def use_data_config(self, config:dict, backbone:str=None):
-        "Build the transforms from timm's data config `config` (mean, std, interpolation, crop, input size); the model calls it in `setup`."
-        from timm.data import create_transform
-        cfg = dict(config)
-        if self.image_size is not None: cfg["input_size"] = (3, self.image_size, self.image_size)
-        self.data_config, self.data_config_from = cfg, backbone
-        self.mean, self.std = tuple(cfg["mean"]), tuple(cfg["std"])  # what the misclassified gallery undoes to show an image
-        gray = self._kind in ("mnist", "fashionmnist")
-        keep = {k: cfg[k] for k in ("input_size", "interpolation", "mean", "std", "crop_pct", "crop_mode") if k in cfg}
-        evaluate = create_transform(**keep, is_training=False)
-        if self.augment is False: train = evaluate
-        else: train = create_transform(**{k: v for k, v in keep.items() if k not in ("crop_pct", "crop_mode")}, is_training=True,
-                                       **(AUGMENT if self.augment is True else self.augment))
-        for name, tf in (("train", train), ("eval", evaluate)):
-            tf = self._given[name] or tf
-            self._tf[name].fn = _to_rgb_first(tf) if gray and self._given[name] is None else tf
-        for ds in (self.train_ds, self.val_ds, self.test_ds):  # the built-in digits are tensors: only size and normalization apply
-            if isinstance(ds, DigitsDataset): ds.image_size, ds.mean, ds.std = cfg["input_size"][-1], self.mean, self.std
-        self.hparams.update({"image_size": cfg["input_size"][-1], "mean": list(self.mean), "std": list(self.std),
-                             "interpolation": cfg.get("interpolation"), "crop_pct": cfg.get("crop_pct"),
-                             "augment": self.augment if isinstance(self.augment, bool) else "custom"})
-
-    @property
-    def transforms(self)->dict:
-        "`{'train': ..., 'eval': ...}`: the transforms in use (what the run manifest records)."
-        return {k: v.fn for k, v in self._tf.items()}
-
-    @property
-    def num_classes(self)->int|None:
-        "Number of classes: known at once for named datasets, after `check` or `setup` for folders."
-        if self.class_names is not None: return len(self.class_names)
-        return NUM_CLASSES.get(self._kind)
-
-    def check(self)->int|None:
-        "Validate the image folders (no dataset is built, nothing downloaded); return the number of classes."
-        if self._kind != "folders": return self.num_classes
-        if not self.data_dir.is_dir():
-            raise FileNotFoundError(f"ImageDataModule: data_dir {self.data_dir} does not exist; create "
-                                    f"{self.data_dir}/train/<class>/<images> or pass dataset_name='digits'")
-        self.class_names = _check_image_folder(self.data_dir/"train", "train")
-        if (self.data_dir/"val").is_dir():
-            val_classes = _check_image_folder(self.data_dir/"val", "val")
-            if val_classes != self.class_names:
-                raise ValueError(f"ImageDataModule: val classes {val_classes} differ from train classes {self.class_names}")
-        if (self.data_dir/"test").is_dir(): _check_image_folder(self.data_dir/"test", "test")
-        return self.num_classes
-
     @property
     def _kind(self): return "folders" if self.dataset_name is None else self.dataset_name.lower()
 
-    def _transform(self, train:bool=False): return self._tf["train" if train else "eval"]
+# %% ../nbs/04_data.ipynb #2ff0b582
+@patch
+def use_data_config(self:ImageDataModule,
+                    config:dict,        # timm's data config: input_size, interpolation, mean, std, crop_pct, crop_mode
+                    backbone:str=None,  # the model it comes from
+                   ):
+    "Build the transforms from timm's data config `config` (mean, std, interpolation, crop, input size); the model calls it in `setup`."
+    from timm.data import create_transform
+    cfg = dict(config)
+    if self.image_size is not None: cfg["input_size"] = (3, self.image_size, self.image_size)
+    self.data_config, self.data_config_from = cfg, backbone
+    self.mean, self.std = tuple(cfg["mean"]), tuple(cfg["std"])  # what the misclassified gallery undoes to show an image
+    gray = self._kind in ("mnist", "fashionmnist")
+    keep = {k: cfg[k] for k in ("input_size", "interpolation", "mean", "std", "crop_pct", "crop_mode") if k in cfg}
+    evaluate = create_transform(**keep, is_training=False)
+    if self.augment is False: train = evaluate
+    else: train = create_transform(**{k: v for k, v in keep.items() if k not in ("crop_pct", "crop_mode")}, is_training=True,
+                                   **(AUGMENT if self.augment is True else self.augment))
+    for name, tf in (("train", train), ("eval", evaluate)):
+        tf = self._given[name] or tf
+        self._tf[name].fn = _to_rgb_first(tf) if gray and self._given[name] is None else tf
+    for ds in (self.train_ds, self.val_ds, self.test_ds):  # the built-in digits are tensors: only size and normalization apply
+        if isinstance(ds, DigitsDataset): ds.image_size, ds.mean, ds.std = cfg["input_size"][-1], self.mean, self.std
+    self.hparams.update({"image_size": cfg["input_size"][-1], "mean": list(self.mean), "std": list(self.std),
+                         "interpolation": cfg.get("interpolation"), "crop_pct": cfg.get("crop_pct"),
+                         "augment": self.augment if isinstance(self.augment, bool) else "custom"})
 
-    def _split(self, ds, eval_ds=None):
-        "Split `ds` into train and val subsets with the fixed seed (val taken from `eval_ds`, the same images with the evaluation transform)."
-        n_val = max(1, int(len(ds) * self.val_split))
-        perm = torch.randperm(len(ds), generator=torch.Generator().manual_seed(self.seed)).tolist()
-        return Subset(ds, perm[n_val:]), Subset(ds if eval_ds is None else eval_ds, perm[:n_val])
+@patch
+@property
+def transforms(self:ImageDataModule)->dict:
+    "`{'train': ..., 'eval': ...}`: the transforms in use (what the run manifest records)."
+    return {k: v.fn for k, v in self._tf.items()}
 
-    def prepare_data(self):
-        "Download a torchvision dataset into `data_dir` when it is missing."
-        if self._kind in TORCHVISION_DATASETS:
-            import torchvision.datasets as tvd
-            cls = getattr(tvd, TORCHVISION_DATASETS[self._kind])
-            for train in (True, False): cls(str(self.data_dir), train=train, download=self.download)
+# %% ../nbs/04_data.ipynb #31f84b95
+@patch
+@property
+def num_classes(self:ImageDataModule)->int|None:
+    "Number of classes: known at once for named datasets, after `check` or `setup` for folders."
+    if self.class_names is not None: return len(self.class_names)
+    return NUM_CLASSES.get(self._kind)
 
-    def setup(self, stage:str=None):
-        "Build the train/val/test datasets (once)."
-        if self.train_ds is not None: return
-        kind = self._kind
-        if kind == "digits":
-            self.train_ds, self.val_ds, self.test_ds = load_digits_splits(self.data_config["input_size"][-1], self.seed, mean=self.mean, std=self.std)
-            self.class_names = [str(i) for i in range(10)]
-        elif kind in TORCHVISION_DATASETS:
-            import torchvision.datasets as tvd
-            cls = getattr(tvd, TORCHVISION_DATASETS[kind])
-            full = cls(str(self.data_dir), train=True, download=False, transform=self._transform(train=True))
-            self.train_ds, self.val_ds = self._split(full, cls(str(self.data_dir), train=True, download=False, transform=self._transform()))
-            self.test_ds = cls(str(self.data_dir), train=False, download=False, transform=self._transform())
-            self.class_names = list(full.classes)
-        else:
-            from torchvision.datasets import ImageFolder
-            self.check()
-            full = ImageFolder(str(self.data_dir/"train"), transform=self._transform(train=True), loader=load_image)
-            if (self.data_dir/"val").is_dir():
-                self.train_ds, self.val_ds = full, ImageFolder(str(self.data_dir/"val"), transform=self._transform(), loader=load_image)
-            else:  # the validation part of train sees the evaluation transform
-                self.train_ds, self.val_ds = self._split(full, ImageFolder(str(self.data_dir/"train"), transform=self._transform(), loader=load_image))
-            if (self.data_dir/"test").is_dir():
-                self.test_ds = ImageFolder(str(self.data_dir/"test"), transform=self._transform(), loader=load_image)
+@patch
+def check(self:ImageDataModule)->int|None:
+    "Validate the image folders (no dataset is built, nothing downloaded); return the number of classes."
+    if self._kind != "folders": return self.num_classes
+    if not self.data_dir.is_dir():
+        raise FileNotFoundError(f"ImageDataModule: data_dir {self.data_dir} does not exist; create "
+                                f"{self.data_dir}/train/<class>/<images> or pass dataset_name='digits'")
+    self.class_names = _check_image_folder(self.data_dir/"train", "train")
+    if (self.data_dir/"val").is_dir():
+        val_classes = _check_image_folder(self.data_dir/"val", "val")
+        if val_classes != self.class_names:
+            raise ValueError(f"ImageDataModule: val classes {val_classes} differ from train classes {self.class_names}")
+    if (self.data_dir/"test").is_dir(): _check_image_folder(self.data_dir/"test", "test")
+    return self.num_classes
 
-    def _loader(self, ds, shuffle:bool):
-        w = self.num_workers
-        return DataLoader(ds, batch_size=self.batch_size, shuffle=shuffle, num_workers=w, persistent_workers=w > 0)
+# %% ../nbs/04_data.ipynb #715de8a4
+@patch
+def _transform(self:ImageDataModule, train:bool=False): return self._tf["train" if train else "eval"]
 
-    def train_dataloader(self): return self._loader(self.train_ds, shuffle=True)
-    def val_dataloader(self): return self._loader(self.val_ds, shuffle=False)
+@patch
+def _split(self:ImageDataModule, ds, eval_ds=None):
+    "Split `ds` into train and val subsets with the fixed seed (val taken from `eval_ds`, the same images with the evaluation transform)."
+    n_val = max(1, int(len(ds) * self.val_split))
+    perm = torch.randperm(len(ds), generator=torch.Generator().manual_seed(self.seed)).tolist()
+    return Subset(ds, perm[n_val:]), Subset(ds if eval_ds is None else eval_ds, perm[:n_val])
 
-    def test_dataloader(self):
-        if self.test_ds is None:
-            raise FileNotFoundError(f"ImageDataModule: no test set: add {self.data_dir/'test'}/<class>/<images>")
-        return self._loader(self.test_ds, shuffle=False)
+@patch
+def prepare_data(self:ImageDataModule):
+    "Download a torchvision dataset into `data_dir` when it is missing."
+    if self._kind in TORCHVISION_DATASETS:
+        import torchvision.datasets as tvd
+        cls = getattr(tvd, TORCHVISION_DATASETS[self._kind])
+        for train in (True, False): cls(str(self.data_dir), train=train, download=self.download)
+
+@patch
+def setup(self:ImageDataModule, stage:str=None):  # Lightning's stage; every stage builds all three
+    "Build the train/val/test datasets (once)."
+    if self.train_ds is not None: return
+    kind = self._kind
+    if kind == "digits":
+        self.train_ds, self.val_ds, self.test_ds = load_digits_splits(self.data_config["input_size"][-1], self.seed, mean=self.mean, std=self.std)
+        self.class_names = [str(i) for i in range(10)]
+    elif kind in TORCHVISION_DATASETS:
+        import torchvision.datasets as tvd
+        cls = getattr(tvd, TORCHVISION_DATASETS[kind])
+        full = cls(str(self.data_dir), train=True, download=False, transform=self._transform(train=True))
+        self.train_ds, self.val_ds = self._split(full, cls(str(self.data_dir), train=True, download=False, transform=self._transform()))
+        self.test_ds = cls(str(self.data_dir), train=False, download=False, transform=self._transform())
+        self.class_names = list(full.classes)
+    else:
+        from torchvision.datasets import ImageFolder
+        self.check()
+        full = ImageFolder(str(self.data_dir/"train"), transform=self._transform(train=True), loader=load_image)
+        if (self.data_dir/"val").is_dir():
+            self.train_ds, self.val_ds = full, ImageFolder(str(self.data_dir/"val"), transform=self._transform(), loader=load_image)
+        else:  # the validation part of train sees the evaluation transform
+            self.train_ds, self.val_ds = self._split(full, ImageFolder(str(self.data_dir/"train"), transform=self._transform(), loader=load_image))
+        if (self.data_dir/"test").is_dir():
+            self.test_ds = ImageFolder(str(self.data_dir/"test"), transform=self._transform(), loader=load_image)
+
+# %% ../nbs/04_data.ipynb #0a4e7083
+@patch
+def _loader(self:ImageDataModule, ds, shuffle:bool):
+    w = self.num_workers
+    return DataLoader(ds, batch_size=self.batch_size, shuffle=shuffle, num_workers=w, persistent_workers=w > 0)
+
+@patch
+def train_dataloader(self:ImageDataModule): return self._loader(self.train_ds, shuffle=True)
+
+@patch
+def val_dataloader(self:ImageDataModule): return self._loader(self.val_ds, shuffle=False)
+
+@patch
+def test_dataloader(self:ImageDataModule):
+    if self.test_ds is None:
+        raise FileNotFoundError(f"ImageDataModule: no test set: add {self.data_dir/'test'}/<class>/<images>")
+    return self._loader(self.test_ds, shuffle=False)
