@@ -12,11 +12,12 @@ import time
 from pytorch_lightning import Callback
 
 from .callbacks import cpu_scalar
+from .utils import patch
 
 # %% auto #0
 __all__ = ['SystemMetricsMonitor']
 
-# %% ../nbs/06_system.ipynb #ba8ed533
+# %% ../nbs/06_system.ipynb #710eb005
 def _gpu_reader(device):
     "A function returning `{'system/gpu_util_percent', 'system/gpu_mem_mb'}` for a CUDA `device`, or None."
     if getattr(device, "type", None) != "cuda": return None
@@ -30,6 +31,7 @@ def _gpu_reader(device):
         return {"system/gpu_util_percent": float(u.gpu), "system/gpu_mem_mb": m.used / 2**20}
     return read
 
+# %% ../nbs/06_system.ipynb #24a6c438
 class SystemMetricsMonitor(Callback):
     "Log `system/...` keys to every logger, sampled by a background thread every `interval` seconds."
     def __init__(self, interval:float=10.0): # seconds between samples
@@ -56,36 +58,49 @@ class SystemMetricsMonitor(Callback):
         while not self._stop.wait(self.interval): self._pending = self._sample(proc, gpu, last)
         self._final = self._sample(proc, gpu, last)
 
-    def on_fit_start(self, trainer, pl_module):
-        if not trainer.is_global_zero: return
-        self._stop.clear(); self._samples = self._steps = 0; self._pending = self._final = None
-        self._thread = threading.Thread(target=self._run, args=(pl_module.device,), name="autotimm-system-metrics", daemon=True)
-        self._thread.start()
+# %% ../nbs/06_system.ipynb #2ad98b99
+@patch
+def on_fit_start(self:SystemMetricsMonitor, trainer, pl_module):
+    if not trainer.is_global_zero: return
+    self._stop.clear(); self._samples = self._steps = 0; self._pending = self._final = None
+    self._thread = threading.Thread(target=self._run, args=(pl_module.device,), name="autotimm-system-metrics", daemon=True)
+    self._thread.start()
 
-    def _forward(self, trainer, sample):
-        sample = {**sample, "epoch": trainer.current_epoch}
-        for lg in trainer.loggers: lg.log_metrics(sample, step=trainer.global_step)
-        self.last = sample
+@patch
+def _forward(self:SystemMetricsMonitor, trainer, sample):
+    sample = {**sample, "epoch": trainer.current_epoch}
+    for lg in trainer.loggers: lg.log_metrics(sample, step=trainer.global_step)
+    self.last = sample
 
-    def on_train_batch_end(self, trainer, pl_module, outputs, batch, batch_idx):
-        x = batch[0] if isinstance(batch, (list, tuple)) else batch
-        self._samples += len(x) if hasattr(x, "__len__") else 1
-        self._steps += 1
-        if self._pending is not None:
-            sample, self._pending = self._pending, None
-            self._forward(trainer, sample)
+@patch
+def on_train_batch_end(self:SystemMetricsMonitor, trainer, pl_module, outputs, batch, batch_idx):
+    x = batch[0] if isinstance(batch, (list, tuple)) else batch
+    self._samples += len(x) if hasattr(x, "__len__") else 1
+    self._steps += 1
+    if self._pending is not None:
+        sample, self._pending = self._pending, None
+        self._forward(trainer, sample)
 
-    def on_train_epoch_start(self, trainer, pl_module): self._epoch_t0 = time.perf_counter()
+# %% ../nbs/06_system.ipynb #fb9b5d3b
+@patch
+def on_train_epoch_start(self:SystemMetricsMonitor, trainer, pl_module): self._epoch_t0 = time.perf_counter()
 
-    def on_train_epoch_end(self, trainer, pl_module):
-        # with the epoch's other keys, in the same write to each logger
-        pl_module.log("system/epoch_time_s", cpu_scalar(time.perf_counter() - self._epoch_t0), on_step=False, on_epoch=True, batch_size=1)
+@patch
+def on_train_epoch_end(self:SystemMetricsMonitor, trainer, pl_module):
+    # with the epoch's other keys, in the same write to each logger
+    pl_module.log("system/epoch_time_s", cpu_scalar(time.perf_counter() - self._epoch_t0), on_step=False, on_epoch=True, batch_size=1)
 
-    def _shutdown(self, trainer, final:bool):
-        if self._thread is None: return
-        self._stop.set(); self._thread.join(); self._thread = None
-        if final and self._final is not None: self._forward(trainer, self._final)
+@patch
+def _shutdown(self:SystemMetricsMonitor, trainer, final:bool):
+    if self._thread is None: return
+    self._stop.set(); self._thread.join(); self._thread = None
+    if final and self._final is not None: self._forward(trainer, self._final)
 
-    def on_fit_end(self, trainer, pl_module): self._shutdown(trainer, final=True)
-    def on_exception(self, trainer, pl_module, exception): self._shutdown(trainer, final=False)
-    def teardown(self, trainer, pl_module, stage): self._shutdown(trainer, final=False)
+@patch
+def on_fit_end(self:SystemMetricsMonitor, trainer, pl_module): self._shutdown(trainer, final=True)
+
+@patch
+def on_exception(self:SystemMetricsMonitor, trainer, pl_module, exception): self._shutdown(trainer, final=False)
+
+@patch
+def teardown(self:SystemMetricsMonitor, trainer, pl_module, stage): self._shutdown(trainer, final=False)
