@@ -1,0 +1,52 @@
+"""W&B offline on a disk that fills mid-run: its service cannot write, every call still returns; reading the run back
+finds what is missing, the report names it, and the replay completes the run once the disk takes writes again."""
+import warnings
+from pathlib import Path
+
+from autotimm import LoggerConfig
+from autotimm.delivery import delivery_of
+from autotimm.loggers import replay
+from readers import WandbRun
+from test_delivery_faults import mounted
+from test_verified_delivery import finish, started
+
+
+def fill(folder:Path)->Path:
+    "Write zeros into `folder` until its disk refuses more; the file that filled it."
+    filler = folder/"filler"
+    with open(filler, "wb") as f:
+        try:
+            while True: f.write(b"\0" * 65536); f.flush()
+        except OSError: pass
+    return filler
+
+
+def test_a_full_disk_under_wandb_is_named_in_the_report_and_replay_completes_the_run(workdir, monkeypatch):
+    monkeypatch.setenv("AUTOTIMM_SPOOL_DIR", str(workdir / "fallback"))
+    with mounted(workdir / "small", "-t", "tmpfs", "-o", "size=3m", "tmpfs") as disk:
+        m = started([LoggerConfig("wandb", {"project": "full", "offline": True, "save_dir": str(disk)}),
+                     LoggerConfig("csv", {"save_dir": "logs"})])
+        wb = m.loggers[0]
+        run_id = wb.experiment.id
+        for step in range(10):
+            for lg in m.loggers: lg.log_metrics({"train/loss": float(step)}, step)
+        filler = fill(disk)
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            for step in range(10, 20):
+                for lg in m.loggers: lg.log_metrics({"train/loss": float(step)}, step)
+            finish(m)
+            report = m.report()
+        assert "every event delivered" not in report, report
+        v = delivery_of(wb).verdict
+        assert v.reason is None and v.verified < v.total == 20, v  # read back: W&B's files lack some points
+        assert f"wandb: verified {v.verified} of 20; missing: train/loss (steps" in report, report
+        assert "csv: verified" not in report  # the healthy backend is whole: it is not listed among the missing
+        spools = delivery_of(wb).spool_paths
+        assert spools and "autotimm replay" in report, report
+        filler.unlink()  # the disk takes writes again
+        for path in spools: assert replay(path)["pending"] == 0
+        parts = sorted(disk.glob(f"wandb/offline-run-*-{run_id}"))
+        run = WandbRun(parts[-1], wait=5, parts=parts)  # the part the full disk cut short never ends: no long wait on it
+        steps = {s for s, _ in run.scalars()["train/loss"]}
+        assert steps == set(range(20)), (v.missing, sorted(steps))
