@@ -15,7 +15,7 @@ import torch.nn.functional as F
 import torchmetrics
 from torch import nn
 
-from .utils import check_type, closest, tcp_reachable
+from .utils import check_type, closest, patch, tcp_reachable
 from . import media
 from .callbacks import ConfusionMatrixLogger, LearningRateLogger, MisclassifiedLogger, NormLogger, step_is_read
 from .config import LoggingConfig, MetricConfig, check_choice, check_number
@@ -26,7 +26,9 @@ __all__ = ['OPTIMIZERS', 'SCHEDULERS', 'MAX_CLASSES', 'MAX_LR', 'MAX_WEIGHT_DECA
            'build_metric', 'MeanLoss', 'ImageClassifier']
 
 # %% ../nbs/08_model.ipynb #805a3581
-def check_backbone(name:str)->str:
+def check_backbone(
+    name:str,  # a timm model name, e.g. 'resnet18' or 'vit_small_patch16_224.augreg_in21k'
+)->str:
     "`name` if timm knows it, else `ValueError` with close matches."
     if not isinstance(name, str) or not name:
         raise ValueError(f"ImageClassifier: backbone must be a timm model name such as 'resnet18', got {name!r}")
@@ -40,7 +42,12 @@ def _hub_reachable(timeout:float=3.0)->bool:
     from huggingface_hub import constants
     return tcp_reachable(constants.ENDPOINT, timeout) is None
 
-def create_backbone(name:str, num_classes:int, pretrained:bool=True, **kwargs)->nn.Module:
+def create_backbone(
+    name:str,              # a timm model name
+    num_classes:int,       # classes of the new head
+    pretrained:bool=True,  # start from timm's pretrained weights (the hub or its local cache)
+    **kwargs,              # anything `timm.create_model` takes
+)->nn.Module:
     "A timm model with a `num_classes` head; fails fast when pretrained weights cannot be fetched."
     if not pretrained or _hub_reachable(): return timm.create_model(name, pretrained=pretrained, num_classes=num_classes, **kwargs)
     from huggingface_hub import constants
@@ -54,7 +61,10 @@ def create_backbone(name:str, num_classes:int, pretrained:bool=True, **kwargs)->
     finally: constants.HF_HUB_OFFLINE = offline
 
 # %% ../nbs/08_model.ipynb #f0e5e880
-def build_metric(cfg:MetricConfig, num_classes:int)->torchmetrics.Metric:
+def build_metric(
+    cfg:MetricConfig,  # which metric: a torchmetrics class name or a `custom` import path, and its params
+    num_classes:int,   # filled into its params
+)->torchmetrics.Metric:
     "The torchmetrics object described by `cfg`, with `num_classes` filled in."
     params = {"num_classes": num_classes, **cfg.params}
     if cfg.backend == "custom":
@@ -85,11 +95,12 @@ class MeanLoss(torchmetrics.Metric):
     def update(self, loss, n:int): self.total += loss.detach() * n; self.n += n
     def compute(self): return self.total / self.n
 
-# %% ../nbs/08_model.ipynb #77b32e09
+# %% ../nbs/08_model.ipynb #7073aa62
 OPTIMIZERS = {"adamw": torch.optim.AdamW, "adam": torch.optim.Adam, "sgd": torch.optim.SGD}
 SCHEDULERS = ("cosine", "none")
 MAX_CLASSES, MAX_LR, MAX_WEIGHT_DECAY = 1_000_000, 10.0, 1.0  # beyond these, a typo rather than a setting
 
+# %% ../nbs/08_model.ipynb #1aec6434
 class ImageClassifier(pl.LightningModule):
     "A timm image classifier that logs losses, metrics, learning rate, norms and the confusion matrix."
     def __init__(self,
@@ -135,105 +146,139 @@ class ImageClassifier(pl.LightningModule):
 
     def forward(self, x): return self.model(x)
 
-    def expected_keys(self)->list:
-        "The scalar keys this model logs during `fit` (train and val stages)."
-        keys = ["train/loss", "val/loss"]
-        for s in ("train", "val"):
-            keys += [k for m in self.metric_configs if s in m.stages for k in m.keys(s)]
-        lc = self.logging_config
-        if lc.log_learning_rate: keys.append("train/lr")
-        if lc.log_gradient_norm: keys.append("train/grad_norm")
-        if lc.log_weight_norm: keys.append("train/weight_norm")
-        return keys
+# %% ../nbs/08_model.ipynb #797b5c07
+@patch
+def expected_keys(self:ImageClassifier)->list:
+    "The scalar keys this model logs during `fit` (train and val stages)."
+    keys = ["train/loss", "val/loss"]
+    for s in ("train", "val"):
+        keys += [k for m in self.metric_configs if s in m.stages for k in m.keys(s)]
+    lc = self.logging_config
+    if lc.log_learning_rate: keys.append("train/lr")
+    if lc.log_gradient_norm: keys.append("train/grad_norm")
+    if lc.log_weight_norm: keys.append("train/weight_norm")
+    return keys
 
-    def _step(self, batch, stage:str, read:bool=True):
-        "Loss and metrics of one batch; `read`: whether this training step's values are read (see `step_is_read`)."
-        x, y = batch
-        logits = self(x)
-        loss = F.cross_entropy(logits, y)
-        on_step = stage == "train"
-        if on_step:
-            # a Lightning `log` call costs about half a millisecond: made only on the steps whose value someone reads
-            if read: self.log(f"{stage}/loss", loss, on_step=True, on_epoch=False, prog_bar=True, batch_size=len(y))
-        else:  # the epoch's mean, weighted by batch size, over all processes: summed on the device, handed over once
-            mean = self.losses[stage]
-            mean.update(loss, len(y))
-            if mean.update_count == 1: self.log(f"{stage}/loss", mean, on_step=False, on_epoch=True, prog_bar=True)
-        for cfg in self.metric_configs:
-            if stage not in cfg.stages: continue
-            metric = self.metrics[f"{stage}_metrics"][cfg.name]
-            step = cfg.log_on_step and on_step
-            if step and read: metric(logits, y)  # the batch's value, and the epoch's state updated
-            else:
-                metric.update(logits, y)  # on the device, no copy to the host
-                # Lightning needs the object once per epoch (it computes and resets it at the end), and a step value
-                # only when read (the epoch's last batch is); handing it over on every batch costs more than the update
-                if step or getattr(metric, "update_count", 1) > 1: continue
-            self.log(f"{stage}/{cfg.name}", metric, on_step=step, on_epoch=cfg.log_on_epoch or not step,
-                     prog_bar=cfg.prog_bar, batch_size=len(y))
-        return loss, logits, y
+# %% ../nbs/08_model.ipynb #931e8615
+@patch
+def _step(self:ImageClassifier, batch, stage:str, read:bool=True):
+    "Loss and metrics of one batch; `read`: whether this training step's values are read (see `step_is_read`)."
+    x, y = batch
+    logits = self(x)
+    loss = F.cross_entropy(logits, y)
+    on_step = stage == "train"
+    if on_step:
+        # a Lightning `log` call costs about half a millisecond: made only on the steps whose value someone reads
+        if read: self.log(f"{stage}/loss", loss, on_step=True, on_epoch=False, prog_bar=True, batch_size=len(y))
+    else:  # the epoch's mean, weighted by batch size, over all processes: summed on the device, handed over once
+        mean = self.losses[stage]
+        mean.update(loss, len(y))
+        if mean.update_count == 1: self.log(f"{stage}/loss", mean, on_step=False, on_epoch=True, prog_bar=True)
+    for cfg in self.metric_configs:
+        if stage not in cfg.stages: continue
+        metric = self.metrics[f"{stage}_metrics"][cfg.name]
+        step = cfg.log_on_step and on_step
+        if step and read: metric(logits, y)  # the batch's value, and the epoch's state updated
+        else:
+            metric.update(logits, y)  # on the device, no copy to the host
+            # Lightning needs the object once per epoch (it computes and resets it at the end), and a step value
+            # only when read (the epoch's last batch is); handing it over on every batch costs more than the update
+            if step or getattr(metric, "update_count", 1) > 1: continue
+        self.log(f"{stage}/{cfg.name}", metric, on_step=step, on_epoch=cfg.log_on_epoch or not step,
+                 prog_bar=cfg.prog_bar, batch_size=len(y))
+    return loss, logits, y
 
-    def training_step(self, batch, batch_idx): return self._step(batch, "train", step_is_read(self._trainer, batch_idx))[0]
+# %% ../nbs/08_model.ipynb #e93da786
+@patch
+def training_step(self:ImageClassifier, batch, batch_idx): return self._step(batch, "train", step_is_read(self._trainer, batch_idx))[0]
 
-    def validation_step(self, batch, batch_idx):
-        loss, logits, y = self._step(batch, "val")
-        return {"loss": loss, "preds": logits.argmax(dim=1), "target": y, "logits": logits.detach()}
+@patch
+def validation_step(self:ImageClassifier, batch, batch_idx):
+    loss, logits, y = self._step(batch, "val")
+    return {"loss": loss, "preds": logits.argmax(dim=1), "target": y, "logits": logits.detach()}
 
-    def test_step(self, batch, batch_idx): return self._step(batch, "test")[0]
+@patch
+def test_step(self:ImageClassifier, batch, batch_idx): return self._step(batch, "test")[0]
 
-    def predict_step(self, batch, batch_idx):
-        x = batch[0] if isinstance(batch, (list, tuple)) else batch
-        return self(x).softmax(dim=1)
+@patch
+def predict_step(self:ImageClassifier, batch, batch_idx):
+    x = batch[0] if isinstance(batch, (list, tuple)) else batch
+    return self(x).softmax(dim=1)
 
-    def check_data(self, datamodule):
-        "`ValueError` when `datamodule` knows a class count that differs from `num_classes`."
-        n = getattr(datamodule, "num_classes", None)
-        if n is not None and n != self.hparams.num_classes:
-            names = getattr(datamodule, "class_names", None)
-            raise ValueError(f"ImageClassifier: num_classes={self.hparams.num_classes} but the data has {n} classes"
-                             + (f" ({', '.join(names[:20])})" if names else "") + f"; pass num_classes={n}")
+# %% ../nbs/08_model.ipynb #a982418d
+@patch
+def check_data(self:ImageClassifier,
+               datamodule,  # anything with `num_classes` (and `class_names`), or None
+              ):
+    "`ValueError` when `datamodule` knows a class count that differs from `num_classes`."
+    n = getattr(datamodule, "num_classes", None)
+    if n is not None and n != self.hparams.num_classes:
+        names = getattr(datamodule, "class_names", None)
+        raise ValueError(f"ImageClassifier: num_classes={self.hparams.num_classes} but the data has {n} classes"
+                         + (f" ({', '.join(names[:20])})" if names else "") + f"; pass num_classes={n}")
 
-    def data_config(self)->dict:
-        "timm's data config of the backbone: input size, interpolation, mean, std, crop."
-        from timm.data import resolve_model_data_config
-        return resolve_model_data_config(self.model)
+@patch
+def data_config(self:ImageClassifier)->dict:
+    "timm's data config of the backbone: input size, interpolation, mean, std, crop."
+    from timm.data import resolve_model_data_config
+    return resolve_model_data_config(self.model)
 
-    def setup(self, stage:str):
-        "Check the data's class count, hand the data module the backbone's data config, add `max_epochs` to the logged hyperparameters."
-        dm = getattr(self.trainer, "datamodule", None)
-        self.check_data(dm)
-        if callable(getattr(dm, "use_data_config", None)) and getattr(dm, "data_config_from", None) != self.hparams.backbone:
-            dm.use_data_config(self.data_config(), self.hparams.backbone)
-        if stage == "fit": self.save_hyperparameters({**self.hparams, "max_epochs": self.trainer.max_epochs})
+@patch
+def setup(self:ImageClassifier, stage:str):
+    "Check the data's class count, hand the data module the backbone's data config, add `max_epochs` to the logged hyperparameters."
+    dm = getattr(self.trainer, "datamodule", None)
+    self.check_data(dm)
+    if callable(getattr(dm, "use_data_config", None)) and getattr(dm, "data_config_from", None) != self.hparams.backbone:
+        dm.use_data_config(self.data_config(), self.hparams.backbone)
+    if stage == "fit": self.save_hyperparameters({**self.hparams, "max_epochs": self.trainer.max_epochs})
 
-    def configure_callbacks(self):
-        lc, cbs = self.logging_config, []
-        if lc.log_learning_rate: cbs.append(LearningRateLogger())
-        if lc.log_gradient_norm or lc.log_weight_norm: cbs.append(NormLogger(grad=lc.log_gradient_norm, weight=lc.log_weight_norm))
-        if lc.log_confusion_matrix or lc.log_per_class_metrics:  # one matrix feeds the image and the table
-            cbs.append(ConfusionMatrixLogger(self.hparams.num_classes, image=lc.log_confusion_matrix, per_class=lc.log_per_class_metrics))
-        if lc.log_misclassified: cbs.append(MisclassifiedLogger(lc.misclassified_count))
-        if lc.log_system_metrics: cbs.append(SystemMetricsMonitor(lc.system_metrics_interval))
-        have = {type(cb) for cb in self._trainer.callbacks} if self._trainer is not None else set()
-        return [cb for cb in cbs if type(cb) not in have]  # `test` after `fit` keeps the ones `fit` added (no override notice)
+# %% ../nbs/08_model.ipynb #9a4f16d1
+@patch
+def configure_callbacks(self:ImageClassifier):
+    lc, cbs = self.logging_config, []
+    if lc.log_learning_rate: cbs.append(LearningRateLogger())
+    if lc.log_gradient_norm or lc.log_weight_norm: cbs.append(NormLogger(grad=lc.log_gradient_norm, weight=lc.log_weight_norm))
+    if lc.log_confusion_matrix or lc.log_per_class_metrics:  # one matrix feeds the image and the table
+        cbs.append(ConfusionMatrixLogger(self.hparams.num_classes, image=lc.log_confusion_matrix, per_class=lc.log_per_class_metrics))
+    if lc.log_misclassified: cbs.append(MisclassifiedLogger(lc.misclassified_count))
+    if lc.log_system_metrics: cbs.append(SystemMetricsMonitor(lc.system_metrics_interval))
+    have = {type(cb) for cb in self._trainer.callbacks} if self._trainer is not None else set()
+    return [cb for cb in cbs if type(cb) not in have]  # `test` after `fit` keeps the ones `fit` added (no override notice)
 
-    def log_image(self, key:str, image, step:int=None)->dict:
-        "Send `image` (PIL, numpy, tensor, matplotlib `Figure`, PNG bytes) as `key` to every backend (see `autotimm.media`)."
-        return media.log_image(self, key, image, step)
+# %% ../nbs/08_model.ipynb #2a202821
+@patch
+def log_image(self:ImageClassifier,
+              key:str,        # the name it is logged under, e.g. 'val/samples'
+              image,          # PIL, numpy, tensor, matplotlib `Figure` or PNG bytes
+              step:int=None,  # the model's global step when None
+             )->dict:         # `{backend: where it went}`
+    "Send `image` (PIL, numpy, tensor, matplotlib `Figure`, PNG bytes) as `key` to every backend (see `autotimm.media`)."
+    return media.log_image(self, key, image, step)
 
-    def log_table(self, key:str, table, step:int=None)->dict:
-        "Send `table` (a DataFrame, a dict of columns, a list of dicts) as `key` to every backend."
-        return media.log_table(self, key, table, step)
+@patch
+def log_table(self:ImageClassifier,
+              key:str,        # the name it is logged under
+              table,          # a DataFrame, a dict of columns or a list of dicts
+              step:int=None,  # the model's global step when None
+             )->dict:         # `{backend: where it went}`
+    "Send `table` (a DataFrame, a dict of columns, a list of dicts) as `key` to every backend."
+    return media.log_table(self, key, table, step)
 
-    def log_artifact(self, path, name:str=None)->dict:
-        "Keep the file at `path` with the run in every backend, as `artifacts/{name}`."
-        return media.log_artifact(self, path, name)
+@patch
+def log_artifact(self:ImageClassifier,
+                 path,           # the file to keep
+                 name:str=None,  # its name in the run; the file's own when None
+                )->dict:         # `{backend: where it went}`
+    "Keep the file at `path` with the run in every backend, as `artifacts/{name}`."
+    return media.log_artifact(self, path, name)
 
-    def configure_optimizers(self):
-        hp = self.hparams
-        cls = OPTIMIZERS[hp.optimizer]
-        kw = {"momentum": 0.9} if hp.optimizer == "sgd" else {}
-        opt = cls(self.parameters(), lr=hp.lr, weight_decay=hp.weight_decay, **kw)
-        if hp.scheduler == "none" or not self.trainer.max_epochs or self.trainer.max_epochs < 1: return opt
-        sched = torch.optim.lr_scheduler.CosineAnnealingLR(opt, T_max=self.trainer.max_epochs)
-        return {"optimizer": opt, "lr_scheduler": {"scheduler": sched, "interval": "epoch"}}
+# %% ../nbs/08_model.ipynb #575de2b4
+@patch
+def configure_optimizers(self:ImageClassifier):
+    hp = self.hparams
+    cls = OPTIMIZERS[hp.optimizer]
+    kw = {"momentum": 0.9} if hp.optimizer == "sgd" else {}
+    opt = cls(self.parameters(), lr=hp.lr, weight_decay=hp.weight_decay, **kw)
+    if hp.scheduler == "none" or not self.trainer.max_epochs or self.trainer.max_epochs < 1: return opt
+    sched = torch.optim.lr_scheduler.CosineAnnealingLR(opt, T_max=self.trainer.max_epochs)
+    return {"optimizer": opt, "lr_scheduler": {"scheduler": sched, "interval": "epoch"}}
