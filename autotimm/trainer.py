@@ -26,7 +26,7 @@ from .backends import backend_of, check_names, get_backend
 from .callbacks import ShortRunLogging
 from .config import LoggerConfig, check_choice, check_number
 from .delivery import DeliveryMixin, Unavailable, plain_params, delivery_of
-from .utils import check_type, closest, in_notebook
+from .utils import check_type, closest, in_notebook, patch
 from .loggers import LoggerManager, is_rank_zero, store_lock
 from .manifest import RunManifest, record_progress, recorded_progress
 
@@ -39,7 +39,10 @@ __all__ = ['resolve_loggers', 'monitor_mode', 'CheckpointWarning', 'Checkpoint',
 # %% ../nbs/09_trainer.ipynb #e63703f8
 _LOGGER_TYPES = "a list of LoggerConfig, a LoggerManager, a Lightning Logger or a list of them, True/None, or False"
 
-def resolve_loggers(logger, run_name:str=None)->tuple:
+def resolve_loggers(
+    logger,             # what `AutoTrainer(logger=...)` takes (see above)
+    run_name:str=None,  # the run's name, for a `LoggerManager` made from configs
+)->tuple:
     "`(loggers for pl.Trainer, LoggerManager or None)` from what `AutoTrainer(logger=...)` accepts."
     if logger is None or isinstance(logger, bool): return (True if logger is None else logger), None
     if hasattr(logger, "to_configs"): logger = logger.to_configs()  # a LoggerForm
@@ -57,7 +60,9 @@ def resolve_loggers(logger, run_name:str=None)->tuple:
                     + (". Did you mean [LoggerConfig(backend=...)]?" if isinstance(logger, str) else ""))
 
 # %% ../nbs/09_trainer.ipynb #0794db2c
-def monitor_mode(key:str)->str:
+def monitor_mode(
+    key:str,  # a logged key, e.g. 'val/loss'
+)->str:
     "'min' for loss-like keys, 'max' otherwise."
     return "min" if re.search(r"loss|error|mse|mae", key.lower()) else "max"
 
@@ -105,7 +110,11 @@ class Checkpoint(ModelCheckpoint):
         warnings.warn(f"autotimm: checkpoint {filepath} could not be {what} "
                       f"({type(e).__name__}: {e.strerror or e}); training goes on and {outcome}", CheckpointWarning, stacklevel=3)
 
-def make_checkpoint(monitor:str, mode:str=None, **kwargs)->ModelCheckpoint:
+def make_checkpoint(
+    monitor:str,    # the key to checkpoint on
+    mode:str=None,  # 'min' or 'max'; `monitor_mode(monitor)` when None
+    **kwargs,       # anything `ModelCheckpoint` takes
+)->ModelCheckpoint:
     "A `Checkpoint` on `monitor` whose file names show the monitored value."
     slug = re.sub(r"[^A-Za-z0-9_.-]", "_", monitor)
     return Checkpoint(monitor=monitor, mode=mode or monitor_mode(monitor),
@@ -117,7 +126,10 @@ def make_last_checkpoint()->ModelCheckpoint:
     return Checkpoint(filename=ModelCheckpoint.CHECKPOINT_NAME_LAST, save_top_k=1, enable_version_counter=False)
 
 # %% ../nbs/09_trainer.ipynb #3630b0f0
-def check_reachable(logger, timeout:float=3.0):
+def check_reachable(
+    logger,              # a Lightning logger
+    timeout:float=3.0,   # seconds to wait for its server
+):
     "`ConnectionError` naming the server when `logger`'s backend has a server that does not answer."
     if (spec := backend_of(logger)) is not None: spec.check_reachable(logger, timeout)
 
@@ -142,7 +154,9 @@ class StandIn(DeliveryMixin, Logger):
     def log_hyperparams(self, params, *args, **kwargs): return self._delivery.send("log_hyperparams", plain_params(params))
     def save(self, *args, **kwargs): return self.real.save(*args, **kwargs)  # the real logger's, guarded: skipped while its backend is down
 
-def start_loggers(loggers)->list:
+def start_loggers(
+    loggers,  # the trainer's Lightning loggers
+)->list:
     "The loggers for a trainer, their runs started together; each guarded one whose run cannot start is replaced by its `StandIn` (placed last)."
     guarded = [l for l in loggers if delivery_of(l) is not None]
     later = [l for l in guarded if getattr(backend_of(l), "starts_in_background", False)]
@@ -158,7 +172,11 @@ def start_loggers(loggers)->list:
 class UnsafeCheckpointError(ValueError):
     "A checkpoint holds more than tensors and plain values: reading it could run code, so it is not read."
 
-def read_checkpoint(path, what:str="checkpoint", fix:str="")->dict:
+def read_checkpoint(
+    path,                   # a checkpoint file
+    what:str="checkpoint",  # what the file is, in the error message
+    fix:str="",             # what to do, appended to the error message
+)->dict:
     "The checkpoint file at `path` read with `torch.load(weights_only=True)`: no code in it can run."
     import pickle, zipfile, torch
     try: return torch.load(path, map_location="cpu", weights_only=True, mmap=zipfile.is_zipfile(path))
@@ -173,7 +191,9 @@ def read_checkpoint(path, what:str="checkpoint", fix:str="")->dict:
         raise ValueError(f"autotimm: {what} {str(path)!r} cannot be read as a checkpoint ({type(e).__name__}: {reason}); "
                          f"pass the path of a .ckpt file saved by Lightning{fix}") from e
 
-def run_ids(ckpt_path)->dict|None:
+def run_ids(
+    ckpt_path,  # a checkpoint file, or what else `fit(ckpt_path=...)` takes
+)->dict|None:
     "The run identity stored in the checkpoint file `ckpt_path` (with its `step`, `hyper_parameters` and saving folders), or None."
     if not ckpt_path or not isinstance(ckpt_path, (str, os.PathLike)) or not os.path.isfile(ckpt_path): return None
     ckpt = read_checkpoint(ckpt_path)
@@ -183,7 +203,10 @@ def run_ids(ckpt_path)->dict|None:
     return {**ids, "step": ckpt.get("global_step"), "hyper_parameters": dict(ckpt.get("hyper_parameters") or {}),
             "checkpoint": os.path.abspath(ckpt_path), "saved_in": saved_in}
 
-def latest_step(ids:dict, fix:str="")->int|None:
+def latest_step(
+    ids:dict,     # `run_ids`'s
+    fix:str="",   # what to do, appended to the error of an unreadable `last.ckpt`
+)->int|None:
     "The step of the newest checkpoint of the run `ids` (from `run_ids`) describes, or None when nothing says."
     folders = [ids.get("run_folder")] + [str(Path(d).parent) for d in ids.get("saved_in", [])]
     for folder in filter(None, folders):
@@ -196,14 +219,21 @@ def latest_step(ids:dict, fix:str="")->int|None:
             if (got.get("autotimm") or {}).get("run_name") in (None, ids.get("run_name")): return got.get("global_step")
     return None
 
-def changed_hparams(before:dict, after:dict)->dict:
+def changed_hparams(
+    before:dict,  # the checkpoint's hyperparameters
+    after:dict,   # the model's
+)->dict:
     "`{name: {'from', 'to'}}` of the hyperparameters whose values differ (run-manifest keys left out)."
     skip = ("run/", "model/", "training/", "data/", "environment/", "git/", "backends/", "resumed_from/")
     return {k: {"from": before.get(k), "to": v} for k, v in after.items()
             if not k.startswith(skip) and k in before and before.get(k) != v and isinstance(v, (int, float, str, bool, type(None)))}
 
 # %% ../nbs/09_trainer.ipynb #3238ddfc
-def external_launch(world_size:int, num_nodes:int, environment=None)->bool:
+def external_launch(
+    world_size:int,    # processes in all
+    num_nodes:int,     # machines
+    environment=None,  # Lightning's cluster environment
+)->bool:
     "Whether the ranks of this launch are started from outside (torchrun, SLURM, one process per node), not by Lightning."
     if world_size < 2: return False
     return num_nodes > 1 or not is_rank_zero() or bool(getattr(environment, "creates_processes_externally", False))
@@ -231,7 +261,9 @@ class SameFate(Callback):
 # %% ../nbs/09_trainer.ipynb #5a14796b
 _ON_RESUME, _MODES = ("auto", "fork", "continue"), ("min", "max")
 
-def check_settings(max_epochs, checkpoint_monitor, checkpoint_mode, callbacks, live, run_name, on_resume):
+def check_settings(
+    max_epochs, checkpoint_monitor, checkpoint_mode, callbacks, live, run_name, on_resume,  # as `AutoTrainer` takes them
+):
     "`TypeError`/`ValueError` naming the first `AutoTrainer` setting that is wrong, and how to fix it."
     who = "AutoTrainer"
     check_number(who, "max_epochs", max_epochs, "a positive int (or -1 for no limit)", lo=-1, integer=True)
@@ -252,7 +284,9 @@ def check_settings(max_epochs, checkpoint_monitor, checkpoint_mode, callbacks, l
         raise ValueError(f"{who}: run_name must be a non-empty string without '/', got {run_name!r}")
     check_choice(who, "on_resume", on_resume, _ON_RESUME)
 
-def check_ckpt_path(ckpt_path):
+def check_ckpt_path(
+    ckpt_path,  # what `fit(ckpt_path=...)` takes
+):
     "`FileNotFoundError` when `ckpt_path` names a local file that is not there (Lightning's 'last', 'best', URLs pass)."
     if ckpt_path is None: return
     check_type("AutoTrainer.fit", "ckpt_path", ckpt_path, (str, os.PathLike), "the path of a .ckpt file, 'last', 'best' or None")
@@ -261,7 +295,7 @@ def check_ckpt_path(ckpt_path):
     raise FileNotFoundError(f"AutoTrainer.fit: ckpt_path {path!r} is no file; pass the path of a .ckpt file "
                             "(e.g. trainer.last_checkpoint), 'last', or None to train from the start")
 
-# %% ../nbs/09_trainer.ipynb #9d3356d7
+# %% ../nbs/09_trainer.ipynb #134e71aa
 class AutoTrainer(pl.Trainer):
     "A `pytorch_lightning.Trainer` that builds loggers from configs and checkpoints on a monitored key."
     def __init__(self,
@@ -314,159 +348,188 @@ class AutoTrainer(pl.Trainer):
 
     def _external(self)->bool: return external_launch(self.world_size, self.num_nodes, getattr(self.strategy, "cluster_environment", None))
 
-    @property
-    def last_checkpoint(self)->str|None:
-        "Path of `last.ckpt` (the latest state, written at every epoch end), or None before one is written."
-        paths = [cb.best_model_path for cb in self.checkpoint_callbacks if cb.monitor is None and cb.best_model_path]
-        return paths[0] if paths else None
+# %% ../nbs/09_trainer.ipynb #45564862
+@patch
+@property
+def last_checkpoint(self:AutoTrainer)->str|None:
+    "Path of `last.ckpt` (the latest state, written at every epoch end), or None before one is written."
+    paths = [cb.best_model_path for cb in self.checkpoint_callbacks if cb.monitor is None and cb.best_model_path]
+    return paths[0] if paths else None
 
-    def preflight(self, model, datamodule=None):
-        "Checks that need no training: the monitored key is logged, the data exists and matches `num_classes`."
-        keys = model.expected_keys() if hasattr(model, "expected_keys") else None
-        if self.checkpoint_monitor is not None and keys is not None and self.checkpoint_monitor not in keys:
-            hint = closest(self.checkpoint_monitor, keys)
-            raise ValueError(f"AutoTrainer: checkpoint_monitor={self.checkpoint_monitor!r} is never logged by this model."
-                             + (f" Did you mean {hint!r}?" if hint else "") + f" Logged keys: {', '.join(keys)}")
-        if keys:  # every name the model logs, kept as given by every enabled backend (MLflow's rules, file names)
-            fields = {k: f"MetricConfig(name={m.name!r}) (logged as {k!r})" for m in getattr(model, "metric_configs", [])
-                      for s in m.stages for k in m.keys(s)}
-            check_names([b.name for lg in self.loggers if (b := backend_of(lg)) is not None], {fields.get(k, f"the key {k!r}"): k for k in keys})
-        if hasattr(datamodule, "check"): datamodule.check()
-        if hasattr(model, "check_data"): model.check_data(datamodule)
-        for lg in self.loggers: check_reachable(lg)
+# %% ../nbs/09_trainer.ipynb #bea2f864
+@patch
+def preflight(self:AutoTrainer, model, datamodule=None):
+    "Checks that need no training: the monitored key is logged, the data exists and matches `num_classes`."
+    keys = model.expected_keys() if hasattr(model, "expected_keys") else None
+    if self.checkpoint_monitor is not None and keys is not None and self.checkpoint_monitor not in keys:
+        hint = closest(self.checkpoint_monitor, keys)
+        raise ValueError(f"AutoTrainer: checkpoint_monitor={self.checkpoint_monitor!r} is never logged by this model."
+                         + (f" Did you mean {hint!r}?" if hint else "") + f" Logged keys: {', '.join(keys)}")
+    if keys:  # every name the model logs, kept as given by every enabled backend (MLflow's rules, file names)
+        fields = {k: f"MetricConfig(name={m.name!r}) (logged as {k!r})" for m in getattr(model, "metric_configs", [])
+                  for s in m.stages for k in m.keys(s)}
+        check_names([b.name for lg in self.loggers if (b := backend_of(lg)) is not None], {fields.get(k, f"the key {k!r}"): k for k in keys})
+    if hasattr(datamodule, "check"): datamodule.check()
+    if hasattr(model, "check_data"): model.check_data(datamodule)
+    for lg in self.loggers: check_reachable(lg)
 
-    def _manifest(self)->RunManifest|None: return next((cb for cb in self.callbacks if isinstance(cb, RunManifest)), None)
+# %% ../nbs/09_trainer.ipynb #2c8b8092
+@patch
+def _manifest(self:AutoTrainer)->RunManifest|None: return next((cb for cb in self.callbacks if isinstance(cb, RunManifest)), None)
 
-    def _new_run(self, model, resume:dict=None):
-        "A fit after the first (a notebook re-run) starts a new run in every backend; a resume continues or forks the checkpoint's."
-        m, manifest = self.logger_manager, self._manifest()
-        parent = None
-        if resume is not None:
-            fix = "; or pass AutoTrainer(on_resume='fork') or on_resume='continue' to decide without it"
-            latest = latest_step(resume, fix) if self.on_resume == "auto" else None
-            fork = self.on_resume == "fork" or (latest is not None and resume["step"] is not None and resume["step"] < latest)
-            changed = changed_hparams(resume.get("hyper_parameters", {}), dict(getattr(model, "hparams", {}) or {}))
-            parent = {"run_name": resume.get("run_name"), "step": resume.get("step"), "checkpoint": resume["checkpoint"],
-                      "mode": "fork" if fork else "continue", "changed": changed, "backends": resume.get("backends", {})}
-            if m is not None and not fork:
-                self.loggers = m.resume(resume, resume.get("step"))
-                if is_rank_zero() and resume.get("step") is not None:  # the run goes on from here: this is its newest state now
-                    record_progress(m.run_folder(), m.run_name, resume["step"])
-            elif m is not None and (getattr(m, "_fitted", False) or m.run_name == resume.get("run_name")): self.loggers = m.renew()
-        elif m is not None and getattr(m, "_fitted", False): self.loggers = m.renew()
-        if manifest is not None: manifest.resumed_from = parent
-        if m is not None:
-            self.run_name = m.run_name
-            if manifest is not None: manifest.run_name, manifest.run_folder = m.run_name, m.run_folder()
-            for cb in self._own_checkpoints: cb.dirpath = str(m.run_folder()/"checkpoints")  # checkpoints live in the run's folder
-            m._fitted = True
+# %% ../nbs/09_trainer.ipynb #a5a4a30e
+@patch
+def _new_run(self:AutoTrainer, model, resume:dict=None):
+    "A fit after the first (a notebook re-run) starts a new run in every backend; a resume continues or forks the checkpoint's."
+    m, manifest = self.logger_manager, self._manifest()
+    parent = None
+    if resume is not None:
+        fix = "; or pass AutoTrainer(on_resume='fork') or on_resume='continue' to decide without it"
+        latest = latest_step(resume, fix) if self.on_resume == "auto" else None
+        fork = self.on_resume == "fork" or (latest is not None and resume["step"] is not None and resume["step"] < latest)
+        changed = changed_hparams(resume.get("hyper_parameters", {}), dict(getattr(model, "hparams", {}) or {}))
+        parent = {"run_name": resume.get("run_name"), "step": resume.get("step"), "checkpoint": resume["checkpoint"],
+                  "mode": "fork" if fork else "continue", "changed": changed, "backends": resume.get("backends", {})}
+        if m is not None and not fork:
+            self.loggers = m.resume(resume, resume.get("step"))
+            if is_rank_zero() and resume.get("step") is not None:  # the run goes on from here: this is its newest state now
+                record_progress(m.run_folder(), m.run_name, resume["step"])
+        elif m is not None and (getattr(m, "_fitted", False) or m.run_name == resume.get("run_name")): self.loggers = m.renew()
+    elif m is not None and getattr(m, "_fitted", False): self.loggers = m.renew()
+    if manifest is not None: manifest.resumed_from = parent
+    if m is not None:
+        self.run_name = m.run_name
+        if manifest is not None: manifest.run_name, manifest.run_folder = m.run_name, m.run_folder()
+        for cb in self._own_checkpoints: cb.dirpath = str(m.run_folder()/"checkpoints")  # checkpoints live in the run's folder
+        m._fitted = True
 
-    def _checkpoint_ids(self, ckpt_path, weights_only=None)->dict|None:
-        "`run_ids(ckpt_path)`; a file only Lightning's `weights_only=False` can read, passed so on purpose, is Lightning's to load."
-        try: return run_ids(ckpt_path)
-        except UnsafeCheckpointError:
-            if weights_only is not False: raise
-            warnings.warn(f"autotimm: {ckpt_path} holds more than plain values; loaded by Lightning with weights_only=False as "
-                          "asked, and trained as a new run (its run identity is not read from it)", stacklevel=3)
-            return None
+# %% ../nbs/09_trainer.ipynb #f9df3975
+@patch
+def _checkpoint_ids(self:AutoTrainer, ckpt_path, weights_only=None)->dict|None:
+    "`run_ids(ckpt_path)`; a file only Lightning's `weights_only=False` can read, passed so on purpose, is Lightning's to load."
+    try: return run_ids(ckpt_path)
+    except UnsafeCheckpointError:
+        if weights_only is not False: raise
+        warnings.warn(f"autotimm: {ckpt_path} holds more than plain values; loaded by Lightning with weights_only=False as "
+                      "asked, and trained as a new run (its run identity is not read from it)", stacklevel=3)
+        return None
 
-    def _finished(self)->bool:
-        "This trainer has trained all its epochs already (a re-run of the fit cell)."
-        return getattr(self.logger_manager, "_fitted", False) and self.state.finished and self.max_epochs != -1 \
-               and self.current_epoch >= self.max_epochs
+# %% ../nbs/09_trainer.ipynb #0ccaf0ed
+@patch
+def _finished(self:AutoTrainer)->bool:
+    "This trainer has trained all its epochs already (a re-run of the fit cell)."
+    return getattr(self.logger_manager, "_fitted", False) and self.state.finished and self.max_epochs != -1 \
+           and self.current_epoch >= self.max_epochs
 
-    def _own_env(self, stage, *args, **kwargs):
-        "`stage(*args, **kwargs)` with the run's environment variables set, and the user's put back after (see `EnvChanges`)."
-        m = self.logger_manager
-        if m is None: return stage(*args, **kwargs)
-        m.env.reapply()
-        try:
-            with m.env.noting(): return stage(*args, **kwargs)
-        finally: m.env.put_back()
+# %% ../nbs/09_trainer.ipynb #809252c4
+@patch
+def _own_env(self:AutoTrainer, stage, *args, **kwargs):
+    "`stage(*args, **kwargs)` with the run's environment variables set, and the user's put back after (see `EnvChanges`)."
+    m = self.logger_manager
+    if m is None: return stage(*args, **kwargs)
+    m.env.reapply()
+    try:
+        with m.env.noting(): return stage(*args, **kwargs)
+    finally: m.env.put_back()
 
-    def fit(self, model, train_dataloaders=None, val_dataloaders=None, datamodule=None, ckpt_path=None, **kwargs):
-        "`preflight` (before any logger starts a run), a new run (or the checkpoint's, resumed or forked), `pytorch_lightning.Trainer.fit`, the delivery report."
-        return self._own_env(self._fit, model, train_dataloaders, val_dataloaders, datamodule, ckpt_path, **kwargs)
+# %% ../nbs/09_trainer.ipynb #8167b1ac
+@patch
+def fit(self:AutoTrainer, model, train_dataloaders=None, val_dataloaders=None, datamodule=None, ckpt_path=None, **kwargs):
+    "`preflight` (before any logger starts a run), a new run (or the checkpoint's, resumed or forked), `pytorch_lightning.Trainer.fit`, the delivery report."
+    return self._own_env(self._fit, model, train_dataloaders, val_dataloaders, datamodule, ckpt_path, **kwargs)
 
-    def _fit(self, model, train_dataloaders=None, val_dataloaders=None, datamodule=None, ckpt_path=None, **kwargs):
-        dm = datamodule if datamodule is not None else (train_dataloaders if isinstance(train_dataloaders, pl.LightningDataModule) else None)
-        if ckpt_path is None and self._finished():
-            print(f"autotimm: this trainer has already trained {self.current_epoch} epochs (max_epochs={self.max_epochs}) "
-                  f"in run {self.run_name!r}; nothing to do. To train more in the same run, raise the limit "
-                  f"(trainer.fit_loop.max_epochs = {self.max_epochs * 2}) and call fit again; for a new run, make a new AutoTrainer.")
-            return None
-        try:
-            check_ckpt_path(ckpt_path)
-            self.preflight(model, dm)
-        except (OSError, ValueError, TypeError) as e:
-            if not self._external(): raise
-            self.failed_check = self.failed_check or e  # raised on every rank once DDP has joined them (`SameFate`)
-        more = self.logger_manager is not None and getattr(self.logger_manager, "_fitted", False) and ckpt_path is None \
-               and self.state.finished and 0 < self.current_epoch < self.max_epochs  # max_epochs raised: train on in the same run
-        if more: self.loggers = self._reopen()
-        else: self._new_run(model, self._checkpoint_ids(ckpt_path, kwargs.get("weights_only")))
-        if self.logger_manager is not None:
-            with store_lock(self.logger_manager.configs):  # two processes starting together create one experiment, not two
-                self.loggers = start_loggers(self.logger_manager.loggers)  # a backend that cannot start is stood in for
-        main = threading.current_thread() is threading.main_thread()
-        handler = signal.getsignal(signal.SIGINT) if main else None
-        try:
-            with warnings.catch_warnings():
-                if ckpt_path is not None or more:  # continuing a run: its checkpoint folder holds its earlier checkpoints
-                    warnings.filterwarnings("ignore", message=r".*Checkpoint directory .* exists and is not empty.*")
-                return super().fit(model, train_dataloaders, val_dataloaders, datamodule, ckpt_path, **kwargs)
-        except SystemExit:
-            if not self.interrupted: raise
-            self._after_interrupt()
-            raise KeyboardInterrupt("training interrupted; every backend was closed (see the message above)") from None
-        finally:
-            if main and handler is not None: signal.signal(signal.SIGINT, handler)  # Lightning ignores Ctrl-C after one
-            if self.logger_manager is not None and self.is_global_zero:
-                status = "interrupted" if self.interrupted else ("finished" if self.state.finished else "failed")
-                for lg in self.loggers:
-                    if (spec := backend_of(lg)) is not None and delivery_of(lg) is not None:
-                        delivery_of(lg).call("recording the run's status", spec.record_status, lg, status)
-                self._close_after_stage()
-                print(self.logger_manager.report())
-
-    def _reopen(self)->list:
-        "The manager's loggers, with the runs closed after the last stage continued (same run, same ids)."
-        m = self.logger_manager
-        if m is None or not m.closed: return self.loggers if m is None else m.loggers
-        return m.resume(m.ids(), backends=set(m.closed))
-
-    def _close_after_stage(self):
-        "Close the runs of backends whose records are complete only once closed (a Comet offline archive)."
-        m = self.logger_manager
-        names = [c.backend for c in m.configs if get_backend(c.backend).close_after_stage and c.backend not in m.closed]
-        if names and not self.interrupted: m.close("success", backends=names)
-
-    def _run_other_stage(self, stage, *args, **kwargs):
-        if kwargs.get("ckpt_path") == "best" and self.checkpoint_callback is not None and self.checkpoint_callback.best_model_path:
-            kwargs["ckpt_path"] = self.checkpoint_callback.best_model_path  # the monitored checkpoint, not `last.ckpt`'s callback
+# %% ../nbs/09_trainer.ipynb #07b3ea8b
+@patch
+def _fit(self:AutoTrainer, model, train_dataloaders=None, val_dataloaders=None, datamodule=None, ckpt_path=None, **kwargs):
+    dm = datamodule if datamodule is not None else (train_dataloaders if isinstance(train_dataloaders, pl.LightningDataModule) else None)
+    if ckpt_path is None and self._finished():
+        print(f"autotimm: this trainer has already trained {self.current_epoch} epochs (max_epochs={self.max_epochs}) "
+              f"in run {self.run_name!r}; nothing to do. To train more in the same run, raise the limit "
+              f"(trainer.fit_loop.max_epochs = {self.max_epochs * 2}) and call fit again; for a new run, make a new AutoTrainer.")
+        return None
+    try:
+        check_ckpt_path(ckpt_path)
+        self.preflight(model, dm)
+    except (OSError, ValueError, TypeError) as e:
+        if not self._external(): raise
+        self.failed_check = self.failed_check or e  # raised on every rank once DDP has joined them (`SameFate`)
+    more = self.logger_manager is not None and getattr(self.logger_manager, "_fitted", False) and ckpt_path is None \
+           and self.state.finished and 0 < self.current_epoch < self.max_epochs  # max_epochs raised: train on in the same run
+    if more: self.loggers = self._reopen()
+    else: self._new_run(model, self._checkpoint_ids(ckpt_path, kwargs.get("weights_only")))
+    if self.logger_manager is not None:
+        with store_lock(self.logger_manager.configs):  # two processes starting together create one experiment, not two
+            self.loggers = start_loggers(self.logger_manager.loggers)  # a backend that cannot start is stood in for
+    main = threading.current_thread() is threading.main_thread()
+    handler = signal.getsignal(signal.SIGINT) if main else None
+    try:
+        with warnings.catch_warnings():
+            if ckpt_path is not None or more:  # continuing a run: its checkpoint folder holds its earlier checkpoints
+                warnings.filterwarnings("ignore", message=r".*Checkpoint directory .* exists and is not empty.*")
+            return super(AutoTrainer, self).fit(model, train_dataloaders, val_dataloaders, datamodule, ckpt_path, **kwargs)
+    except SystemExit:
+        if not self.interrupted: raise
+        self._after_interrupt()
+        raise KeyboardInterrupt("training interrupted; every backend was closed (see the message above)") from None
+    finally:
+        if main and handler is not None: signal.signal(signal.SIGINT, handler)  # Lightning ignores Ctrl-C after one
         if self.logger_manager is not None and self.is_global_zero:
-            self.loggers = start_loggers(self._reopen())
-        try: return stage(*args, **kwargs)
-        finally:
-            if self.logger_manager is not None and self.is_global_zero: self._close_after_stage()
+            status = "interrupted" if self.interrupted else ("finished" if self.state.finished else "failed")
+            for lg in self.loggers:
+                if (spec := backend_of(lg)) is not None and delivery_of(lg) is not None:
+                    delivery_of(lg).call("recording the run's status", spec.record_status, lg, status)
+            self._close_after_stage()
+            print(self.logger_manager.report())
 
-    def test(self, *args, **kwargs):
-        "`pytorch_lightning.Trainer.test`, into the run `fit` made (runs closed after `fit` are continued)."
-        return self._own_env(self._run_other_stage, super().test, *args, **kwargs)
+# %% ../nbs/09_trainer.ipynb #1766b44a
+@patch
+def _reopen(self:AutoTrainer)->list:
+    "The manager's loggers, with the runs closed after the last stage continued (same run, same ids)."
+    m = self.logger_manager
+    if m is None or not m.closed: return self.loggers if m is None else m.loggers
+    return m.resume(m.ids(), backends=set(m.closed))
 
-    def validate(self, *args, **kwargs):
-        "`pytorch_lightning.Trainer.validate`, into the run `fit` made."
-        return self._own_env(self._run_other_stage, super().validate, *args, **kwargs)
+# %% ../nbs/09_trainer.ipynb #27a7fce6
+@patch
+def _close_after_stage(self:AutoTrainer):
+    "Close the runs of backends whose records are complete only once closed (a Comet offline archive)."
+    m = self.logger_manager
+    names = [c.backend for c in m.configs if get_backend(c.backend).close_after_stage and c.backend not in m.closed]
+    if names and not self.interrupted: m.close("success", backends=names)
 
-    def _after_interrupt(self):
-        "Mark the runs as interrupted where the backend knows that, and say where everything is."
-        lines = [f"\nautotimm: training interrupted at epoch {self.current_epoch + 1} (step {self.global_step}). "
-                 "Everything logged so far is saved:"]
-        for lg in self.loggers:
-            spec = backend_of(lg)
-            if spec is None: continue
-            d = delivery_of(lg)
-            closed = d.call("closing its run", spec.close, lg, "interrupted") if d is not None else spec.close(lg, "interrupted")
-            lines.append(f"  {spec.name:<12} {spec.where(lg)[0]}" + (f" ({closed})" if closed else ""))
-        if self.logger_manager is not None: self.logger_manager.closed |= {c.backend for c in self.logger_manager.configs}
-        print("\n".join(lines))
+# %% ../nbs/09_trainer.ipynb #dfe26503
+@patch
+def _run_other_stage(self:AutoTrainer, stage, *args, **kwargs):
+    if kwargs.get("ckpt_path") == "best" and self.checkpoint_callback is not None and self.checkpoint_callback.best_model_path:
+        kwargs["ckpt_path"] = self.checkpoint_callback.best_model_path  # the monitored checkpoint, not `last.ckpt`'s callback
+    if self.logger_manager is not None and self.is_global_zero:
+        self.loggers = start_loggers(self._reopen())
+    try: return stage(*args, **kwargs)
+    finally:
+        if self.logger_manager is not None and self.is_global_zero: self._close_after_stage()
+
+# %% ../nbs/09_trainer.ipynb #5c0dbc3f
+@patch
+def test(self:AutoTrainer, *args, **kwargs):
+    "`pytorch_lightning.Trainer.test`, into the run `fit` made (runs closed after `fit` are continued)."
+    return self._own_env(self._run_other_stage, super(AutoTrainer, self).test, *args, **kwargs)
+
+@patch
+def validate(self:AutoTrainer, *args, **kwargs):
+    "`pytorch_lightning.Trainer.validate`, into the run `fit` made."
+    return self._own_env(self._run_other_stage, super(AutoTrainer, self).validate, *args, **kwargs)
+
+# %% ../nbs/09_trainer.ipynb #eba17afb
+@patch
+def _after_interrupt(self:AutoTrainer):
+    "Mark the runs as interrupted where the backend knows that, and say where everything is."
+    lines = [f"\nautotimm: training interrupted at epoch {self.current_epoch + 1} (step {self.global_step}). "
+             "Everything logged so far is saved:"]
+    for lg in self.loggers:
+        spec = backend_of(lg)
+        if spec is None: continue
+        d = delivery_of(lg)
+        closed = d.call("closing its run", spec.close, lg, "interrupted") if d is not None else spec.close(lg, "interrupted")
+        lines.append(f"  {spec.name:<12} {spec.where(lg)[0]}" + (f" ({closed})" if closed else ""))
+    if self.logger_manager is not None: self.logger_manager.closed |= {c.backend for c in self.logger_manager.configs}
+    print("\n".join(lines))
