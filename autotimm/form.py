@@ -16,13 +16,15 @@ from IPython.display import display
 from .backends import get_backend, list_backends
 from .config import LoggerConfig
 from .loggers import LoggerManager
-from .utils import enable_colab_widgets
+from .utils import enable_colab_widgets, patch
 
 # %% auto #0
 __all__ = ['form_fields', 'LoggerForm']
 
 # %% ../nbs/12_form.ipynb #429bbec1
-def form_fields(backend:str)->list:
+def form_fields(
+    backend:str,  # a registered backend's name
+)->list:
     "The fields the form shows for `backend`: `(param, kind, default)` from the registry's `Param.form`; kind: 'str', 'bool', 'int', 'list' (comma separated), 'dict' (k=v, comma separated)."
     return [(p.name, p.form, p.default) for p in get_backend(backend).params if p.form]
 
@@ -68,7 +70,7 @@ def _field_named(msg:str, names)->str|None:
     hits = [(m.start(), n) for n in names if (m := re.search(rf"(?<![\w.]){re.escape(n)}(?!\w)", msg))]
     return min(hits)[1] if hits else None
 
-# %% ../nbs/12_form.ipynb #69f2b721
+# %% ../nbs/12_form.ipynb #39b30cbe
 _ERROR, _HELP = "autotimm-error", "autotimm-help"
 
 def _slot(text:str="", error:bool=False)->str:
@@ -79,6 +81,7 @@ def _slot(text:str="", error:bool=False)->str:
             f'max-height:30px;overflow:hidden;display:-webkit-box;-webkit-line-clamp:2;-webkit-box-orient:vertical">'
             f'{"⚠ " if error else ""}{html.escape(text)}</div>')
 
+# %% ../nbs/12_form.ipynb #f857ccb9
 def _row(label:str, w, slot)->widgets.HBox:
     "Label, input, message slot: fixed widths and height, so a message never moves the input."
     w.layout.width = "auto" if isinstance(w, widgets.Checkbox) else "240px"
@@ -87,6 +90,7 @@ def _row(label:str, w, slot)->widgets.HBox:
     return widgets.HBox([widgets.Label(label, layout=widgets.Layout(width="180px", min_width="180px")), w, slot],
                         layout=widgets.Layout(height="36px", align_items="center"))
 
+# %% ../nbs/12_form.ipynb #aac6bc2a
 class _Section:
     "One backend's checkbox, fields and messages."
     def __init__(self, backend:str, on_change, root:str=""):
@@ -106,68 +110,82 @@ class _Section:
         self.body = widgets.VBox(rows + [self.message])
         self.widget = widgets.VBox([self.enabled, self.body], layout=widgets.Layout(border="1px solid #ddd", padding="4px", margin="2px 0"))
 
-    def folder(self, root:str)->str:
-        "The local folder under `root`: the last part of the backend's folder param's default (or the backend's name)."
-        default = getattr(self.spec.folder_param, "default", None)
-        leaf = posixpath.basename(posixpath.normpath(default)) if default else ""
-        leaf = self.backend if leaf in ("", ".") else leaf
-        return posixpath.join(root.strip(), leaf) if root.strip() else (default or leaf)
+# %% ../nbs/12_form.ipynb #b0cdbb72
+@patch
+def folder(self:_Section, root:str)->str:
+    "The local folder under `root`: the last part of the backend's folder param's default (or the backend's name)."
+    default = getattr(self.spec.folder_param, "default", None)
+    leaf = posixpath.basename(posixpath.normpath(default)) if default else ""
+    leaf = self.backend if leaf in ("", ".") else leaf
+    return posixpath.join(root.strip(), leaf) if root.strip() else (default or leaf)
 
-    def move_root(self, old:str, new:str):
-        "Follow a new root folder, unless the user typed their own folder."
-        if (p := self.spec.folder_param) is None or p.name not in self.fields: return
-        w = self.fields[p.name][1]
-        if w.value == self.folder(old): w.value = self.folder(new)
+# %% ../nbs/12_form.ipynb #c6606aae
+@patch
+def move_root(self:_Section, old:str, new:str):
+    "Follow a new root folder, unless the user typed their own folder."
+    if (p := self.spec.folder_param) is None or p.name not in self.fields: return
+    w = self.fields[p.name][1]
+    if w.value == self.folder(old): w.value = self.folder(new)
 
-    def params(self)->dict:
-        "The filled-in params; `ValueError` when a field cannot be read."
-        out = {}
-        for name, (kind, w) in self.fields.items():
+# %% ../nbs/12_form.ipynb #3f6889d4
+@patch
+def params(self:_Section)->dict:
+    "The filled-in params; `ValueError` when a field cannot be read."
+    out = {}
+    for name, (kind, w) in self.fields.items():
+        v = _parse(kind, w.value)
+        if v is not None and v != "": out[name] = v
+    return out
+
+# %% ../nbs/12_form.ipynb #bd747f49
+@patch
+def config(self:_Section)->LoggerConfig:
+    "The section's `LoggerConfig`; raises what `LoggerConfig` raises."
+    return LoggerConfig(self.backend, self.params())
+
+# %% ../nbs/12_form.ipynb #1d31b174
+@patch
+def check(self:_Section)->dict:
+    "`{field: plain message}` for what is wrong (`None` for the section as a whole); each field alone, then the whole config."
+    owner, out, params = f"LoggerConfig({self.backend!r})", {}, {}
+    for name, (kind, w) in self.fields.items():
+        p = self.spec.param(name)
+        try:
             v = _parse(kind, w.value)
-            if v is not None and v != "": out[name] = v
-        return out
+            if p.required and v in (None, ""): out[name] = "required" + (f": {p.help}" if p.help else ""); continue
+            p.check(owner, v)
+            if v is not None and v != "": params[name] = v
+        except (ValueError, TypeError) as e: out[name] = _plain(e, name)
+    if not out:
+        try: LoggerConfig(self.backend, params)
+        except (ValueError, TypeError) as e:
+            name = _field_named(str(e), self.fields)
+            out[name] = _plain(e, name)
+    return {k: v[:1].upper() + v[1:] for k, v in out.items()}
 
-    def config(self)->LoggerConfig:
-        "The section's `LoggerConfig`; raises what `LoggerConfig` raises."
-        return LoggerConfig(self.backend, self.params())
+# %% ../nbs/12_form.ipynb #fd8799a8
+@patch
+def validate(self:_Section)->str|None:
+    "Check the fields; show each message beside its field (help in grey when fine); the messages in one line, None when valid."
+    self.body.layout.display = None if self.enabled.value else "none"
+    self.problems = self.check() if self.enabled.value else {}
+    for name, slot in self.errors.items():
+        msg = self.problems.get(name)
+        slot.value = _slot(msg, error=True) if msg else _slot(self.spec.param(name).help)
+    self.message.value = _slot(self.problems[None], error=True) if None in self.problems else ""
+    if not self.problems: return None
+    return "; ".join(f"{self.backend} {k or ''}: {v}".replace(" :", ":") for k, v in self.problems.items())
 
-    def check(self)->dict:
-        "`{field: plain message}` for what is wrong (`None` for the section as a whole); each field alone, then the whole config."
-        owner, out, params = f"LoggerConfig({self.backend!r})", {}, {}
-        for name, (kind, w) in self.fields.items():
-            p = self.spec.param(name)
-            try:
-                v = _parse(kind, w.value)
-                if p.required and v in (None, ""): out[name] = "required" + (f": {p.help}" if p.help else ""); continue
-                p.check(owner, v)
-                if v is not None and v != "": params[name] = v
-            except (ValueError, TypeError) as e: out[name] = _plain(e, name)
-        if not out:
-            try: LoggerConfig(self.backend, params)
-            except (ValueError, TypeError) as e:
-                name = _field_named(str(e), self.fields)
-                out[name] = _plain(e, name)
-        return {k: v[:1].upper() + v[1:] for k, v in out.items()}
+# %% ../nbs/12_form.ipynb #693fb50f
+@patch
+def prefill(self:_Section, cfg:LoggerConfig):
+    self.enabled.value = True
+    for name, value in cfg.params.items():
+        if name in self.fields:
+            kind, w = self.fields[name]
+            w.value = _unparse(kind, value)
 
-    def validate(self)->str|None:
-        "Check the fields; show each message beside its field (help in grey when fine); the messages in one line, None when valid."
-        self.body.layout.display = None if self.enabled.value else "none"
-        self.problems = self.check() if self.enabled.value else {}
-        for name, slot in self.errors.items():
-            msg = self.problems.get(name)
-            slot.value = _slot(msg, error=True) if msg else _slot(self.spec.param(name).help)
-        self.message.value = _slot(self.problems[None], error=True) if None in self.problems else ""
-        if not self.problems: return None
-        return "; ".join(f"{self.backend} {k or ''}: {v}".replace(" :", ":") for k, v in self.problems.items())
-
-    def prefill(self, cfg:LoggerConfig):
-        self.enabled.value = True
-        for name, value in cfg.params.items():
-            if name in self.fields:
-                kind, w = self.fields[name]
-                w.value = _unparse(kind, value)
-
-# %% ../nbs/12_form.ipynb #13e449a8
+# %% ../nbs/12_form.ipynb #dfbf6dca
 class LoggerForm:
     "An ipywidgets form that builds `LoggerConfig`s for every registered backend, their folders under one root."
     def __init__(self,
@@ -192,62 +210,80 @@ class LoggerForm:
         self.root.observe(self._root_changed, "value")
         self._validate()
 
-    def _root_changed(self, change):
-        for s in self.sections.values(): s.move_root(change["old"], change["new"])
-        self._changed()
+# %% ../nbs/12_form.ipynb #16ce3ed9
+@patch
+def _root_changed(self:LoggerForm, change):
+    for s in self.sections.values(): s.move_root(change["old"], change["new"])
+    self._changed()
 
-    def _validate(self):
-        root = self.root.value.strip()
-        self.root_slot.value = _slot(f"all local folders go under it; %autotimm runs {root} lists every run" if root
-                                     else "empty: each backend's own default folder")
-        return {b: m for b, s in self.sections.items() if (m := s.validate())}
+# %% ../nbs/12_form.ipynb #2494ae18
+@patch
+def _validate(self:LoggerForm):
+    root = self.root.value.strip()
+    self.root_slot.value = _slot(f"all local folders go under it; %autotimm runs {root} lists every run" if root
+                                 else "empty: each backend's own default folder")
+    return {b: m for b, s in self.sections.items() if (m := s.validate())}
 
-    def _changed(self, *_):
-        "Any edit: validate every field again and drop a build that no longer matches the fields."
-        self._validate()
-        if self._built: self.status.value = '<span style="color:#777">Changed since the last build: click <b>Build configs</b> again.</span>'
-        else: self.status.value = ""
+# %% ../nbs/12_form.ipynb #45392a7d
+@patch
+def _changed(self:LoggerForm, *_):
+    "Any edit: validate every field again and drop a build that no longer matches the fields."
+    self._validate()
+    if self._built: self.status.value = '<span style="color:#777">Changed since the last build: click <b>Build configs</b> again.</span>'
+    else: self.status.value = ""
+    self.configs, self._built = None, False
+    self.code_area.value, self.code_area.layout.display = "", "none"
+
+# %% ../nbs/12_form.ipynb #b213e46e
+@patch
+def errors(self:LoggerForm)->dict:
+    "`{backend: message}` for each enabled backend whose fields are invalid."
+    return self._validate()
+
+# %% ../nbs/12_form.ipynb #27424f6a
+@patch
+def to_configs(self:LoggerForm)->list:
+    "The `LoggerConfig`s of the enabled backends; `ValueError` listing every invalid field."
+    errs = self.errors()
+    if errs: raise ValueError("LoggerForm: " + "; ".join(errs.values()))
+    cfgs = [s.config() for s in self.sections.values() if s.enabled.value]
+    if not cfgs: raise ValueError("LoggerForm: no backend is enabled; tick at least one")
+    return cfgs
+
+# %% ../nbs/12_form.ipynb #e2ef6d38
+@patch
+def to_manager(self:LoggerForm)->LoggerManager:
+    "A `LoggerManager` over `to_configs()`."
+    return LoggerManager(self.to_configs())
+
+# %% ../nbs/12_form.ipynb #4ed42be3
+@patch
+def code(self:LoggerForm)->str:
+    "Python code that makes the same configs (for a script, for reproducibility)."
+    lines = ["from autotimm import LoggerConfig", "", "loggers = ["]
+    lines += [f"    LoggerConfig(backend={c.backend!r}, params={c.params!r})," for c in self.to_configs()]
+    return "\n".join(lines + ["]"])
+
+# %% ../nbs/12_form.ipynb #e2953ac6
+@patch
+def _build(self:LoggerForm, _=None):
+    try:
+        configs = self.to_configs()
+    except ValueError as e:
         self.configs, self._built = None, False
-        self.code_area.value, self.code_area.layout.display = "", "none"
-
-    def errors(self)->dict:
-        "`{backend: message}` for each enabled backend whose fields are invalid."
-        return self._validate()
-
-    def to_configs(self)->list:
-        "The `LoggerConfig`s of the enabled backends; `ValueError` listing every invalid field."
         errs = self.errors()
-        if errs: raise ValueError("LoggerForm: " + "; ".join(errs.values()))
-        cfgs = [s.config() for s in self.sections.values() if s.enabled.value]
-        if not cfgs: raise ValueError("LoggerForm: no backend is enabled; tick at least one")
-        return cfgs
+        msg = ("fix the fields marked ⚠: " + "; ".join(errs.values())) if errs else str(e).removeprefix("LoggerForm: ")
+        self.status.value = f'<span class="{_ERROR}" style="color:#c00">Not built: {html.escape(msg)}</span>'
+        self.code_area.layout.display = "none"
+        return
+    self.code_area.value = self.code()
+    self.configs, self._built = configs, True
+    self.status.value = (f'<span style="color:#080">Built {len(configs)} config(s): pass <code>logger=form.configs</code> '
+                         '(or the form) to AutoTrainer, or copy this code:</span>')
+    self.code_area.layout.display = None
 
-    def to_manager(self)->LoggerManager:
-        "A `LoggerManager` over `to_configs()`."
-        return LoggerManager(self.to_configs())
-
-    def code(self)->str:
-        "Python code that makes the same configs (for a script, for reproducibility)."
-        lines = ["from autotimm import LoggerConfig", "", "loggers = ["]
-        lines += [f"    LoggerConfig(backend={c.backend!r}, params={c.params!r})," for c in self.to_configs()]
-        return "\n".join(lines + ["]"])
-
-    def _build(self, _=None):
-        try:
-            configs = self.to_configs()
-        except ValueError as e:
-            self.configs, self._built = None, False
-            errs = self.errors()
-            msg = ("fix the fields marked ⚠: " + "; ".join(errs.values())) if errs else str(e).removeprefix("LoggerForm: ")
-            self.status.value = f'<span class="{_ERROR}" style="color:#c00">Not built: {html.escape(msg)}</span>'
-            self.code_area.layout.display = "none"
-            return
-        self.code_area.value = self.code()
-        self.configs, self._built = configs, True
-        self.status.value = (f'<span style="color:#080">Built {len(configs)} config(s): pass <code>logger=form.configs</code> '
-                             '(or the form) to AutoTrainer, or copy this code:</span>')
-        self.code_area.layout.display = None
-
-    def _ipython_display_(self):
-        enable_colab_widgets()
-        display(self.widget)
+# %% ../nbs/12_form.ipynb #51472626
+@patch
+def _ipython_display_(self:LoggerForm):
+    enable_colab_widgets()
+    display(self.widget)
