@@ -20,6 +20,7 @@ from pytorch_lightning.callbacks import ModelSummary
 from .backends import backend_of
 from .delivery import delivery_of
 from .plots import curves_png, panel_of, render, top_confusions
+from .utils import patch
 
 # %% auto #0
 __all__ = ['clock', 'progress_html', 'backend_status', 'fold_lightning_logs', 'where_logged', 'LiveView']
@@ -50,7 +51,9 @@ def progress_html(
             f'{bar} {count} [{clock(elapsed)}&lt;{eta}{speed}]</div>')
 
 # %% ../nbs/13_live.ipynb #6568fa29
-def backend_status(loggers)->str:
+def backend_status(
+    loggers,  # the trainer's loggers
+)->str:
     "One warning per backend that is down or still has spooled events, e.g. '⚠ mlflow down: 13 events spooled'."
     out = []
     for lg in loggers:
@@ -75,7 +78,9 @@ class _Fold(logging.Handler):
         if self.propagate and self.logger.parent is not None: self.logger.parent.handle(record)
 
 @contextlib.contextmanager
-def fold_lightning_logs(lines:list):
+def fold_lightning_logs(
+    lines:list,  # where the folded lines go
+):
     "Within the block, Lightning's info lines (device, tips, model summary) go to `lines`; its warnings still show."
     saved = []
     for name in _LIGHTNING:
@@ -87,7 +92,9 @@ def fold_lightning_logs(lines:list):
         for lg, handlers, propagate in saved: lg.handlers, lg.propagate = handlers, propagate
 
 # %% ../nbs/13_live.ipynb #f01d0005
-def where_logged(logger)->str:
+def where_logged(
+    logger,  # a Lightning logger
+)->str:
     "Where a logger writes, for a person: as its backend says (`Backend.where`), else its `log_dir`, `save_dir` or name and version."
     if (spec := backend_of(logger)) is not None:
         try: return f"{spec.name}: {spec.where(logger)[0]}"
@@ -100,7 +107,7 @@ def where_logged(logger)->str:
     except Exception: name, version = None, None
     return f"{type(logger).__name__}: " + " ".join(str(x) for x in (name, version) if x is not None)
 
-# %% ../nbs/13_live.ipynb #3717cd54
+# %% ../nbs/13_live.ipynb #be099cb0
 _ZOOM_CSS = ("<style>.autotimm-zoom:checked+.autotimm-row{flex-wrap:wrap}"
              ".autotimm-zoom:checked+.autotimm-row .autotimm-cm{flex:none!important;max-width:none}"
              ".autotimm-zoom:checked+.autotimm-row .autotimm-cm img{max-width:none!important;cursor:zoom-out!important}</style>")
@@ -110,12 +117,14 @@ def _img(png:bytes, alt:str, style:str="")->str:
 
 def _num(v)->str: return "" if v is None else f"{v:.4g}"
 
+# %% ../nbs/13_live.ipynb #71e381aa
 def _monitor(trainer)->tuple:
     "`(key, mode, checkpoint callback)` that decides the best epoch: the checkpoint's monitor, else val/loss (min)."
     for cb in getattr(trainer, "checkpoint_callbacks", None) or []:
         if getattr(cb, "monitor", None): return cb.monitor, cb.mode, cb
     return "val/loss", "min", None
 
+# %% ../nbs/13_live.ipynb #57fba914
 class LiveView(Callback):
     "Progress bars, a per-epoch table and the curves and confusion matrix, in notebook outputs updated in place."
     def __init__(self,
@@ -126,249 +135,288 @@ class LiveView(Callback):
         self.startup_lines = []  # Lightning's lines from before `fit` (the trainer's construction), see `fold_lightning_logs`
         self._reset()
 
-    def _reset(self):
-        self.history, self.rows, self.cost_s, self.lightning_lines = {}, [], [], list(self.startup_lines)
-        self.html, self._handles = {}, {}
-        self.text_updates, self.picture_updates, self.bytes_sent = 0, 0, 0
-        self.footer, self._last, self._epoch_cost, self._folding = "", 0.0, 0.0, None
-        self._t_fit = self._t_epoch = self._t_val = None
-        self._in_epoch = False
-        self._batch, self._loss_sum, self._loss_n, self._val_batch, self._val_total = 0, 0.0, 0, 0, 0
-        self._train_s = self._val_s = None
-        self._val_ran = self._validating = False
-        self._curves = self._cm = self._gallery = None
-        self._curves_jobs, self._drawing, self._painters = [], False, []
-        self._pairs, self.monitor = [], ("val/loss", "min", None)
+# %% ../nbs/13_live.ipynb #f0acf26e
+@patch
+def _reset(self:LiveView):
+    self.history, self.rows, self.cost_s, self.lightning_lines = {}, [], [], list(self.startup_lines)
+    self.html, self._handles = {}, {}
+    self.text_updates, self.picture_updates, self.bytes_sent = 0, 0, 0
+    self.footer, self._last, self._epoch_cost, self._folding = "", 0.0, 0.0, None
+    self._t_fit = self._t_epoch = self._t_val = None
+    self._in_epoch = False
+    self._batch, self._loss_sum, self._loss_n, self._val_batch, self._val_total = 0, 0.0, 0, 0, 0
+    self._train_s = self._val_s = None
+    self._val_ran = self._validating = False
+    self._curves = self._cm = self._gallery = None
+    self._curves_jobs, self._drawing, self._painters = [], False, []
+    self._pairs, self.monitor = [], ("val/loss", "min", None)
 
-    # --- the three outputs: Lightning's folded lines, the text, the pictures
-    def _show(self, area:str, body:str)->bool:
-        "Send `body` to the output `area` unless it is what that output already shows."
-        if self.html.get(area) == body: return False
-        self.html[area] = body
-        self.bytes_sent += len(body.encode())
-        if self.show:
-            if area not in self._handles: self._handles[area] = display(HTML(body), display_id=True)
-            else: self._handles[area].update(HTML(body))
-        return True
+# %% ../nbs/13_live.ipynb #1ffa92bd
+@patch
+def _show(self:LiveView, area:str, body:str)->bool:
+    "Send `body` to the output `area` unless it is what that output already shows."
+    if self.html.get(area) == body: return False
+    self.html[area] = body
+    self.bytes_sent += len(body.encode())
+    if self.show:
+        if area not in self._handles: self._handles[area] = display(HTML(body), display_id=True)
+        else: self._handles[area].update(HTML(body))
+    return True
 
-    def _log_html(self)->str:
-        lines = [l for l in self.lightning_lines if l.strip()]
-        if not lines: return '<div class="autotimm-lightning"></div>'
-        heads = ["model summary" if "Trainable params" in l else l.strip().splitlines()[0][:60] for l in lines]
-        first = html.escape("; ".join(heads)[:120])
-        return (f'<details class="autotimm-lightning" style="font-size:12px;color:#666"><summary>Lightning: '
-                f'{len(lines)} message{"s" * (len(lines) != 1)} folded ({first})</summary>'
-                f'<pre style="font-size:11px;margin:2px 0">{html.escape(chr(10).join(lines))}</pre></details>')
+# %% ../nbs/13_live.ipynb #c8c2442e
+@patch
+def _log_html(self:LiveView)->str:
+    lines = [l for l in self.lightning_lines if l.strip()]
+    if not lines: return '<div class="autotimm-lightning"></div>'
+    heads = ["model summary" if "Trainable params" in l else l.strip().splitlines()[0][:60] for l in lines]
+    first = html.escape("; ".join(heads)[:120])
+    return (f'<details class="autotimm-lightning" style="font-size:12px;color:#666"><summary>Lightning: '
+            f'{len(lines)} message{"s" * (len(lines) != 1)} folded ({first})</summary>'
+            f'<pre style="font-size:11px;margin:2px 0">{html.escape(chr(10).join(lines))}</pre></details>')
 
-    def _table_html(self)->str:
-        if not self.rows: return ""
-        key, mode, _ = self.monitor
-        best = self.best()
-        cols = ["train/loss", "val/loss"] + sorted({k for r in self.rows for k in r if k not in ("epoch", "time", "train/loss", "val/loss")})
-        cols = [c for c in cols if panel_of(c) in ("loss", "metric") and any(r.get(c) is not None for r in self.rows)]
-        names = {"train/loss": "train loss", "val/loss": "val loss"}
-        th = "".join(f'<th style="text-align:right;padding:1px 8px">{html.escape(names.get(c, c))}</th>' for c in ["epoch"] + cols + ["time"])
-        body = []
-        for r in self.rows:
-            mark = best is not None and r["epoch"] == best[0]
-            cells = [f'{r["epoch"]}{" ★" if mark else ""}'] + [_num(r.get(c)) for c in cols] + [clock(r["time"])]
-            style = ' style="font-weight:bold;background:rgba(255,193,7,.18)"' if mark else ""
-            body.append(f"<tr{style}>" + "".join(f'<td style="text-align:right;padding:1px 8px">{c}</td>' for c in cells) + "</tr>")
-        note = f'<div style="font-size:11px;color:#666">★ best epoch by {html.escape(key)} ({mode})</div>'
-        return (f'<table class="autotimm-epochs" style="border-collapse:collapse;font-size:12px;margin:4px 0">'
-                f'<thead><tr>{th}</tr></thead><tbody>{"".join(body)}</tbody></table>{note}')
+# %% ../nbs/13_live.ipynb #4b4a6604
+@patch
+def _table_html(self:LiveView)->str:
+    if not self.rows: return ""
+    key, mode, _ = self.monitor
+    best = self.best()
+    cols = ["train/loss", "val/loss"] + sorted({k for r in self.rows for k in r if k not in ("epoch", "time", "train/loss", "val/loss")})
+    cols = [c for c in cols if panel_of(c) in ("loss", "metric") and any(r.get(c) is not None for r in self.rows)]
+    names = {"train/loss": "train loss", "val/loss": "val loss"}
+    th = "".join(f'<th style="text-align:right;padding:1px 8px">{html.escape(names.get(c, c))}</th>' for c in ["epoch"] + cols + ["time"])
+    body = []
+    for r in self.rows:
+        mark = best is not None and r["epoch"] == best[0]
+        cells = [f'{r["epoch"]}{" ★" if mark else ""}'] + [_num(r.get(c)) for c in cols] + [clock(r["time"])]
+        style = ' style="font-weight:bold;background:rgba(255,193,7,.18)"' if mark else ""
+        body.append(f"<tr{style}>" + "".join(f'<td style="text-align:right;padding:1px 8px">{c}</td>' for c in cells) + "</tr>")
+    note = f'<div style="font-size:11px;color:#666">★ best epoch by {html.escape(key)} ({mode})</div>'
+    return (f'<table class="autotimm-epochs" style="border-collapse:collapse;font-size:12px;margin:4px 0">'
+            f'<thead><tr>{th}</tr></thead><tbody>{"".join(body)}</tbody></table>{note}')
 
-    def _text_html(self, trainer)->str:
-        now = time.perf_counter()
-        total = trainer.max_epochs if trainer.max_epochs and trainer.max_epochs > 0 else None
-        n_batches = trainer.num_training_batches
-        in_epoch = self._in_epoch and not self.footer  # between two epochs the bar stands at the epochs done
-        frac = len(self.rows) + (self._batch / n_batches if n_batches and math.isfinite(n_batches) and in_epoch else 0)
-        frac = min(frac, total) if total else frac
-        epoch = min(len(self.rows) + (0 if self.footer.startswith("✔") else 1), total or math.inf)
-        bars = [progress_html(f"Epoch {epoch}/{total or '?'}", frac, total, now - self._t_fit if self._t_fit else 0.0, unit="epoch")]
-        train_s = self._train_s if self._train_s is not None else (now - self._t_epoch if self._t_epoch else 0.0)
-        bars.append(progress_html("train", self._batch, n_batches, train_s, unit="batch"))
-        if self._val_ran or self._validating:
-            val_s = now - self._t_val if self._validating else (self._val_s or 0.0)
-            bars.append(progress_html("validate", self._val_batch, self._val_total, val_s, unit="batch"))
-        status = backend_status(trainer.loggers)
-        warn = f'<div style="color:#b45309">{html.escape(status)}</div>' if status else ""
-        return (f'<div class="autotimm-live" style="font-size:13px;line-height:1.5">{"".join(bars)}{warn}'
-                f'{self._table_html()}{self.footer}</div>')
+# %% ../nbs/13_live.ipynb #fbacfba9
+@patch
+def _text_html(self:LiveView, trainer)->str:
+    now = time.perf_counter()
+    total = trainer.max_epochs if trainer.max_epochs and trainer.max_epochs > 0 else None
+    n_batches = trainer.num_training_batches
+    in_epoch = self._in_epoch and not self.footer  # between two epochs the bar stands at the epochs done
+    frac = len(self.rows) + (self._batch / n_batches if n_batches and math.isfinite(n_batches) and in_epoch else 0)
+    frac = min(frac, total) if total else frac
+    epoch = min(len(self.rows) + (0 if self.footer.startswith("✔") else 1), total or math.inf)
+    bars = [progress_html(f"Epoch {epoch}/{total or '?'}", frac, total, now - self._t_fit if self._t_fit else 0.0, unit="epoch")]
+    train_s = self._train_s if self._train_s is not None else (now - self._t_epoch if self._t_epoch else 0.0)
+    bars.append(progress_html("train", self._batch, n_batches, train_s, unit="batch"))
+    if self._val_ran or self._validating:
+        val_s = now - self._t_val if self._validating else (self._val_s or 0.0)
+        bars.append(progress_html("validate", self._val_batch, self._val_total, val_s, unit="batch"))
+    status = backend_status(trainer.loggers)
+    warn = f'<div style="color:#b45309">{html.escape(status)}</div>' if status else ""
+    return (f'<div class="autotimm-live" style="font-size:13px;line-height:1.5">{"".join(bars)}{warn}'
+            f'{self._table_html()}{self.footer}</div>')
 
-    def _pictures_html(self)->str:
-        if self._curves is None and self._cm is None: return '<div class="autotimm-pictures"></div>'
-        from autotimm.plots import png_size
-        parts = []
-        if self._curves is not None:
-            w = png_size(self._curves)[0]
-            parts.append(f'<div class="autotimm-curves" style="flex:0 1 {w}px;min-width:0">{_img(self._curves, "curves")}</div>')
-        if self._cm is not None:
-            w, zid = min(png_size(self._cm)[0], 440), f"autotimm-zoom-{id(self):x}"
-            pairs = "".join(f"<li>{html.escape(t)} → {html.escape(p)}: {c} ({f:.0%})</li>" for t, p, c, f in self._pairs)
-            pairs = (f'<div class="autotimm-pairs" style="font-size:12px">Most confused (true → predicted: count, % of true):'
-                     f'<ol style="margin:2px 0 0 0;padding-left:22px">{pairs}</ol></div>') if pairs else ""
-            parts.append(f'<div class="autotimm-cm" style="flex:0 1 {w}px;min-width:0"><label for="{zid}" title="click: full size / back" '
-                         f'style="display:block;margin:0">{_img(self._cm, "confusion matrix", "cursor:zoom-in")}</label>{pairs}</div>')
-        zid = f"autotimm-zoom-{id(self):x}"
-        gallery = ""
-        if self._gallery is not None:  # `LoggingConfig(log_misclassified=True)`: under the row, at most the row's width
-            gallery = (f'<div class="autotimm-gallery" style="margin-top:6px;max-width:{min(png_size(self._gallery)[0], 900)}px">'
-                       f'<div style="font-size:12px">Misclassified, highest loss first (true → predicted):</div>'
-                       f'{_img(self._gallery, "misclassified validation images")}</div>')
-        return (f'<div class="autotimm-pictures">{_ZOOM_CSS}<input type="checkbox" id="{zid}" class="autotimm-zoom" style="display:none">'
-                f'<div class="autotimm-row" style="display:flex;flex-wrap:nowrap;gap:12px;align-items:flex-start">{"".join(parts)}</div>'
-                f'{gallery}</div>')
+# %% ../nbs/13_live.ipynb #1fc78c77
+@patch
+def _pictures_html(self:LiveView)->str:
+    if self._curves is None and self._cm is None: return '<div class="autotimm-pictures"></div>'
+    from autotimm.plots import png_size
+    parts = []
+    if self._curves is not None:
+        w = png_size(self._curves)[0]
+        parts.append(f'<div class="autotimm-curves" style="flex:0 1 {w}px;min-width:0">{_img(self._curves, "curves")}</div>')
+    if self._cm is not None:
+        w, zid = min(png_size(self._cm)[0], 440), f"autotimm-zoom-{id(self):x}"
+        pairs = "".join(f"<li>{html.escape(t)} → {html.escape(p)}: {c} ({f:.0%})</li>" for t, p, c, f in self._pairs)
+        pairs = (f'<div class="autotimm-pairs" style="font-size:12px">Most confused (true → predicted: count, % of true):'
+                 f'<ol style="margin:2px 0 0 0;padding-left:22px">{pairs}</ol></div>') if pairs else ""
+        parts.append(f'<div class="autotimm-cm" style="flex:0 1 {w}px;min-width:0"><label for="{zid}" title="click: full size / back" '
+                     f'style="display:block;margin:0">{_img(self._cm, "confusion matrix", "cursor:zoom-in")}</label>{pairs}</div>')
+    zid = f"autotimm-zoom-{id(self):x}"
+    gallery = ""
+    if self._gallery is not None:  # `LoggingConfig(log_misclassified=True)`: under the row, at most the row's width
+        gallery = (f'<div class="autotimm-gallery" style="margin-top:6px;max-width:{min(png_size(self._gallery)[0], 900)}px">'
+                   f'<div style="font-size:12px">Misclassified, highest loss first (true → predicted):</div>'
+                   f'{_img(self._gallery, "misclassified validation images")}</div>')
+    return (f'<div class="autotimm-pictures">{_ZOOM_CSS}<input type="checkbox" id="{zid}" class="autotimm-zoom" style="display:none">'
+            f'<div class="autotimm-row" style="display:flex;flex-wrap:nowrap;gap:12px;align-items:flex-start">{"".join(parts)}</div>'
+            f'{gallery}</div>')
 
-    def _refresh(self, trainer, force:bool=False):
-        "Send the text when `min_interval` has passed since the last time (or `force`), and the pictures drawn since."
-        now = time.perf_counter()
-        if not trainer.is_global_zero or (not force and now - self._last < self.min_interval): return
-        if self._drawing: self._pictures()
-        if self._show("text", self._text_html(trainer)): self.text_updates += 1
-        self._last = time.perf_counter()
-        self._epoch_cost += self._last - now
+# %% ../nbs/13_live.ipynb #3a7cc5de
+@patch
+def _refresh(self:LiveView, trainer, force:bool=False):
+    "Send the text when `min_interval` has passed since the last time (or `force`), and the pictures drawn since."
+    now = time.perf_counter()
+    if not trainer.is_global_zero or (not force and now - self._last < self.min_interval): return
+    if self._drawing: self._pictures()
+    if self._show("text", self._text_html(trainer)): self.text_updates += 1
+    self._last = time.perf_counter()
+    self._epoch_cost += self._last - now
 
-    def _pictures(self, wait:bool=False):
-        "Show the newest pictures drawn since the last time; `wait`: wait until all are drawn. Never waits otherwise."
-        t = time.perf_counter()
-        if not wait and (any(not j.done() for j in self._curves_jobs) or any(p.busy for p in self._painters)):
-            return  # the pictures go out together once none is being drawn: one update an epoch, not one a picture
-        if wait:
-            for p in self._painters: p.wait()
-        jobs = [j for j in self._curves_jobs if wait or j.done()]  # one thread draws them in order: the done ones come first
-        self._curves_jobs = self._curves_jobs[len(jobs):]
-        new = {"_curves": jobs[-1].result()} if jobs else {}
-        for p in self._painters:
-            if p.last_png is not None: new["_cm" if type(p).__name__ == "ConfusionMatrixLogger" else "_gallery"] = p.last_png
-        new = {k: v for k, v in new.items() if v is not getattr(self, k)}
-        if "_cm" in new:
-            cm = next(p for p in self._painters if type(p).__name__ == "ConfusionMatrixLogger")
-            counts, labels = cm.png_counts, cm.class_names or getattr(self._datamodule, "class_names", None)
-            self._pairs = top_confusions(counts, labels, k=5 if len(counts) <= 30 else 10)
-        for k, v in new.items(): setattr(self, k, v)
-        self._drawing = bool(self._curves_jobs) or any(p.busy for p in self._painters)
-        if new and self._show("pictures", self._pictures_html()): self.picture_updates += 1
-        self._epoch_cost += time.perf_counter() - t
+# %% ../nbs/13_live.ipynb #90379abf
+@patch
+def _pictures(self:LiveView, wait:bool=False):
+    "Show the newest pictures drawn since the last time; `wait`: wait until all are drawn. Never waits otherwise."
+    t = time.perf_counter()
+    if not wait and (any(not j.done() for j in self._curves_jobs) or any(p.busy for p in self._painters)):
+        return  # the pictures go out together once none is being drawn: one update an epoch, not one a picture
+    if wait:
+        for p in self._painters: p.wait()
+    jobs = [j for j in self._curves_jobs if wait or j.done()]  # one thread draws them in order: the done ones come first
+    self._curves_jobs = self._curves_jobs[len(jobs):]
+    new = {"_curves": jobs[-1].result()} if jobs else {}
+    for p in self._painters:
+        if p.last_png is not None: new["_cm" if type(p).__name__ == "ConfusionMatrixLogger" else "_gallery"] = p.last_png
+    new = {k: v for k, v in new.items() if v is not getattr(self, k)}
+    if "_cm" in new:
+        cm = next(p for p in self._painters if type(p).__name__ == "ConfusionMatrixLogger")
+        counts, labels = cm.png_counts, cm.class_names or getattr(self._datamodule, "class_names", None)
+        self._pairs = top_confusions(counts, labels, k=5 if len(counts) <= 30 else 10)
+    for k, v in new.items(): setattr(self, k, v)
+    self._drawing = bool(self._curves_jobs) or any(p.busy for p in self._painters)
+    if new and self._show("pictures", self._pictures_html()): self.picture_updates += 1
+    self._epoch_cost += time.perf_counter() - t
 
-    # --- what the view knows
-    def best(self)->tuple|None:
-        "`(epoch, value)` of the best epoch so far by the monitored key, epochs counted from 1."
-        key, mode, _ = self.monitor
-        best = None
-        for r in self.rows:
-            v = r.get(key)
-            if v is None or not math.isfinite(v): continue
-            if best is None or (v < best[1] if mode == "min" else v > best[1]): best = (r["epoch"], v)
-        return best
+# %% ../nbs/13_live.ipynb #cf8a51ba
+@patch
+def best(self:LiveView)->tuple|None:
+    "`(epoch, value)` of the best epoch so far by the monitored key, epochs counted from 1."
+    key, mode, _ = self.monitor
+    best = None
+    for r in self.rows:
+        v = r.get(key)
+        if v is None or not math.isfinite(v): continue
+        if best is None or (v < best[1] if mode == "min" else v > best[1]): best = (r["epoch"], v)
+    return best
 
-    def _where(self, trainer)->str:
-        best, (key, _, ckpt) = self.best(), self.monitor
-        bits = [f"best epoch {best[0]}: {html.escape(key)} {best[1]:.4g}"] if best else []
-        if ckpt is not None and getattr(ckpt, "best_model_path", ""): bits.append(f"best checkpoint <code>{html.escape(ckpt.best_model_path)}</code>")
-        run = getattr(trainer, "run_name", None)
-        if run: bits.append(f"run <b>{html.escape(str(run))}</b>")
-        logs = [html.escape(where_logged(lg)) for lg in trainer.loggers]
-        if logs: bits.append("logged to " + "; ".join(logs))
-        return " · ".join(bits)
+# %% ../nbs/13_live.ipynb #f17ad98f
+@patch
+def _where(self:LiveView, trainer)->str:
+    best, (key, _, ckpt) = self.best(), self.monitor
+    bits = [f"best epoch {best[0]}: {html.escape(key)} {best[1]:.4g}"] if best else []
+    if ckpt is not None and getattr(ckpt, "best_model_path", ""): bits.append(f"best checkpoint <code>{html.escape(ckpt.best_model_path)}</code>")
+    run = getattr(trainer, "run_name", None)
+    if run: bits.append(f"run <b>{html.escape(str(run))}</b>")
+    logs = [html.escape(where_logged(lg)) for lg in trainer.loggers]
+    if logs: bits.append("logged to " + "; ".join(logs))
+    return " · ".join(bits)
 
-    # --- Lightning hooks
-    def _unfold(self):
-        if self._folding is not None: self._folding.close(); self._folding = None
+# %% ../nbs/13_live.ipynb #37993c2b
+@patch
+def _unfold(self:LiveView):
+    if self._folding is not None: self._folding.close(); self._folding = None
 
-    def on_fit_start(self, trainer, pl_module):
-        self._reset()
-        self.startup_lines = []  # shown once, in the first fit's view
-        self.monitor = _monitor(trainer)
-        self._t_fit = time.perf_counter()
-        if not trainer.is_global_zero: return
-        self._datamodule = trainer.datamodule
-        self._painters = [cb for cb in trainer.callbacks if type(cb).__name__ in ("ConfusionMatrixLogger", "MisclassifiedLogger")]
-        self._folding = contextlib.ExitStack()
-        self._folding.enter_context(fold_lightning_logs(self.lightning_lines))  # the model summary comes next
-        for cb in trainer.callbacks:  # the rich summary prints a table of its own: log the plain one, which is folded
-            if isinstance(cb, ModelSummary) and "summarize" not in vars(cb):
-                cb.summarize = ModelSummary.summarize
-                self._folding.callback(vars(cb).pop, "summarize", None)
-        self._show("log", self._log_html())  # three outputs, in this order, each updated on its own
-        self._refresh(trainer, force=True)
-        self._show("pictures", self._pictures_html())
+# %% ../nbs/13_live.ipynb #a9177375
+@patch
+def on_fit_start(self:LiveView, trainer, pl_module):
+    self._reset()
+    self.startup_lines = []  # shown once, in the first fit's view
+    self.monitor = _monitor(trainer)
+    self._t_fit = time.perf_counter()
+    if not trainer.is_global_zero: return
+    self._datamodule = trainer.datamodule
+    self._painters = [cb for cb in trainer.callbacks if type(cb).__name__ in ("ConfusionMatrixLogger", "MisclassifiedLogger")]
+    self._folding = contextlib.ExitStack()
+    self._folding.enter_context(fold_lightning_logs(self.lightning_lines))  # the model summary comes next
+    for cb in trainer.callbacks:  # the rich summary prints a table of its own: log the plain one, which is folded
+        if isinstance(cb, ModelSummary) and "summarize" not in vars(cb):
+            cb.summarize = ModelSummary.summarize
+            self._folding.callback(vars(cb).pop, "summarize", None)
+    self._show("log", self._log_html())  # three outputs, in this order, each updated on its own
+    self._refresh(trainer, force=True)
+    self._show("pictures", self._pictures_html())
 
-    def on_train_epoch_start(self, trainer, pl_module):
-        self._t_epoch, self._batch, self._loss_sum, self._loss_n, self._train_s = time.perf_counter(), 0, 0.0, 0, None
-        self._in_epoch = True
-        self._val_batch, self._val_s, self._val_ran = 0, None, False
+# %% ../nbs/13_live.ipynb #2d7167f6
+@patch
+def on_train_epoch_start(self:LiveView, trainer, pl_module):
+    self._t_epoch, self._batch, self._loss_sum, self._loss_n, self._train_s = time.perf_counter(), 0, 0.0, 0, None
+    self._in_epoch = True
+    self._val_batch, self._val_s, self._val_ran = 0, None, False
 
-    def on_train_batch_end(self, trainer, pl_module, outputs, batch, batch_idx):
-        self._batch = batch_idx + 1
-        loss = outputs.get("loss") if isinstance(outputs, dict) else outputs
-        if loss is not None:  # summed where it is (no copy to the host, no wait for the device) until the epoch ends
-            self._loss_sum, self._loss_n = self._loss_sum + (loss.detach() if hasattr(loss, "detach") else float(loss)), self._loss_n + 1
-        self._refresh(trainer)
+# %% ../nbs/13_live.ipynb #18ab10dd
+@patch
+def on_train_batch_end(self:LiveView, trainer, pl_module, outputs, batch, batch_idx):
+    self._batch = batch_idx + 1
+    loss = outputs.get("loss") if isinstance(outputs, dict) else outputs
+    if loss is not None:  # summed where it is (no copy to the host, no wait for the device) until the epoch ends
+        self._loss_sum, self._loss_n = self._loss_sum + (loss.detach() if hasattr(loss, "detach") else float(loss)), self._loss_n + 1
+    self._refresh(trainer)
 
-    def on_validation_epoch_start(self, trainer, pl_module):
-        if trainer.sanity_checking: return
-        now = time.perf_counter()
-        if self._t_epoch is not None: self._train_s = now - self._t_epoch
-        self._t_val, self._val_batch, self._validating = now, 0, True
-        self._val_total = sum(n for n in trainer.num_val_batches if math.isfinite(n))
-        self._refresh(trainer, force=True)
+# %% ../nbs/13_live.ipynb #2480bb1d
+@patch
+def on_validation_epoch_start(self:LiveView, trainer, pl_module):
+    if trainer.sanity_checking: return
+    now = time.perf_counter()
+    if self._t_epoch is not None: self._train_s = now - self._t_epoch
+    self._t_val, self._val_batch, self._validating = now, 0, True
+    self._val_total = sum(n for n in trainer.num_val_batches if math.isfinite(n))
+    self._refresh(trainer, force=True)
 
-    def on_validation_batch_end(self, trainer, pl_module, outputs, batch, batch_idx, dataloader_idx=0):
-        if trainer.sanity_checking: return
-        self._val_batch += 1
-        self._refresh(trainer)
+# %% ../nbs/13_live.ipynb #61fe5c06
+@patch
+def on_validation_batch_end(self:LiveView, trainer, pl_module, outputs, batch, batch_idx, dataloader_idx=0):
+    if trainer.sanity_checking: return
+    self._val_batch += 1
+    self._refresh(trainer)
 
-    def on_validation_epoch_end(self, trainer, pl_module):
-        if trainer.sanity_checking or not self._validating: return
-        self._val_s, self._validating, self._val_ran = time.perf_counter() - self._t_val, False, True
+# %% ../nbs/13_live.ipynb #b8cb36d9
+@patch
+def on_validation_epoch_end(self:LiveView, trainer, pl_module):
+    if trainer.sanity_checking or not self._validating: return
+    self._val_s, self._validating, self._val_ran = time.perf_counter() - self._t_val, False, True
 
-    def on_train_epoch_end(self, trainer, pl_module):
-        "After the epoch's validation: a table row, the curves and the confusion matrix of the epoch."
-        self._in_epoch = False
-        if not trainer.is_global_zero: return
-        t = time.perf_counter()
-        epoch = trainer.current_epoch + 1  # as a person counts
-        row = {"epoch": epoch, "time": t - self._t_epoch if self._t_epoch else 0.0}
-        for k, v in trainer.callback_metrics.items():
-            if v.numel() != 1 or k.endswith("_step") or (k.startswith("val") and not self._val_ran): continue
-            row[k] = float(v)
-        if self._loss_n: row["train/loss"] = float(self._loss_sum) / self._loss_n  # the epoch's mean, not its last batch
-        self.rows.append(row)
-        for k, v in row.items():
-            if k not in ("epoch", "time"): self.history.setdefault(k, []).append((epoch, v))
-        # the curves are drawn in the helper process; each refresh shows the newest pictures drawn by then
-        if self._pool is None: self._pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="autotimm-live")
-        self._curves_jobs.append(self._pool.submit(render, curves_png, {k: list(v) for k, v in self.history.items()}))
-        self._drawing = True
-        self._refresh(trainer, force=True)
-        self._show("log", self._log_html())
-        self.cost_s.append(self._epoch_cost + time.perf_counter() - t)
-        self._epoch_cost = 0.0
+# %% ../nbs/13_live.ipynb #0056e24e
+@patch
+def on_train_epoch_end(self:LiveView, trainer, pl_module):
+    "After the epoch's validation: a table row, the curves and the confusion matrix of the epoch."
+    self._in_epoch = False
+    if not trainer.is_global_zero: return
+    t = time.perf_counter()
+    epoch = trainer.current_epoch + 1  # as a person counts
+    row = {"epoch": epoch, "time": t - self._t_epoch if self._t_epoch else 0.0}
+    for k, v in trainer.callback_metrics.items():
+        if v.numel() != 1 or k.endswith("_step") or (k.startswith("val") and not self._val_ran): continue
+        row[k] = float(v)
+    if self._loss_n: row["train/loss"] = float(self._loss_sum) / self._loss_n  # the epoch's mean, not its last batch
+    self.rows.append(row)
+    for k, v in row.items():
+        if k not in ("epoch", "time"): self.history.setdefault(k, []).append((epoch, v))
+    # the curves are drawn in the helper process; each refresh shows the newest pictures drawn by then
+    if self._pool is None: self._pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="autotimm-live")
+    self._curves_jobs.append(self._pool.submit(render, curves_png, {k: list(v) for k, v in self.history.items()}))
+    self._drawing = True
+    self._refresh(trainer, force=True)
+    self._show("log", self._log_html())
+    self.cost_s.append(self._epoch_cost + time.perf_counter() - t)
+    self._epoch_cost = 0.0
 
-    def on_fit_end(self, trainer, pl_module):
-        self._unfold()
-        if not trainer.is_global_zero: return
-        n = len(self.rows)
-        self.footer = (f'<div class="autotimm-done" style="margin-top:4px">✔ <b>Trained {n} epoch{"s" * (n != 1)} in '
-                       f'{clock(time.perf_counter() - self._t_fit)}</b> · {self._where(trainer)}</div>')
-        if self._drawing: self._pictures(wait=True)  # the last epoch's pictures, shown before the closing line says it is done
-        self._refresh(trainer, force=True)
-        self._show("log", self._log_html())
+# %% ../nbs/13_live.ipynb #3706bc12
+@patch
+def on_fit_end(self:LiveView, trainer, pl_module):
+    self._unfold()
+    if not trainer.is_global_zero: return
+    n = len(self.rows)
+    self.footer = (f'<div class="autotimm-done" style="margin-top:4px">✔ <b>Trained {n} epoch{"s" * (n != 1)} in '
+                   f'{clock(time.perf_counter() - self._t_fit)}</b> · {self._where(trainer)}</div>')
+    if self._drawing: self._pictures(wait=True)  # the last epoch's pictures, shown before the closing line says it is done
+    self._refresh(trainer, force=True)
+    self._show("log", self._log_html())
 
-    def on_exception(self, trainer, pl_module, exception):
-        self._unfold()
-        if not trainer.is_global_zero: return
-        epoch, total = trainer.current_epoch + 1, trainer.max_epochs if trainer.max_epochs and trainer.max_epochs > 0 else "?"
-        what = ("⏹ <b>Interrupted at epoch" if isinstance(exception, KeyboardInterrupt) else
-                f"✖ <b>{html.escape(type(exception).__name__)}: {html.escape(str(exception)[:200])}</b> — stopped at <b>epoch")
-        self.footer = (f'<div class="autotimm-stopped" style="margin-top:4px;color:#b91c1c">{what} {epoch}/{total}</b> '
-                       f'(step {trainer.global_step}) after {clock(time.perf_counter() - (self._t_fit or time.perf_counter()))}; '
-                       f'everything logged so far is kept · {self._where(trainer)}</div>')
-        self._refresh(trainer, force=True)
-        self._show("log", self._log_html())
+# %% ../nbs/13_live.ipynb #a7a08cc8
+@patch
+def on_exception(self:LiveView, trainer, pl_module, exception):
+    self._unfold()
+    if not trainer.is_global_zero: return
+    epoch, total = trainer.current_epoch + 1, trainer.max_epochs if trainer.max_epochs and trainer.max_epochs > 0 else "?"
+    what = ("⏹ <b>Interrupted at epoch" if isinstance(exception, KeyboardInterrupt) else
+            f"✖ <b>{html.escape(type(exception).__name__)}: {html.escape(str(exception)[:200])}</b> — stopped at <b>epoch")
+    self.footer = (f'<div class="autotimm-stopped" style="margin-top:4px;color:#b91c1c">{what} {epoch}/{total}</b> '
+                   f'(step {trainer.global_step}) after {clock(time.perf_counter() - (self._t_fit or time.perf_counter()))}; '
+                   f'everything logged so far is kept · {self._where(trainer)}</div>')
+    self._refresh(trainer, force=True)
+    self._show("log", self._log_html())
 
-    def teardown(self, trainer, pl_module, stage):
-        self._unfold()
-        if self._pool is not None: self._pool.shutdown(wait=True); self._pool = None
+# %% ../nbs/13_live.ipynb #85581dd0
+@patch
+def teardown(self:LiveView, trainer, pl_module, stage):
+    self._unfold()
+    if self._pool is not None: self._pool.shutdown(wait=True); self._pool = None
