@@ -15,7 +15,7 @@ from pathlib import Path
 # %% auto #0
 __all__ = ['demo', 'print_summary', 'add_copy_command', 'copy_command', 'main']
 
-# %% ../nbs/15_cli.ipynb #a3b69de9
+# %% ../nbs/15_cli.ipynb #64f1dc96
 def _quiet():
     "Silence the backends' start-up chatter (the demo prints its own summary)."
     os.environ.setdefault("WANDB_SILENT", "true")
@@ -25,6 +25,7 @@ def _quiet():
     import warnings
     warnings.filterwarnings("ignore", message=".*(does not have many workers|is smaller than the logging interval|LeafSpec).*")
 
+# %% ../nbs/15_cli.ipynb #18f938f0
 def demo(out:str="autotimm_demo",     # folder every backend writes under
          epochs:int=6,                # epochs to train
          backbone:str="resnet18",     # timm model, randomly initialized
@@ -72,11 +73,16 @@ def demo(out:str="autotimm_demo",     # folder every backend writes under
     }
     return summary
 
+# %% ../nbs/15_cli.ipynb #766d54af
 def _relative(text:str)->str:
     "`text` with the working directory's absolute path shortened to a relative one (what people type)."
     return str(text).replace(os.getcwd() + os.sep, "")
 
-def print_summary(s:dict, file=None):
+# %% ../nbs/15_cli.ipynb #3d96b526
+def print_summary(
+    s:dict,    # what `demo` returns
+    file=None, # where to print; stdout when None
+):
     "Print the demo's summary: metrics, where each backend wrote and how to open it."
     p = lambda *a: print(*a, file=file or sys.stdout)
     p(f"\nautotimm demo: {s['backbone']} on digits, {s['epochs']} epochs on {s['device']} in {s['seconds']:.1f} s, run {s['run_name']!r}")
@@ -88,7 +94,9 @@ def print_summary(s:dict, file=None):
     p(f"Best checkpoint:       {s['best_checkpoint']}")
 
 # %% ../nbs/15_cli.ipynb #3367a684
-def add_copy_command(sub):
+def add_copy_command(
+    sub,  # the parser's subparsers (`ArgumentParser.add_subparsers`)
+):
     "The `copy` subcommand's parser."
     c = sub.add_parser("copy", help="send a run (any backend) into another backend as a new run")
     c.add_argument("run", help="the run: a run folder, a store URI (sqlite:///.../mlflow.db, http://...), a W&B offline-run folder, a Comet archive")
@@ -99,7 +107,9 @@ def add_copy_command(sub):
     c.add_argument("--name", default=None, help="the copy's name (default: the source's)")
     return c
 
-def copy_command(a)->int:
+def copy_command(
+    a,  # the parsed `copy` arguments
+)->int:  # the exit status
     "Run `autotimm copy` with parsed arguments `a`."
     import yaml
     from autotimm.runs import copy_run
@@ -113,7 +123,9 @@ def copy_command(a)->int:
     return 0
 
 # %% ../nbs/15_cli.ipynb #c7ece874
-def main(argv:list=None):
+def main(
+    argv:list=None,  # the arguments; `sys.argv[1:]` when None
+):
     "The `autotimm` command line."
     ap = argparse.ArgumentParser(prog="autotimm", description="Train timm classifiers and log to every backend at once.")
     sub = ap.add_subparsers(dest="command", required=True)
