@@ -59,13 +59,14 @@ def resolve_loggers(
     raise TypeError(f"AutoTrainer: logger must be {_LOGGER_TYPES}; got {type(logger).__name__} {logger!r}"
                     + (". Did you mean [LoggerConfig(backend=...)]?" if isinstance(logger, str) else ""))
 
-# %% ../nbs/09_trainer.ipynb #0794db2c
+# %% ../nbs/09_trainer.ipynb #85fb3e7a
 def monitor_mode(
     key:str,  # a logged key, e.g. 'val/loss'
 )->str:
     "'min' for loss-like keys, 'max' otherwise."
     return "min" if re.search(r"loss|error|mse|mae", key.lower()) else "max"
 
+# %% ../nbs/09_trainer.ipynb #1be77e19
 class CheckpointWarning(UserWarning):
     "A checkpoint could not be written (a full or read-only disk); training goes on."
 
@@ -110,6 +111,7 @@ class Checkpoint(ModelCheckpoint):
         warnings.warn(f"autotimm: checkpoint {filepath} could not be {what} "
                       f"({type(e).__name__}: {e.strerror or e}); training goes on and {outcome}", CheckpointWarning, stacklevel=3)
 
+# %% ../nbs/09_trainer.ipynb #0252efc2
 def make_checkpoint(
     monitor:str,    # the key to checkpoint on
     mode:str=None,  # 'min' or 'max'; `monitor_mode(monitor)` when None
@@ -168,7 +170,7 @@ def start_loggers(
     out = [StandIn(l) if not started.get(id(l), True) else l for l in loggers]
     return [l for l in out if not isinstance(l, StandIn)] + [l for l in out if isinstance(l, StandIn)]
 
-# %% ../nbs/09_trainer.ipynb #b0947c74
+# %% ../nbs/09_trainer.ipynb #b0d406ad
 class UnsafeCheckpointError(ValueError):
     "A checkpoint holds more than tensors and plain values: reading it could run code, so it is not read."
 
@@ -191,6 +193,7 @@ def read_checkpoint(
         raise ValueError(f"autotimm: {what} {str(path)!r} cannot be read as a checkpoint ({type(e).__name__}: {reason}); "
                          f"pass the path of a .ckpt file saved by Lightning{fix}") from e
 
+# %% ../nbs/09_trainer.ipynb #defd2b8d
 def run_ids(
     ckpt_path,  # a checkpoint file, or what else `fit(ckpt_path=...)` takes
 )->dict|None:
@@ -219,6 +222,7 @@ def latest_step(
             if (got.get("autotimm") or {}).get("run_name") in (None, ids.get("run_name")): return got.get("global_step")
     return None
 
+# %% ../nbs/09_trainer.ipynb #fbfbe7d2
 def changed_hparams(
     before:dict,  # the checkpoint's hyperparameters
     after:dict,   # the model's
