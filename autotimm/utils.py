@@ -20,23 +20,39 @@ __all__ = ['SECRET_WORDS', 'closest', 'check_type', 'is_number', 'check_positive
            'check_key', 'table_csv', 'patch']
 
 # %% ../nbs/00_utils.ipynb #7a194091
-def closest(name, choices)->str|None:
+def closest(
+    name,     # a name that is not among `choices`
+    choices,  # the valid names
+)->str|None:
     "The closest match of `name` among `choices`, or None."
     m = difflib.get_close_matches(str(name).lower(), list(choices), n=1, cutoff=0.5)
     return m[0] if m else None
 
 # %% ../nbs/00_utils.ipynb #e181c1dd
-def check_type(owner:str, name:str, value, types, what:str):
+def check_type(
+    owner:str,  # who checks, e.g. 'LoggerConfig'
+    name:str,   # the field
+    value,      # what was given
+    types,      # a type or a tuple of types
+    what:str,   # what it must be, e.g. 'True or False'
+):
     "Raise `TypeError` unless `value` is an instance of `types` (a `bool` only when `bool` is listed)."
     types = types if isinstance(types, tuple) else (types,)
     if not isinstance(value, types) or (isinstance(value, bool) and bool not in types):
         raise TypeError(f"{owner}: {name} must be {what}, got {type(value).__name__} {value!r}")
 
-def is_number(value)->bool:
+def is_number(
+    value,  # anything
+)->bool:
     "A finite int or float (not a bool)."
     return isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value)
 
-def check_positive(owner:str, name:str, value, what:str="a positive number"):
+def check_positive(
+    owner:str,                     # who checks
+    name:str,                      # the field
+    value,                         # what was given
+    what:str="a positive number",  # what it must be, in the message
+):
     "Raise `ValueError` unless `value` is a finite number > 0."
     if not is_number(value) or not value > 0: raise ValueError(f"{owner}: {name} must be {what}, got {value!r}")
 
@@ -47,7 +63,9 @@ _URI_USERINFO = re.compile(r"(?P<head>[a-z][a-z0-9+.\-]*://)[^\s?#]*@", re.I)  #
 _QUERY_SECRET = re.compile(r"(?P<head>[?&;](?:[a-z_\-]*(?:key|token|password|secret)[a-z_\-]*)=)[^&;\s]+", re.I)
 _PLAIN = (str, int, float, bool, type(None), os.PathLike)
 
-def is_secret(name)->bool:
+def is_secret(
+    name,  # a param's name
+)->bool:
     "Whether a param called `name` holds a secret (`api_key`, `MY_TOKEN`, `password`; not `experiment_key`)."
     if not isinstance(name, str): return False
     words = [w for w in re.split(r"[^a-z0-9]+", name.lower()) if w]
@@ -56,12 +74,17 @@ def is_secret(name)->bool:
         if w in SECRET_WORDS: return True
     return False
 
-def mask_secrets(value):
+def mask_secrets(
+    value,  # a string (a URI, say); anything else is returned as it is
+):
     "`value` with a URI's whole user-info (user, password, token) and secret-looking query parameters replaced by `***`."
     if not isinstance(value, str): return value
     return _QUERY_SECRET.sub(r"\g<head>***", _URI_USERINFO.sub(r"\g<head>***@", value))
 
-def mask_param(k, v):
+def mask_param(
+    k,  # the param's name
+    v,  # its value
+):
     "`v` safe to show: `***` for a secret name, masked URIs, containers masked inside, other objects by type name."
     if is_secret(k): return "***"
     if isinstance(v, dict): return {kk: mask_param(kk, vv) for kk, vv in v.items()}
@@ -71,7 +94,11 @@ def mask_param(k, v):
     return mask_secrets(v)
 
 # %% ../nbs/00_utils.ipynb #8c226af7
-def flatten(d:dict, prefix:str="", join_lists:bool=False)->dict:
+def flatten(
+    d:dict,                 # a nested dict
+    prefix:str="",          # put before every key
+    join_lists:bool=False,  # lists as comma-separated strings
+)->dict:
     "`{'a': {'b': 1}}` -> `{'a/b': 1}`; lists become comma-separated strings when `join_lists`."
     out = {}
     for k, v in d.items():
@@ -86,7 +113,10 @@ def in_notebook()->bool:
     "Whether this code runs inside a Jupyter/IPython kernel."
     return "ipykernel" in sys.modules and type(getattr(sys.modules.get("IPython"), "get_ipython", lambda: None)()).__name__ == "ZMQInteractiveShell"
 
-def tcp_reachable(url:str, timeout:float=3.0):
+def tcp_reachable(
+    url:str,            # a server's URL (`http://host:port/...`)
+    timeout:float=3.0,  # seconds to wait
+):
     "None when `url`'s host and port accept a TCP connection within `timeout` s; else the `OSError`."
     u = urlparse(url)
     try: socket.create_connection((u.hostname, u.port or (443 if u.scheme == "https" else 80)), timeout=timeout).close()
@@ -110,19 +140,25 @@ def enable_colab_widgets()->bool:
     return True
 
 # %% ../nbs/00_utils.ipynb #f8042640
-def slug(key:str)->str:
+def slug(
+    key:str,  # a metric key, e.g. 'val/confusion_matrix'
+)->str:
     "A metric key as a file-name part: `val/confusion_matrix` -> `val_confusion_matrix`."
     return key.replace("/", "_")
 
 # %% ../nbs/00_utils.ipynb #4200027a
-def check_name(name:str)->str:
+def check_name(
+    name:str,  # a file name, e.g. an artifact's
+)->str:
     "`name` when it is a plain file name (no `/`, `\\`, NUL, not `..`); `ValueError` otherwise."
     if not isinstance(name, str) or name in ("", ".") or name.startswith("..") or any(c in name for c in "/\\\0"):
         raise ValueError(f"autotimm: {name!r} is no plain file name (no '/', '\\', NUL or leading '..')")
     return name
 
 # %% ../nbs/00_utils.ipynb #7c294a6b
-def check_key(key:str)->str:
+def check_key(
+    key:str,  # a media key, e.g. 'val/misclassified'
+)->str:
     "`key` when it is names joined by `/` (such as `val/misclassified`); `ValueError` otherwise."
     if not isinstance(key, str) or not all(p not in ("", ".") and not p.startswith("..") and not any(c in p for c in "\\\0")
                                            for p in key.split("/")):
@@ -130,7 +166,9 @@ def check_key(key:str)->str:
     return key
 
 # %% ../nbs/00_utils.ipynb #531b209e
-def table_csv(table:dict)->bytes:
+def table_csv(
+    table:dict,  # `{'columns': [...], 'data': [rows]}`
+)->bytes:
     "A table `{'columns', 'data'}` as CSV bytes."
     import csv
     out = io.StringIO()
@@ -139,7 +177,9 @@ def table_csv(table:dict)->bytes:
     return out.getvalue().encode()
 
 # %% ../nbs/00_utils.ipynb #26a73034
-def patch(f):
+def patch(
+    f,  # a function or property whose `self` is annotated with the class
+):
     "Add `f` (a function or property whose `self` is annotated with a class) to that class; return it."
     fn = f.fget if isinstance(f, property) else f
     cls = fn.__annotations__["self"]
