@@ -281,14 +281,18 @@ def read(self:Backend, location, run:str=None)->dict|None:
 # %% ../../nbs/00b_backends.ipynb #efad170e
 _REGISTRY:dict = {}
 
-def register_backend(backend:Backend)->Backend:
+def register_backend(
+    backend:Backend,  # an instance of a `Backend` subclass
+)->Backend:
     "Add `backend` to the registry (replacing one of the same name)."
     if not backend.name or backend.name != backend.name.lower(): raise ValueError(f"register_backend: name must be lower case, got {backend.name!r}")
     _REGISTRY[backend.name] = backend
     return backend
 
 # %% ../../nbs/00b_backends.ipynb #c8e46a11
-def unregister_backend(name:str):
+def unregister_backend(
+    name:str,  # the backend's registry name
+):
     "Remove the backend `name` (e.g. one a test registered)."
     _REGISTRY.pop(name, None)
 
@@ -298,7 +302,9 @@ def list_backends()->list:
     return sorted(_REGISTRY)
 
 # %% ../../nbs/00b_backends.ipynb #b2ad1c4d
-def get_backend(name:str)->Backend:
+def get_backend(
+    name:str,  # a registry name, in any case, e.g. 'TensorBoard'
+)->Backend:
     "The registered backend called `name` (case-insensitive); `ValueError` naming the valid ones otherwise."
     key = name.lower() if isinstance(name, str) else name
     if key not in _REGISTRY:
@@ -309,17 +315,25 @@ def get_backend(name:str)->Backend:
     return _REGISTRY[key]
 
 # %% ../../nbs/00b_backends.ipynb #f15dde9e
-def lightning_class(logger)->type:
+def lightning_class(
+    logger,  # a Lightning logger, guarded (see `autotimm.delivery`) or not
+)->type:
     "The Lightning logger class of `logger`, guarded or not."
     return getattr(type(logger), "_unguarded", type(logger))
 
 # %% ../../nbs/00b_backends.ipynb #0946059b
-def backend_of(logger)->Backend|None:
+def backend_of(
+    logger,  # a Lightning logger, or anything else
+)->Backend|None:
     "The registered backend whose Lightning logger class `logger` is, or None."
     return next((b for b in _REGISTRY.values() if b.owns(logger)), None)
 
 # %% ../../nbs/00b_backends.ipynb #c0ed3597
-def require(package:str, backend:str, extra:str|None=None):
+def require(
+    package:str,          # the module to import
+    backend:str,          # the backend that needs it, e.g. 'wandb'
+    extra:str|None=None,  # the pip extra that installs it; `backend` when None
+):
     "Import `package` for `backend`, or raise `ModuleNotFoundError` with the pip command that installs it."
     try: return importlib.import_module(package)
     except ModuleNotFoundError as e:
@@ -385,7 +399,9 @@ def replay_params(self:Backend)->dict:
     return {}
 
 # %% ../../nbs/00b_backends.ipynb #32800a7a
-def safe_key(key:str)->str:
+def safe_key(
+    key:str,  # a metric name or media key
+)->str:
     "A spelling of `key` every backend keeps as it is: ASCII letters, digits, `_`, `-`, `.`, `/`; parts of at most 100 bytes."
     parts = [re.sub(r"[^A-Za-z0-9_.-]+", "_", p).strip("_.")[:100] for p in str(key).split("/")]
     return "/".join(p or "metric" for p in parts)
@@ -414,22 +430,44 @@ def _each(loggers, method:str, *args)->dict:
     return out
 
 # %% ../../nbs/00b_backends.ipynb #762229fc
-def log_image(loggers, key:str, png:bytes, step:int, name:str)->dict:
+def log_image(
+    loggers,    # Lightning loggers
+    key:str,    # the image's key, e.g. 'val/confusion_matrix'
+    png:bytes,  # the PNG bytes
+    step:int,   # the global step
+    name:str,   # the file's name part, e.g. 'epoch_003'
+)->dict:
     "Send one PNG to every logger whose backend is registered; return `{backend: location}`."
     return _each(loggers, "log_image", key, png, step, name)
 
 # %% ../../nbs/00b_backends.ipynb #cce36bcd
-def log_file(loggers, key:str, name:str, ext:str, data:bytes)->dict:
+def log_file(
+    loggers,     # Lightning loggers
+    key:str,     # the file's key
+    name:str,    # the file's name part
+    ext:str,     # its extension, e.g. 'json'
+    data:bytes,  # its bytes
+)->dict:
     "Store one file with every logger whose backend is registered; return `{backend: location}`."
     return _each(loggers, "log_file", key, name, ext, data)
 
 # %% ../../nbs/00b_backends.ipynb #5cdee57b
-def log_table(loggers, key:str, step:int|None, name:str, table:dict)->dict:
+def log_table(
+    loggers,        # Lightning loggers
+    key:str,        # the table's key
+    step:int|None,  # the global step, or None
+    name:str,       # the file's name part
+    table:dict,     # `{'columns': [...], 'data': [rows]}`
+)->dict:
     "Send one table `{'columns', 'data'}` to every logger whose backend is registered; return `{backend: location}`."
     return _each(loggers, "log_table", key, step, name, table)
 
 # %% ../../nbs/00b_backends.ipynb #24bea4ef
-def log_artifact(loggers, name:str, data:bytes)->dict:
+def log_artifact(
+    loggers,     # Lightning loggers
+    name:str,    # the file's name in `artifacts/`
+    data:bytes,  # its bytes
+)->dict:
     "Keep one file as `artifacts/{name}` with every logger whose backend is registered; return `{backend: location}`."
     return _each(loggers, "log_artifact", name, data)
 
