@@ -38,7 +38,9 @@ class _LazyClient:
         return getattr(self._client, name)
 
 # %% ../../nbs/00f_backend_mlflow.ipynb #9e678540
-def mlflow_local_uri(save_dir="mlruns")->str:
+def mlflow_local_uri(
+    save_dir="mlruns",  # the folder the store goes in
+)->str:
     "The sqlite tracking URI autotimm uses for local MLflow runs under `save_dir`."
     return f"sqlite:///{Path(save_dir).resolve()/'mlflow.db'}"
 
@@ -74,9 +76,11 @@ def _scoped_auth()->bool:
     return True
 
 # %% ../../nbs/00f_backend_mlflow.ipynb #867fb6e9
-def webp_preview(png:bytes, side:int=256)->bytes:
-    """The WebP preview MLflow's UI shows in its image grid, the size `MlflowClient.log_image` makes it (the longer side
-    `side` px), drawn with a bilinear filter and WebP's quickest method: half the CPU of MLflow's own."""
+def webp_preview(
+    png:bytes,     # the picture
+    side:int=256,  # the preview's longer side, px
+)->bytes:
+    "The WebP preview MLflow's UI shows in its image grid, as `MlflowClient.log_image` makes it, in half its CPU."
     from PIL import Image
     im = Image.open(io.BytesIO(png))
     if im.mode not in ("RGB", "RGBA"): im = im.convert("RGBA" if im.has_transparency_data else "RGB")

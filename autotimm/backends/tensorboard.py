@@ -18,9 +18,7 @@ __all__ = ['fast_tensorboard_checksums', 'TensorBoardBackend']
 
 # %% ../../nbs/00c_backend_tensorboard.ipynb #71096c8a
 def fast_tensorboard_checksums()->bool:
-    """TensorBoard's event writer checksums records in C when `google-crc32c` is installed (same values); whether it does.
-    The writer's function is a private name: swapped only in a TensorBoard 2.x that has it, and put back when the run
-    closes (`process_globals`); elsewhere TensorBoard's own checksum is used."""
+    "Have TensorBoard's event writer checksum records in C when `google-crc32c` is installed (same values); whether it does."
     import tensorboard
     from tensorboard.summary.writer import record_writer
     if not tensorboard.__version__.startswith("2.") or not callable(getattr(record_writer, "masked_crc32c", None)): return False

@@ -343,7 +343,9 @@ def _wandb_service_alive(run)->bool:
     return getattr(client, "_broken_exc", None) is None
 
 # %% ../../nbs/00e_backend_wandb.ipynb #65bc1f2e
-def read_wandb_run(run_dir)->dict:
+def read_wandb_run(
+    run_dir,  # an offline run's folder (`offline-run-...`), which holds its `.wandb` file
+)->dict:
     "An offline W&B run: `{'id', 'name', 'dir', 'history': [row dicts], 'config': {...}, 'exit_code'}`."
     run_dir = Path(run_dir)
     out = {"id": None, "name": None, "dir": str(run_dir), "history": [], "config": {}, "exit_code": None}
