@@ -30,7 +30,13 @@ def check_number(owner:str,          # who checks, e.g. 'ImageClassifier'
     if not math.isfinite(value) or (lo is not None and value < lo) or (hi is not None and value > hi) or (gt is not None and not value > gt):
         raise ValueError(f"{owner}: {name} must be {what}, got {value!r}")
 
-def check_choice(owner:str, name:str, value, choices, extra:str="")->str:
+def check_choice(
+    owner:str,     # who checks, e.g. 'ImageClassifier'
+    name:str,      # the field
+    value,         # what was given
+    choices,       # the valid values, lower case
+    extra:str="",  # appended to the list of valid values, e.g. ' or None'
+)->str:
     "`value` (lower case) when it is one of `choices` (any case), else `ValueError` listing them with a did-you-mean."
     if isinstance(value, str) and value.lower() in choices: return value.lower()
     hint = closest(value, choices) if isinstance(value, str) else None
