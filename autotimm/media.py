@@ -37,7 +37,9 @@ def _array_png(a)->bytes:
     buf = io.BytesIO(); Image.fromarray(a).save(buf, format="PNG")
     return buf.getvalue()
 
-def to_png(image)->bytes:
+def to_png(
+    image,  # a PIL image, a numpy array or tensor (HW, HWC, CHW), a matplotlib `Figure`, or PNG bytes
+)->bytes:
     "PNG bytes of a PIL image, a numpy array, a tensor, a matplotlib `Figure` or PNG bytes."
     if isinstance(image, (bytes, bytearray)):
         if bytes(image[:8]) != _PNG: raise ValueError("log_image: bytes must be a PNG file (they start with \\x89PNG)")
@@ -59,7 +61,9 @@ def _plain(v):
     "A JSON-able Python value of a numpy/pandas scalar."
     return v.item() if hasattr(v, "item") and not isinstance(v, (str, bytes)) else v
 
-def to_table(table)->dict:
+def to_table(
+    table,  # a pandas DataFrame, a dict of columns, or a list of rows as dicts
+)->dict:
     "`{'columns', 'data'}` of a pandas DataFrame, a dict of columns or a list of dicts."
     if isinstance(table, dict) and set(table) == {"columns", "data"}: columns, rows = table["columns"], table["data"]
     elif hasattr(table, "columns") and hasattr(table, "itertuples"):
@@ -76,7 +80,9 @@ def to_table(table)->dict:
     return {"columns": [str(c) for c in columns], "data": [[_plain(v) for v in r] for r in rows]}
 
 # %% ../nbs/01b_media.ipynb #14c1f24c
-def loggers_of(target)->list:
+def loggers_of(
+    target,  # a `LoggerManager`, `Trainer` or `LightningModule`, a list of loggers, or one logger
+)->list:
     "The Lightning loggers of a `LoggerManager`, `Trainer` or `LightningModule`, a list of loggers, or one logger."
     if isinstance(target, (list, tuple)): return list(target)
     if backend_of(target) is not None: return [target]
@@ -102,21 +108,37 @@ def _checked(fn:str, loggers:list, key:str, name:str=None)->str:
     return key
 
 # %% ../nbs/01b_media.ipynb #bb290e9a
-def log_image(target, key:str, image, step:int=None, name:str=None)->dict:
+def log_image(
+    target,         # where the run is (see `loggers_of`)
+    key:str,        # the image's key, e.g. 'samples/first'
+    image,          # anything `to_png` takes
+    step:int=None,  # the trainer's global step when None
+    name:str=None,  # the file's name part; from the step when None
+)->dict:
     "Send `image` (PIL, numpy, tensor, matplotlib `Figure` or PNG bytes) as `key` to every backend of `target`."
     png, loggers = to_png(image), loggers_of(target)  # rendered once, for every backend
     step = _step(target, step)
     if rank_zero_only.rank != 0: return {}
     return backends.log_image(loggers, _checked('log_image', loggers, key, name), png, step, _name(name, step))
 
-def log_table(target, key:str, table, step:int=None, name:str=None)->dict:
+def log_table(
+    target,         # where the run is (see `loggers_of`)
+    key:str,        # the table's key, e.g. 'val/per_class'
+    table,          # anything `to_table` takes
+    step:int=None,  # the trainer's global step when None
+    name:str=None,  # the file's name part; from the step when None
+)->dict:
     "Send `table` (a DataFrame, a dict of columns or a list of dicts) as `key` to every backend of `target`."
     table, loggers = to_table(table), loggers_of(target)
     step = _step(target, step)
     if rank_zero_only.rank != 0: return {}
     return backends.log_table(loggers, _checked('log_table', loggers, key, name), step, _name(name, step), table)
 
-def log_artifact(target, path, name:str=None)->dict:
+def log_artifact(
+    target,         # where the run is (see `loggers_of`)
+    path,           # the file to keep
+    name:str=None,  # its name in `artifacts/`; the file's own when None
+)->dict:
     "Keep the file at `path` with the run in every backend of `target`, as `artifacts/{name}` (the file's name by default)."
     path = Path(path)
     if not path.is_file(): raise FileNotFoundError(f"log_artifact: {path} is no file")
