@@ -30,19 +30,26 @@ class ShortRunLogging(Callback):
             trainer.log_every_n_steps = min(trainer.log_every_n_steps, int(n))
 
 # %% ../nbs/05_callbacks.ipynb #8f4d259f
-def will_log(trainer)->bool:
+def will_log(
+    trainer,  # the Lightning trainer (its `log_every_n_steps`, `global_step`, `should_stop`)
+)->bool:
     "Whether Lightning writes the step keys logged during the current training step."
     n = trainer.log_every_n_steps
     return n > 0 and ((trainer.global_step + 1) % n == 0 or trainer.should_stop)
 
-def step_is_read(trainer, batch_idx:int)->bool:
+def step_is_read(
+    trainer,        # the Lightning trainer, or None (then every step is read)
+    batch_idx:int,  # the step's batch in the epoch
+)->bool:
     "Whether a training step's own values are read: written (`will_log`), shown by a progress bar, or left for the epoch's end."
     if trainer is None or will_log(trainer) or trainer.progress_bar_callback is not None: return True
     last = batch_idx + 1 >= trainer.num_training_batches  # `callback_metrics` at the epoch's end: EarlyStopping, checkpoints
     return last or 0 < trainer.max_steps <= trainer.global_step + 1
 
 # %% ../nbs/05_callbacks.ipynb #9f349d9e
-def cpu_scalar(x)->torch.Tensor:
+def cpu_scalar(
+    x,  # a number, or a one-element tensor
+)->torch.Tensor:
     "A number for `LightningModule.log` as a tensor on the CPU, so Lightning makes no copy to the accelerator (and no wait for it)."
     return torch.tensor(float(x), device="cpu")  # also when a default device is set (`torch.set_default_device`)
 
@@ -196,8 +203,12 @@ class ConfusionMatrixLogger(BackgroundRender):
         log_file(loggers, self.key, name, "json", data)
         return locations
 
-# %% ../nbs/05_callbacks.ipynb #3a90c446
-def unnormalize(x, mean=None, std=None):
+# %% ../nbs/05_callbacks.ipynb #dacdcae0
+def unnormalize(
+    x,          # (N, C, H, W) model inputs
+    mean=None,  # the normalization mean per channel, or None
+    std=None,   # the normalization std per channel, or None
+):
     "Model inputs back to [0, 1] images: `x * std + mean` per channel, or min-max scaled when `mean`/`std` are unknown."
     x = x.float()
     if mean is not None and std is not None:
@@ -206,6 +217,7 @@ def unnormalize(x, mean=None, std=None):
     lo, hi = x.amin(dim=(1, 2, 3), keepdim=True), x.amax(dim=(1, 2, 3), keepdim=True)
     return (x - lo) / (hi - lo).clamp(min=1e-8)
 
+# %% ../nbs/05_callbacks.ipynb #b0f670d2
 class MisclassifiedLogger(BackgroundRender):
     "Log a grid of the highest-loss misclassified validation images as `val/misclassified` after each validation epoch."
     thread_name = "autotimm-misclassified"
