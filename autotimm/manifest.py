@@ -28,7 +28,9 @@ def _version(pkg):
     try: return version(pkg)
     except PackageNotFoundError: return None
 
-def git_commit(path=".")->dict:
+def git_commit(
+    path=".",  # a folder in the work tree
+)->dict:
     "`{'commit', 'dirty'}` of the git work tree at `path`, or {} outside one."
     try:
         commit = subprocess.run(["git", "rev-parse", "HEAD"], cwd=path, capture_output=True, text=True, timeout=5)
@@ -37,11 +39,18 @@ def git_commit(path=".")->dict:
         return {"commit": commit.stdout.strip(), "dirty": bool(dirty.stdout.strip())}
     except (OSError, subprocess.SubprocessError): return {}
 
-def backend_ids(loggers)->dict:
+def backend_ids(
+    loggers,  # Lightning loggers
+)->dict:
     "Where each logger writes: folders, run ids, tracking URIs (as its `Backend.run_ids` reports them)."
     return {b.name: b.run_ids(lg) for lg in loggers if (b := backend_of(lg)) is not None}
 
-def build_manifest(trainer, pl_module, datamodule=None, run_name:str=None)->dict:
+def build_manifest(
+    trainer,            # the Lightning trainer
+    pl_module,          # the model
+    datamodule=None,    # the data module, if any
+    run_name:str=None,  # the run's name
+)->dict:
     "The manifest of the run `trainer` is about to fit."
     hp = dict(getattr(pl_module, "hparams", {}) or {})
     n_params = sum(p.numel() for p in pl_module.parameters())
@@ -78,11 +87,17 @@ def build_manifest(trainer, pl_module, datamodule=None, run_name:str=None)->dict
 # %% ../nbs/07_manifest.ipynb #40a9a8a0
 PROGRESS_FILE = "autotimm-progress.json"  # in the run folder: the run's name and the step of its newest checkpoint
 
-def plain(value):
+def plain(
+    value,  # anything
+):
     "`value` as JSON-able plain values (dicts, lists, strings, numbers, None); anything else by its `str`."
     return json.loads(json.dumps(value, default=str))
 
-def record_progress(folder, run_name:str, step:int):
+def record_progress(
+    folder,        # the run's folder
+    run_name:str,  # the run's name
+    step:int,      # the checkpoint's global step
+):
     "Note `step` as the step of run `run_name`'s newest checkpoint, in `folder`'s `PROGRESS_FILE`."
     path = Path(folder)/PROGRESS_FILE
     part = path.with_name(f".{path.name}.{os.getpid()}")
@@ -92,7 +107,10 @@ def record_progress(folder, run_name:str, step:int):
         os.replace(part, path)
     except OSError: pass  # a full disk: the checkpoint's own save reports it
 
-def recorded_progress(folder, run_name:str)->int|None:
+def recorded_progress(
+    folder,        # the run's folder
+    run_name:str,  # the run's name
+)->int|None:
     "The step of run `run_name`'s newest checkpoint as noted in `folder`, or None when nothing is noted for that run."
     try: got = json.loads((Path(folder)/PROGRESS_FILE).read_text())
     except (OSError, ValueError, TypeError): return None
