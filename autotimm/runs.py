@@ -76,7 +76,10 @@ def _run(backend:str, rec:dict)->Run:
                rec.get("confusion_matrices", {}), rec.get("status"), rec.get("start"), rec.get("end"),
                rec.get("images", {}), rec.get("tables", {}), rec.get("artifacts", {}), rec.get("manifest"))
 
-def load_run(location, run:str=None)->Run:
+def load_run(
+    location,      # a run folder, a store or server URI, an archive, or `(location, run)` as `Backend.find` gives
+    run:str=None,  # which run, where `location` holds several (an id or a name); the newest when None
+)->Run:
     "Read one run back from any backend's records: a run folder, a store or server URI, an archive (or what `Backend.find` gives)."
     if isinstance(location, tuple): location, run = location
     loc = str(location)
@@ -107,7 +110,9 @@ def _best(run:Run):
     values = run.metrics[run.metrics["key"] == key]["value"]
     return None if values.empty else float(values.min() if mode == "min" else values.max())
 
-def find_runs(path=".")->"pandas.DataFrame":
+def find_runs(
+    path=".",  # the folder to search, every backend's records under it
+)->"pandas.DataFrame":
     "One row per run found under `path` (every backend's records), with date, status, duration, backends and metrics."
     import pandas as pd
     root = Path(path)
@@ -135,7 +140,10 @@ def find_runs(path=".")->"pandas.DataFrame":
     return df[["run", "date", "status", "duration_s", "best", *backends, *metrics]].sort_values("date", na_position="last").reset_index(drop=True)
 
 # %% ../nbs/10_runs.ipynb #c1a0b951
-def compare_runs(runs:list, keys:list=("val/loss",))->tuple:
+def compare_runs(
+    runs:list,                # `Run`s, or what `load_run` takes
+    keys:list=("val/loss",),  # the keys to compare, one panel each
+)->tuple:
     "`(DataFrame with a run column, matplotlib Figure with one panel per key)` for `runs` (Runs or locations)."
     import pandas as pd
     from autotimm.plots import PlotFigure
