@@ -43,7 +43,10 @@ def _short(loc, root:Path)->str:
     short = re.sub(r"-\d{8}_\d{6}-", "-", short)
     return re.sub(r"\b([0-9a-f]{8})[0-9a-f]{16,}\b", "\\1…", short)
 
-def runs_table(runs:"pandas.DataFrame", root=".")->"pandas.DataFrame":
+def runs_table(
+    runs:"pandas.DataFrame",  # `find_runs(root)`'s table
+    root=".",                 # the folder the runs were found under
+)->"pandas.DataFrame":
     "`find_runs(root)` made readable: date to the minute, duration as m:ss, short locations, 4 decimals."
     from autotimm.backends import list_backends
     df, root = runs.copy(), Path(root)
@@ -67,7 +70,9 @@ USAGE = """%autotimm COMMAND [ARGS]
   %autotimm help           this help
 """
 
-def run_magic(line:str):
+def run_magic(
+    line:str,  # what follows `%autotimm`, e.g. 'runs logs'
+):
     "What `%autotimm line` returns (and displays)."
     args = shlex.split(line)
     cmd, rest = (args[0].lower(), args[1:]) if args else ("help", [])
@@ -86,7 +91,10 @@ def run_magic(line:str):
     if cmd not in ("help", "?", "-h", "--help"): print(f"unknown command {cmd!r}\n")
     print(USAGE)
 
-def error_line(line:str, e:Exception)->str:
+def error_line(
+    line:str,     # what followed `%autotimm`
+    e:Exception,  # the error it raised
+)->str:
     "What a failed `%autotimm line` prints: the command and the error's message on one line."
     cmd = line.split()[0] if line.split() else "help"
     return f"%autotimm {cmd}: " + " ".join(str(e).split()) + " (%autotimm help: usage)"
@@ -100,7 +108,9 @@ class AutotimmMagics(Magics):
 
 AutotimmMagics.autotimm.__doc__ = USAGE  # what `%autotimm?` shows
 
-def load_ipython_extension(ipython):
+def load_ipython_extension(
+    ipython,  # the IPython shell
+):
     "Register `%autotimm` (called by `%load_ext autotimm`); in Colab, enable its widget manager for the widgets to come."
     ipython.register_magics(AutotimmMagics)
     enable_colab_widgets()
