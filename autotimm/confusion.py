@@ -28,7 +28,10 @@ def _run_dirs(run)->list:
     if loggers is None: return [Path(run)]
     return [d for lg in loggers if (spec := backend_of(lg)) is not None and (d := spec.run_folder(lg)) is not None]
 
-def confusion_matrices(run=".", key:str="val/confusion_matrix")->dict:
+def confusion_matrices(
+    run=".",                         # a run folder, a parent folder, a `Trainer` or a `LoggerManager`
+    key:str="val/confusion_matrix",  # the matrix's key
+)->dict:
     "`{epoch: record}` of the stored confusion matrices of `run` (a run folder, a parent folder, a Trainer, a LoggerManager)."
     slug = key.replace("/", "_")
     found = {}
@@ -42,7 +45,12 @@ def confusion_matrices(run=".", key:str="val/confusion_matrix")->dict:
             break
     return dict(sorted(found.items()))
 
-def show_confusion_matrix(run=".", epoch:int=None, normalize:bool=True, key:str="val/confusion_matrix"):
+def show_confusion_matrix(
+    run=".",                         # a run folder, a parent folder, a `Trainer` or a `LoggerManager`
+    epoch:int=None,                  # counted from 1; the last when None
+    normalize:bool=True,             # colour and label by fraction of the true class; False: by counts
+    key:str="val/confusion_matrix",  # the matrix's key
+):
     "The confusion matrix of `epoch` (counted from 1, as the live view shows it; the last when None) of `run`, re-rendered from its stored counts."
     cms = confusion_matrices(run, key)
     if not cms: raise FileNotFoundError(f"no stored confusion matrix ({key}) under {run}; train with LoggingConfig(log_confusion_matrix=True) and a backend that keeps a local run folder (CSV, TensorBoard)")

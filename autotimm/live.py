@@ -26,7 +26,9 @@ from .utils import patch
 __all__ = ['clock', 'progress_html', 'backend_status', 'fold_lightning_logs', 'where_logged', 'LiveView']
 
 # %% ../nbs/13_live.ipynb #a1c0c4b1
-def clock(seconds:float)->str:
+def clock(
+    seconds:float,  # a duration, or None
+)->str:
     "Seconds as a clock, as fastai shows them: '00:07', '01:15', '1:02:05'."
     if seconds is None or not math.isfinite(seconds): return "--:--"
     s = int(round(seconds)); h, s = divmod(s, 3600); m, s = divmod(s, 60)
