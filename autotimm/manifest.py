@@ -23,7 +23,7 @@ from .utils import flatten, mask_param
 __all__ = ['PROGRESS_FILE', 'git_commit', 'backend_ids', 'build_manifest', 'plain', 'record_progress', 'recorded_progress',
            'RunManifest']
 
-# %% ../nbs/07_manifest.ipynb #567c5acd
+# %% ../nbs/07_manifest.ipynb #f205215b
 def _version(pkg):
     try: return version(pkg)
     except PackageNotFoundError: return None
@@ -39,12 +39,14 @@ def git_commit(
         return {"commit": commit.stdout.strip(), "dirty": bool(dirty.stdout.strip())}
     except (OSError, subprocess.SubprocessError): return {}
 
+# %% ../nbs/07_manifest.ipynb #c91d0d5b
 def backend_ids(
     loggers,  # Lightning loggers
 )->dict:
     "Where each logger writes: folders, run ids, tracking URIs (as its `Backend.run_ids` reports them)."
     return {b.name: b.run_ids(lg) for lg in loggers if (b := backend_of(lg)) is not None}
 
+# %% ../nbs/07_manifest.ipynb #921875c1
 def build_manifest(
     trainer,            # the Lightning trainer
     pl_module,          # the model
