@@ -21,7 +21,7 @@ def tensorboard_scalars(log_dir):
 
 def csv_metrics(log_dir):
     "metrics.csv of a CSVLogger run, read with pandas."
-    return pd.read_csv(Path(log_dir) / "metrics.csv")
+    return pd.read_csv(Path(log_dir) / "metrics.csv", float_precision="round_trip")  # exact on pandas 2 too
 
 
 def csv_scalars(log_dir):

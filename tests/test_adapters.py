@@ -35,3 +35,39 @@ def test_library_globals_a_run_changes_are_put_back_when_it_closes(workdir, monk
     assert _globals(names) == before  # the libraries as they were
     import os
     assert "MLFLOW_TRACKING_PASSWORD" not in os.environ
+
+
+def test_a_tensorboard_release_autotimm_does_not_know_keeps_its_own_checksum(workdir, monkeypatch):
+    "The fallback: TensorBoard's own checksum, untouched, and its reader reads every point."
+    import tensorboard
+    from tensorboard.summary.writer import record_writer
+    from readers import tensorboard_scalars
+    own = record_writer.masked_crc32c
+    monkeypatch.setattr(tensorboard, "__version__", "3.0.0")
+    m = LoggerManager([LoggerConfig("tensorboard", {"save_dir": "logs"})])
+    assert record_writer.masked_crc32c is own
+    tb = m.loggers[0]
+    delivery_of(tb).start()
+    for step in range(3): tb.log_metrics({"a": float(step)}, step)
+    tb.finalize("success"); m.close()
+    assert tensorboard_scalars(tb.log_dir)["a"] == [(0, 0.0), (1, 1.0), (2, 2.0)]
+
+
+def test_an_mlflow_release_autotimm_does_not_know_gets_its_public_credentials_for_the_run(workdir, monkeypatch):
+    "The fallback: MLflow's own MLFLOW_TRACKING_USERNAME/PASSWORD for the run (a warning says so), gone when it closes."
+    import os
+    import warnings
+    import mlflow
+    from mlflow.utils import rest_utils
+    for name in ("MLFLOW_TRACKING_USERNAME", "MLFLOW_TRACKING_PASSWORD"): monkeypatch.delenv(name, raising=False)
+    own = rest_utils.http_request
+    monkeypatch.setattr(mlflow, "__version__", "4.0.0")
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        m = LoggerManager([LoggerConfig("mlflow", {"experiment_name": "a", "tracking_uri": "http://alice:pw@127.0.0.1:9"})])
+    assert any("MLFLOW_TRACKING_USERNAME" in str(w.message) for w in caught)
+    assert rest_utils.http_request is own
+    assert (os.environ["MLFLOW_TRACKING_USERNAME"], os.environ["MLFLOW_TRACKING_PASSWORD"]) == ("alice", "pw")
+    assert "pw" not in repr(m) and "pw" not in m.loggers[0]._tracking_uri
+    m.close()
+    assert "MLFLOW_TRACKING_USERNAME" not in os.environ and "MLFLOW_TRACKING_PASSWORD" not in os.environ

@@ -16,5 +16,5 @@ def test_every_backend_package_has_a_floor():
     try: import floors
     finally: sys.path.pop(0)
     pins = [floors.pin(r) for k in floors.KEYS for r in floors.requirements(k)]
-    for name in ["timm", "pytorch-lightning", "torchmetrics", "tensorboard", "wandb", "mlflow", "comet_ml"]:
-        assert any(p and p.startswith(name + "==") for p in pins), (name, pins)
+    for name in ["torch", "torchvision", "timm", "pytorch-lightning", "torchmetrics", "tensorboard", "wandb", "mlflow", "comet_ml"]:
+        assert any(p.startswith(name + "==") for p in pins), (name, pins)

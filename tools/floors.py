@@ -11,11 +11,10 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 OUT = ROOT / "requirements-oldest.txt"
 KEYS = ["requirements", "tensorboard_requirements", "wandb_requirements", "mlflow_requirements", "comet_requirements"]
-FROM_DISK = {"torch", "torchvision"}  # installed from the machine's disk at the release `make test` uses, before the rest
 HEADER = """\
 # What `make test-oldest` installs: every requirement in settings.ini at its floor (`>=X` becomes `==X`),
 # and the test tools of dev_requirements as they are. Made by `python tools/floors.py` from settings.ini;
-# tests/test_floors.py fails when the two differ. torch and torchvision come from the machine's disk.
+# tests/test_floors.py fails when the two differ.
 """
 
 
@@ -25,17 +24,15 @@ def requirements(key:str)->list:
     return cfg["DEFAULT"].get(key, "").split()
 
 
-def pin(req:str)->str|None:
-    "`name==X` for `name>=X` (the floor), the requirement itself when it has no floor, None for the ones from disk."
-    name = re.match(r"[A-Za-z0-9_.-]+", req)[0]
-    if name.lower() in FROM_DISK: return None
-    floor = re.fullmatch(r"[A-Za-z0-9_.-]+>=([0-9][0-9A-Za-z.]*)", req)
-    return f"{name}=={floor[1]}" if floor else req
+def pin(req:str)->str:
+    "`name==X` for `name>=X` (the floor), the requirement itself when it has no floor."
+    floor = re.fullmatch(r"([A-Za-z0-9_.-]+)>=([0-9][0-9A-Za-z.]*)", req)
+    return f"{floor[1]}=={floor[2]}" if floor else req
 
 
 def render()->str:
     "The text of requirements-oldest.txt."
-    pins = [p for k in KEYS for p in map(pin, requirements(k)) if p]
+    pins = [pin(r) for k in KEYS for r in requirements(k)]
     return HEADER + "\n".join(pins) + "\n# test tools (dev_requirements)\n" + "\n".join(requirements("dev_requirements")) + "\n"
 
 

@@ -76,9 +76,9 @@ def _media(d:Path)->dict:
 
 # %% ../../nbs/00a_backend_files.ipynb #a1157147
 def _csv_table(data:bytes):
-    "A DataFrame from CSV bytes."
+    "A DataFrame from CSV bytes, each number read back exactly as written (pandas 2 rounds the last digit otherwise)."
     import pandas as pd
-    return pd.read_csv(io.BytesIO(data))
+    return pd.read_csv(io.BytesIO(data), float_precision="round_trip")
 
 # %% ../../nbs/00a_backend_files.ipynb #d8bab21c
 def _stepped(name:str, step:int|None)->str:
