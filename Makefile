@@ -38,7 +38,8 @@ test: install check-sync
 # the other end of the range: every requirement at the floor settings.ini states (requirements-oldest.txt), in its own venv
 OLDEST ?= .venv-oldest
 OLDEST_TESTS := tests/test_floors.py tests/test_adapters.py tests/test_seed_snippets.py tests/test_backends.py tests/test_end_to_end.py tests/test_media.py \
-	tests/test_widgets.py tests/test_magics.py tests/test_notebook_kernel.py tests/test_ckpt_safe_load.py tests/test_resume.py
+	tests/test_widgets.py tests/test_magics.py tests/test_notebook_kernel.py tests/test_ckpt_safe_load.py tests/test_resume.py \
+	tests/test_pretrained_cache.py
 # left to `make test`, to keep this within CI's time: the live view's and matrix viewer's fits in test_widgets
 # (the kernel test trains with the live view on), test_media's outage and replay (autotimm's own machinery),
 # and test_end_to_end's extra fit that looks for Lightning deprecation warnings

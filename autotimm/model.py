@@ -22,8 +22,8 @@ from .config import LoggingConfig, MetricConfig, check_choice, check_number
 from .system import SystemMetricsMonitor
 
 # %% auto #0
-__all__ = ['OPTIMIZERS', 'SCHEDULERS', 'MAX_CLASSES', 'MAX_LR', 'MAX_WEIGHT_DECAY', 'check_backbone', 'create_backbone',
-           'build_metric', 'MeanLoss', 'ImageClassifier']
+__all__ = ['OPTIMIZERS', 'SCHEDULERS', 'MAX_CLASSES', 'MAX_LR', 'MAX_WEIGHT_DECAY', 'check_backbone', 'cached_weights',
+           'create_backbone', 'build_metric', 'MeanLoss', 'ImageClassifier']
 
 # %% ../nbs/08_model.ipynb #805a3581
 def check_backbone(
@@ -42,6 +42,23 @@ def _hub_reachable(timeout:float=3.0)->bool:
     from huggingface_hub import constants
     return tcp_reachable(constants.ENDPOINT, timeout) is None
 
+# %% ../nbs/08_model.ipynb #cc7f85ff
+def cached_weights(
+    name:str,  # a timm model name, e.g. 'resnet18' or 'resnet18.a1_in1k'
+)->str|None:
+    "The file of `name`'s pretrained weights in the local Hugging Face cache, or None; nothing is downloaded."
+    from huggingface_hub import try_to_load_from_cache
+    from timm.models import get_pretrained_cfg
+    cfg = get_pretrained_cfg(name) if timm.is_model(name.split(".")[0]) else None
+    repo = getattr(cfg, "hf_hub_id", None)
+    if not repo: return None
+    repo, _, revision = repo.partition("@")
+    for file in ("model.safetensors", "pytorch_model.bin"):  # the files timm looks for, in its order
+        found = try_to_load_from_cache(repo, file, revision=revision or None)
+        if isinstance(found, str): return found
+    return None
+
+# %% ../nbs/08_model.ipynb #1127adcb
 def create_backbone(
     name:str,              # a timm model name
     num_classes:int,       # classes of the new head
@@ -50,15 +67,12 @@ def create_backbone(
 )->nn.Module:
     "A timm model with a `num_classes` head; fails fast when pretrained weights cannot be fetched."
     if not pretrained or _hub_reachable(): return timm.create_model(name, pretrained=pretrained, num_classes=num_classes, **kwargs)
-    from huggingface_hub import constants
-    offline = constants.HF_HUB_OFFLINE
-    constants.HF_HUB_OFFLINE = True  # cache only: no retry loop against an unreachable hub
-    try: return timm.create_model(name, pretrained=True, num_classes=num_classes, **kwargs)
-    except Exception as e:
+    if (file := cached_weights(name)) is None:
         raise RuntimeError(f"ImageClassifier: pretrained weights for {name!r} are not in the local cache and the "
                            "Hugging Face hub cannot be reached. Pass pretrained=False to train from random "
-                           "initialization, or download the weights once with network access.") from e
-    finally: constants.HF_HUB_OFFLINE = offline
+                           "initialization, or download the weights once with network access.")
+    overlay = {**(kwargs.pop("pretrained_cfg_overlay", None) or {}), "file": file}  # timm's public way to name a weights file
+    return timm.create_model(name, pretrained=True, num_classes=num_classes, pretrained_cfg_overlay=overlay, **kwargs)
 
 # %% ../nbs/08_model.ipynb #f0e5e880
 def build_metric(

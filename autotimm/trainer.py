@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import builtins
 import contextlib
+import inspect
 import os
 import sys
 import re
@@ -31,10 +32,10 @@ from .loggers import LoggerManager, is_rank_zero, store_lock
 from .manifest import RunManifest, record_progress, recorded_progress
 
 # %% auto #0
-__all__ = ['resolve_loggers', 'monitor_mode', 'CheckpointWarning', 'Checkpoint', 'make_checkpoint', 'make_last_checkpoint',
-           'check_reachable', 'StandIn', 'start_loggers', 'UnsafeCheckpointError', 'read_checkpoint', 'run_ids',
-           'latest_step', 'changed_hparams', 'external_launch', 'SameFate', 'check_settings', 'check_ckpt_path',
-           'AutoTrainer']
+__all__ = ['resolve_loggers', 'monitor_mode', 'CheckpointWarning', 'Checkpoint', 'checkpoint_class', 'make_checkpoint',
+           'make_last_checkpoint', 'check_reachable', 'StandIn', 'start_loggers', 'UnsafeCheckpointError',
+           'read_checkpoint', 'run_ids', 'latest_step', 'changed_hparams', 'external_launch', 'SameFate',
+           'check_settings', 'check_ckpt_path', 'AutoTrainer']
 
 # %% ../nbs/09_trainer.ipynb #e63703f8
 _LOGGER_TYPES = "a list of LoggerConfig, a LoggerManager, a Lightning Logger or a list of them, True/None, or False"
@@ -111,21 +112,39 @@ class Checkpoint(ModelCheckpoint):
         warnings.warn(f"autotimm: checkpoint {filepath} could not be {what} "
                       f"({type(e).__name__}: {e.strerror or e}); training goes on and {outcome}", CheckpointWarning, stacklevel=3)
 
+# %% ../nbs/09_trainer.ipynb #620912fc
+_CHECKPOINT_HOOKS = {"_save_checkpoint": ["self", "trainer", "filepath"], "_remove_checkpoint": ["self", "trainer", "filepath"],
+                     "_update_best_and_save": None, "_save_none_monitor_checkpoint": None}
+
+def checkpoint_class()->type:
+    "`Checkpoint` where Lightning is a release whose private checkpoint methods it knows (2.6), else `ModelCheckpoint`."
+    known = pl.__version__.startswith("2.6.") and all(
+        callable(f := getattr(ModelCheckpoint, name, None)) and (args is None or list(inspect.signature(f).parameters) == args)
+        for name, args in _CHECKPOINT_HOOKS.items())
+    if known: return Checkpoint
+    global _told
+    if not _told:
+        warnings.warn(f"autotimm: pytorch-lightning {pl.__version__} is not a release autotimm's Checkpoint knows (2.6); "
+                      "its own ModelCheckpoint is used, so a checkpoint the disk cannot take stops training", RuntimeWarning, stacklevel=2)
+        _told = True
+    return ModelCheckpoint
+_told = False
+
 # %% ../nbs/09_trainer.ipynb #0252efc2
 def make_checkpoint(
     monitor:str,    # the key to checkpoint on
     mode:str=None,  # 'min' or 'max'; `monitor_mode(monitor)` when None
     **kwargs,       # anything `ModelCheckpoint` takes
 )->ModelCheckpoint:
-    "A `Checkpoint` on `monitor` whose file names show the monitored value."
+    "A `Checkpoint` (see `checkpoint_class`) on `monitor` whose file names show the monitored value."
     slug = re.sub(r"[^A-Za-z0-9_.-]", "_", monitor)
-    return Checkpoint(monitor=monitor, mode=mode or monitor_mode(monitor),
+    return checkpoint_class()(monitor=monitor, mode=mode or monitor_mode(monitor),
                       filename=f"epoch={{epoch:02d}}-{slug}={{{monitor}:.4f}}",
                       auto_insert_metric_name=False, **kwargs)
 
 def make_last_checkpoint()->ModelCheckpoint:
     "A `Checkpoint` that overwrites `last.ckpt` with the latest state at every save point."
-    return Checkpoint(filename=ModelCheckpoint.CHECKPOINT_NAME_LAST, save_top_k=1, enable_version_counter=False)
+    return checkpoint_class()(filename=ModelCheckpoint.CHECKPOINT_NAME_LAST, save_top_k=1, enable_version_counter=False)
 
 # %% ../nbs/09_trainer.ipynb #3630b0f0
 def check_reachable(

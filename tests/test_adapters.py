@@ -71,3 +71,45 @@ def test_an_mlflow_release_autotimm_does_not_know_gets_its_public_credentials_fo
     assert "pw" not in repr(m) and "pw" not in m.loggers[0]._tracking_uri
     m.close()
     assert "MLFLOW_TRACKING_USERNAME" not in os.environ and "MLFLOW_TRACKING_PASSWORD" not in os.environ
+
+
+def _fit_saving_to(folder, **kw):
+    "Two short epochs on the digits with one checkpoint callback that saves into `folder`; the callback."
+    from autotimm import AutoTrainer, ImageClassifier, ImageDataModule
+    from autotimm.trainer import make_checkpoint
+    ck = make_checkpoint("val/loss", dirpath=str(folder))
+    trainer = AutoTrainer(max_epochs=2, logger=False, callbacks=[ck], enable_progress_bar=False, limit_train_batches=2,
+                          limit_val_batches=1, **kw)
+    trainer.fit(ImageClassifier(backbone="test_resnet", num_classes=10, pretrained=False),
+                datamodule=ImageDataModule(dataset_name="digits", image_size=32, batch_size=32))
+    return ck, trainer
+
+
+def test_a_checkpoint_a_full_disk_cannot_take_warns_on_the_lightning_releases_autotimm_knows(workdir):
+    "Lightning's private checkpoint methods are used on 2.6 only (both ends of the range run this test)."
+    import warnings
+    from test_delivery_faults import mounted
+    from autotimm.trainer import Checkpoint, CheckpointWarning, checkpoint_class
+    assert checkpoint_class() is Checkpoint
+    with mounted(workdir / "tiny", "-t", "tmpfs", "-o", "size=64k", "tmpfs") as disk:  # no checkpoint fits
+        with warnings.catch_warnings(record=True) as caught:
+            warnings.simplefilter("always")
+            ck, trainer = _fit_saving_to(disk)
+        assert trainer.current_epoch == 2  # training went on
+        assert any(issubclass(w.category, CheckpointWarning) for w in caught)
+        assert ck.best_model_path == "" and not list(disk.iterdir())  # names no file that is not there; no pieces left
+
+
+def test_on_a_lightning_release_autotimm_does_not_know_checkpoints_are_lightnings_own(workdir, monkeypatch):
+    "The fallback: Lightning's `ModelCheckpoint`, which stops training on a full disk, as plain Lightning does."
+    import pytorch_lightning as pl
+    import pytest
+    from pytorch_lightning.callbacks import ModelCheckpoint
+    from test_delivery_faults import mounted
+    monkeypatch.setattr(pl, "__version__", "2.99.0")
+    monkeypatch.setattr("autotimm.trainer._told", False)
+    with mounted(workdir / "tiny", "-t", "tmpfs", "-o", "size=64k", "tmpfs") as disk:
+        with pytest.warns(RuntimeWarning, match="its own ModelCheckpoint is used"), pytest.raises(OSError):
+            _fit_saving_to(disk)
+    from autotimm.trainer import make_checkpoint
+    assert type(make_checkpoint("val/loss")) is ModelCheckpoint
