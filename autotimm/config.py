@@ -5,43 +5,14 @@
 # %% ../nbs/01_config.ipynb #8243f300
 from __future__ import annotations
 
-import math
 from dataclasses import dataclass, field, fields
 
 from .backends import get_backend, list_backends
-from .utils import check_type, closest, mask_param, mask_secrets
+from .utils import check_number, check_type, closest, mask_param, mask_secrets
 
 # %% auto #0
-__all__ = ['MAX_MISCLASSIFIED', 'MIN_SYSTEM_INTERVAL', 'STAGES', 'RESERVED_NAMES', 'METRIC_BACKENDS', 'check_number',
-           'check_choice', 'LoggerConfig', 'LoggingConfig', 'MetricConfig']
-
-# %% ../nbs/01_config.ipynb #9ab12994
-def check_number(owner:str,          # who checks, e.g. 'ImageClassifier'
-                 name:str,           # the field
-                 value,              # what was given
-                 what:str,           # what it must be, e.g. 'a positive number up to 10'
-                 lo=None, hi=None,   # inclusive bounds, when any
-                 gt=None,            # exclusive lower bound, when any
-                 integer:bool=False, # an int only
-                ):
-    "`TypeError` unless `value` is an int (or a float unless `integer`), never a bool; `ValueError` unless finite and in range."
-    if isinstance(value, bool) or not isinstance(value, int if integer else (int, float)):
-        raise TypeError(f"{owner}: {name} must be {what}, got {type(value).__name__} {value!r}")
-    if not math.isfinite(value) or (lo is not None and value < lo) or (hi is not None and value > hi) or (gt is not None and not value > gt):
-        raise ValueError(f"{owner}: {name} must be {what}, got {value!r}")
-
-def check_choice(
-    owner:str,     # who checks, e.g. 'ImageClassifier'
-    name:str,      # the field
-    value,         # what was given
-    choices,       # the valid values, lower case
-    extra:str="",  # appended to the list of valid values, e.g. ' or None'
-)->str:
-    "`value` (lower case) when it is one of `choices` (any case), else `ValueError` listing them with a did-you-mean."
-    if isinstance(value, str) and value.lower() in choices: return value.lower()
-    hint = closest(value, choices) if isinstance(value, str) else None
-    raise ValueError(f"{owner}: {name} must be one of {', '.join(map(repr, choices))}{extra}, got {value!r}"
-                     + (f". Did you mean {hint!r}?" if hint else ""))
+__all__ = ['MAX_MISCLASSIFIED', 'MIN_SYSTEM_INTERVAL', 'STAGES', 'RESERVED_NAMES', 'METRIC_BACKENDS', 'LoggerConfig',
+           'LoggingConfig', 'MetricConfig']
 
 # %% ../nbs/01_config.ipynb #d862a289
 @dataclass

@@ -13,8 +13,7 @@ import pytorch_lightning as pl
 import torch
 from torch.utils.data import DataLoader, Dataset, Subset
 
-from .config import check_number
-from .utils import check_type, closest, in_notebook, patch
+from .utils import check_number, check_type, closest, in_notebook, patch
 
 # %% auto #0
 __all__ = ['TORCHVISION_DATASETS', 'NUM_CLASSES', 'BUILTIN_DATASETS', 'IMAGE_EXTENSIONS', 'IMAGENET_MEAN', 'IMAGENET_STD',

@@ -21,20 +21,16 @@ from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 from .backends import get_backend
-from .config import LoggerConfig, check_number
+from .config import LoggerConfig
 from .delivery import BackendWarning, Delivery, Spool, delivery_of, fallback_spool_dir, guard
-from .utils import mask_param, patch
+from .utils import check_number, is_rank_zero, mask_param, patch
 
 # %% auto #0
-__all__ = ['LOCK_TIMEOUT', 'is_rank_zero', 'next_version', 'reserve_run_name', 'default_run_name', 'lock_dir', 'store_lock',
-           'EnvChanges', 'LoggerManager', 'replay']
+__all__ = ['LOCK_TIMEOUT', 'next_version', 'reserve_run_name', 'default_run_name', 'lock_dir', 'store_lock', 'EnvChanges',
+           'LoggerManager', 'replay']
 
 # %% ../nbs/02_loggers.ipynb #0d2c5fdb
 _VERSION = re.compile(r"version_(\d+)")
-
-def is_rank_zero()->bool:
-    "Whether this process is the first of a (possibly distributed) launch, from the launchers' environment variables."
-    return all(os.environ.get(v, "0") in ("0", "") for v in ("RANK", "LOCAL_RANK", "NODE_RANK", "GROUP_RANK", "SLURM_PROCID"))
 
 def _roots(configs:list)->list:
     "The `version_N` parent folders of the versioned backends that take the run name."

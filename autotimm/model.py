@@ -15,10 +15,10 @@ import torch.nn.functional as F
 import torchmetrics
 from torch import nn
 
-from .utils import check_type, closest, patch, tcp_reachable
+from .utils import check_choice, check_number, check_type, closest, patch, tcp_reachable
 from . import media
 from .callbacks import ConfusionMatrixLogger, LearningRateLogger, MisclassifiedLogger, NormLogger, step_is_read
-from .config import LoggingConfig, MetricConfig, check_choice, check_number
+from .config import LoggingConfig, MetricConfig
 from .system import SystemMetricsMonitor
 
 # %% auto #0

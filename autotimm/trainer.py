@@ -25,10 +25,10 @@ from pytorch_lightning.loggers import Logger
 
 from .backends import backend_of, check_names, get_backend
 from .callbacks import ShortRunLogging
-from .config import LoggerConfig, check_choice, check_number
+from .config import LoggerConfig
 from .delivery import DeliveryMixin, Unavailable, plain_params, delivery_of
-from .utils import check_type, closest, in_notebook, patch
-from .loggers import LoggerManager, is_rank_zero, store_lock
+from .utils import check_choice, check_number, check_type, closest, in_notebook, is_rank_zero, patch
+from .loggers import LoggerManager, store_lock
 from .manifest import RunManifest, record_progress, recorded_progress
 
 # %% auto #0

@@ -15,9 +15,9 @@ import sys
 from urllib.parse import urlparse
 
 # %% auto #0
-__all__ = ['SECRET_WORDS', 'closest', 'check_type', 'is_number', 'check_positive', 'is_secret', 'mask_secrets', 'mask_param',
-           'flatten', 'in_notebook', 'tcp_reachable', 'is_rank_zero', 'enable_colab_widgets', 'slug', 'check_name',
-           'check_key', 'table_csv', 'patch']
+__all__ = ['SECRET_WORDS', 'closest', 'check_type', 'is_number', 'check_positive', 'check_number', 'check_choice', 'is_secret',
+           'mask_secrets', 'mask_param', 'flatten', 'in_notebook', 'tcp_reachable', 'is_rank_zero',
+           'enable_colab_widgets', 'slug', 'check_name', 'check_key', 'table_csv', 'patch']
 
 # %% ../nbs/00_utils.ipynb #7a194091
 def closest(
@@ -55,6 +55,36 @@ def check_positive(
 ):
     "Raise `ValueError` unless `value` is a finite number > 0."
     if not is_number(value) or not value > 0: raise ValueError(f"{owner}: {name} must be {what}, got {value!r}")
+
+# %% ../nbs/00_utils.ipynb #a4811019
+def check_number(
+    owner:str,           # who checks, e.g. 'ImageClassifier'
+    name:str,            # the field
+    value,               # what was given
+    what:str,            # what it must be, e.g. 'a positive number up to 10'
+    lo=None,             # inclusive lower bound, when any
+    hi=None,             # inclusive upper bound, when any
+    gt=None,             # exclusive lower bound, when any
+    integer:bool=False,  # an int only
+):
+    "Raise `TypeError` unless `value` is an int (or a float unless `integer`), never a bool; `ValueError` unless finite and in range."
+    if isinstance(value, bool) or not isinstance(value, int if integer else (int, float)):
+        raise TypeError(f"{owner}: {name} must be {what}, got {type(value).__name__} {value!r}")
+    if not math.isfinite(value) or (lo is not None and value < lo) or (hi is not None and value > hi) or (gt is not None and not value > gt):
+        raise ValueError(f"{owner}: {name} must be {what}, got {value!r}")
+
+def check_choice(
+    owner:str,     # who checks, e.g. 'ImageClassifier'
+    name:str,      # the field
+    value,         # what was given
+    choices,       # the valid values, lower case
+    extra:str="",  # appended to the list of valid values, e.g. ' or None'
+)->str:
+    "`value` (lower case) when it is one of `choices` (any case), else `ValueError` listing them with a did-you-mean."
+    if isinstance(value, str) and value.lower() in choices: return value.lower()
+    hint = closest(value, choices) if isinstance(value, str) else None
+    raise ValueError(f"{owner}: {name} must be one of {', '.join(map(repr, choices))}{extra}, got {value!r}"
+                     + (f". Did you mean {hint!r}?" if hint else ""))
 
 # %% ../nbs/00_utils.ipynb #b5903ed6
 SECRET_WORDS = ("password", "passwd", "secret", "token", "credential", "credentials", "auth", "apikey", "key")
