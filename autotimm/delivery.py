@@ -50,7 +50,9 @@ class Unavailable:
     def __bool__(self): return False
 
 # %% ../nbs/01a_delivery.ipynb #778ee762
-def plain_params(params)->dict:
+def plain_params(
+    params,  # a `Namespace`, a mapping, or None
+)->dict:
     "Hyperparameters as a dict (a `Namespace` or any mapping)."
     if isinstance(params, Namespace): return vars(params)
     return dict(params) if params is not None else {}
@@ -67,7 +69,11 @@ def _flat(params:dict, prefix:str="")->dict:
 _ACTIONS:dict = {}
 _ARGS:dict = {}  # kind -> the types of its arguments, checked when a spool is read
 
-def register_action(name:str, fn=None, args:tuple=None):
+def register_action(
+    name:str,         # the event's kind, as a spool stores it
+    fn=None,          # `fn(logger, *args)`, which does it; None: `register_action` is a decorator
+    args:tuple=None,  # the type (or tuple of types) of each argument, checked when a spool is read
+):
     "Make `fn(logger, *args)` deliverable (and replayable) as an event called `name`; a decorator without `fn`."
     if fn is None: return lambda f: register_action(name, f, args)
     _ACTIONS[name] = fn
@@ -82,8 +88,12 @@ register_action("log_artifact", lambda lg, *a: backend_of(lg).log_artifact(lg, *
 
 _METHODS = ("log_metrics", "log_hyperparams", "finalize")  # spooled when they fail
 
-def apply_event(logger, kind:str, args:list):
-    "Do one event against the backend itself (the Lightning class's method, the backend's `log_metrics`, or a registered action)."
+def apply_event(
+    logger,     # a Lightning logger, guarded or not
+    kind:str,   # `log_metrics`, `log_hyperparams`, `finalize` or a registered action
+    args:list,  # the event's arguments
+):
+    "Do one event against the backend itself: the Lightning class's method, the backend's `log_metrics`, or a registered action."
     if kind == "log_metrics" and (spec := backend_of(logger)) is not None: return spec.log_metrics(logger, *args)
     if kind == "log_metrics":  # as Lightning's trainer calls it; no unregistered backend keeps the time
         return lightning_class(logger).log_metrics(logger, metrics=args[0], step=args[1] if len(args) > 1 else None)
@@ -181,7 +191,11 @@ def _write(self:Spool, record:dict):
 
 # %% ../nbs/01a_delivery.ipynb #ce2455f4
 @patch
-def append(self:Spool, kind:str, args:list)->int:
+def append(
+    self:Spool,
+    kind:str,   # the event's kind (`log_metrics`, a registered action, ...)
+    args:list,  # its arguments; bytes are stored as files beside the spool
+)->int:
     "Add one event; return its sequence number."
     seq, stored = self._seq + 1, []
     for i, a in enumerate(args):
@@ -197,14 +211,21 @@ def append(self:Spool, kind:str, args:list)->int:
 
 # %% ../nbs/01a_delivery.ipynb #5fafea54
 @patch
-def mark_replayed(self:Spool, seq:int):
+def mark_replayed(
+    self:Spool,
+    seq:int,  # the last event the backend took
+):
     "Note that the events up to `seq` reached the backend (remembered here too, should the disk refuse it)."
     self._done = max(self._done, seq)
     self._write({"kind": "replayed", "seq": seq, "time": time.time()})
 
 # %% ../nbs/01a_delivery.ipynb #f970da2d
 @patch
-def reject(self:Spool, seq:int, reason:str):
+def reject(
+    self:Spool,
+    seq:int,     # the event the backend refuses
+    reason:str,  # why, as the report shows it
+):
     "Set the event `seq` aside: the backend refuses its content, so it is never replayed (it stays in the file, with why)."
     self._write({"kind": "rejected", "seq": seq, "reason": str(reason)[:500], "time": time.time()})
 
@@ -332,7 +353,10 @@ def _check_args(kind:str, args:list, refuse):
 # %% ../nbs/01a_delivery.ipynb #603d367b
 MEMORY_EVENTS = 10_000  # events a delivery keeps in memory when no spool file can be written
 
-def fallback_spool_dir(run:str, folder=None)->Path:
+def fallback_spool_dir(
+    run:str,      # the run's name
+    folder=None,  # the run's folder; its hash tells two runs of the same name apart
+)->Path:
     "Where a run's spools go when its folder cannot take them: `$AUTOTIMM_SPOOL_DIR/<run>`, else `~/.cache/autotimm/spool/<run>`."
     root = os.environ.get("AUTOTIMM_SPOOL_DIR") or Path.home()/".cache"/"autotimm"/"spool"
     slug = re.sub(r"[^A-Za-z0-9_.-]", "_", str(run or "run")).lstrip(".") or "run"
@@ -411,8 +435,11 @@ class Delivery:
         self.__dict__.update(state)
         self._runtime()
     @property
-    def pending(self)->int: return self.spooled - self.replayed - self.set_aside
+    def pending(self)->int:
+        "The events spooled and not yet replayed (nor set aside)."
+        return self.spooled - self.replayed - self.set_aside
     def counts(self)->dict:
+        "What became of this backend's events: delivered, spooled, replayed, pending, lost, rejected."
         return {"delivered": self.delivered, "spooled": self.spooled, "replayed": self.replayed,
                 "pending": self.pending, "lost": self.lost, "rejected": len(self.rejected)}
 
@@ -554,9 +581,7 @@ def _saves(self:Delivery)->bool:
 
 @patch
 def _hold_unsaved(self:Delivery):
-    """The backend failed: the metrics it took since its last good `save` may never reach the disk, so they are
-    spooled too. The logger still holds them and writes them at its next good `save`, so a replay in this
-    process skips them (`_held`); a replay from the spool in another process sends them."""
+    "The backend failed: spool the metrics it took since its last good `save` too (a replay here skips them: `_held`)."
     with self._lock:
         for kind, args in self._unsaved:
             if (where := self._spool(kind, args)) is not None:
@@ -587,8 +612,7 @@ def _trim(self:Delivery)->tuple:
 # %% ../nbs/01a_delivery.ipynb #8abb84e4
 @patch
 def _spool_unwritten(self:Delivery):
-    """The backend failed: if the process writing its record died (W&B's service), what it was handed and never
-    wrote is lost there, so it is spooled (and counted so) to be replayed into a new one."""
+    "The backend failed: when its writer died (W&B's service), spool what it was handed and never wrote."
     with self._lock:
         if not self._journal: return
         try: rows, alive = self._trim()
@@ -638,7 +662,11 @@ def _process(self:Delivery, kind:str, args:list):
     if time.monotonic() >= self.next_try or kind == "finalize": self.replay()
 
 @patch
-def send(self:Delivery, kind:str, *args):
+def send(
+    self:Delivery,
+    kind:str,  # a method name (`log_metrics`, ...) or a registered action (`log_image`, ...)
+    *args,     # the event's arguments
+):
     "Deliver one event now (or hand it to the worker), or spool it (and try a replay when it is time)."
     if getattr(self._local, "inside", False): return apply_event(self.logger, kind, list(args))  # a call made by a call
     if kind == "log_hyperparams" and self.skip_params:
@@ -650,9 +678,7 @@ def send(self:Delivery, kind:str, *args):
 
 @patch
 def _catch_up(self:Delivery):
-    """Once a run started in the background has started and the worker has delivered what waited behind the start,
-    a local backend's events go back to the caller's thread, as any local backend's: on the CPU, torch's threads
-    keep every core busy, and a worker thread beside them costs training more than the calls (see `05_callbacks`)."""
+    "Once a run started in the background has caught up, a local backend's events go back to the caller's thread."
     with self._lock:
         if not self._started.is_set() or self.down or self._spilling or (self._queue and self._queue.unfinished_tasks): return
         self.background, self._handback = None, False  # from now on: as the backend's `remote` says
@@ -662,7 +688,14 @@ def _catch_up(self:Delivery):
 
 # %% ../nbs/01a_delivery.ipynb #75136c21
 @patch
-def call(self:Delivery, what:str, fn, *args, default=None, **kwargs):
+def call(
+    self:Delivery,
+    what:str,      # the call's name, in messages (`save`, `log_graph`, ...)
+    fn,            # what to call
+    *args,         # its arguments
+    default=None,  # returned when the backend is down or the call fails
+    **kwargs,      # its keyword arguments
+):
     "A call that is no event (`save`, `log_graph`, `after_save_checkpoint`): guarded, never spooled."
     if getattr(self._local, "inside", False): return fn(*args, **kwargs)
     if what in _QUEUED_CALLS and not self._started.is_set() and self.threaded:
@@ -716,7 +749,10 @@ def start_in_background(self:Delivery):
     return True
 
 @patch
-def wait_started(self:Delivery, timeout:float=None)->bool:
+def wait_started(
+    self:Delivery,
+    timeout:float=None,  # seconds at most; None: as long as the start takes
+)->bool:
     "Wait until a run starting in the background has started (or failed); at once otherwise, and on the worker."
     if getattr(self._local, "inside", False): return True
     return self._started.wait(timeout)
@@ -784,14 +820,15 @@ def _mark(self:Delivery, sent:list):
 # %% ../nbs/01a_delivery.ipynb #7ff9cabf
 _CONTENT_ERRORS = (TypeError, KeyError)  # errors about what an event holds (a ValueError may be a server's garbled answer)
 
-def refuses_content(e:Exception)->bool:
+def refuses_content(
+    e:Exception,  # what a call to the backend raised
+)->bool:
     "Whether `e` says the backend refuses what an event holds, not that it is unreachable."
     return isinstance(e, _CONTENT_ERRORS) or (isinstance(e, OSError) and e.errno in (errno.ENAMETOOLONG, errno.EINVAL))
 
 @patch
 def _refuses(self:Delivery, e:Exception, level:int, event:tuple, following:list, sent:list)->str:
-    """After `event` failed with `e`: 'down' (the backend), 'refused' (its content: it fails again while the event after it
-    goes through) or 'sent' (it went through on a second try: the failure passed). What goes through is added to `sent`."""
+    "After `event` failed with `e`: 'down' (the backend), 'refused' (its content) or 'sent' (it passed); what goes through is added to `sent`."
     if not following: return "refused" if refuses_content(e) else "down"
     nseq, nkind, nargs = following[0]
     try: self._journaled(nkind, nargs, replayed=True)
@@ -845,7 +882,10 @@ def _now(self:Delivery, kind:str, args:list):
                    "It cannot be kept for later, so it is lost (counted in the report)")
 
 @patch
-def wait_queued(self:Delivery, timeout:float=30.0)->bool:
+def wait_queued(
+    self:Delivery,
+    timeout:float=30.0,  # seconds at most
+)->bool:
     "Wait (up to `timeout` s) until the worker has delivered what is queued; True when nothing waits."
     q, deadline = self._queue, time.monotonic() + timeout
     if q is None or threading.current_thread() is self._worker: return True
@@ -908,7 +948,10 @@ def _waiting_points(self:Delivery)->set:
 
 # %% ../nbs/01a_delivery.ipynb #f11f22a9
 @patch
-def verify(self:Delivery, timeout:float=30.0)->Verdict:
+def verify(
+    self:Delivery,
+    timeout:float=30.0,  # seconds to wait for the backend's record
+)->Verdict:
     "Read the run back and reconcile it with what was handed over; spool the metric points it lacks."
     spec = backend_of(self.logger)
     if (self.down or self.pending) and spec is not None and (spec.close_after_stage or self.threaded):  # a run it could not close, a server not answering
@@ -1024,7 +1067,10 @@ def _serve(self:Delivery, q, stop):
 
 # %% ../nbs/01a_delivery.ipynb #7541ac46
 @patch
-def close(self:Delivery, timeout:float=None)->int:
+def close(
+    self:Delivery,
+    timeout:float=None,  # seconds at most; None: `drain_timeout`
+)->int:
     "Give the worker up to `timeout` s (`drain_timeout`) to deliver what is queued; spool what is left; stop it."
     q, stop = self._queue, self._stop
     if q is None: return 0
@@ -1051,7 +1097,10 @@ def close(self:Delivery, timeout:float=None)->int:
     return left
 
 @patch
-def join(self:Delivery, timeout:float=None)->bool:
+def join(
+    self:Delivery,
+    timeout:float=None,  # seconds in all; None: as long as they take
+)->bool:
     "Wait for stopped workers still inside a call to the backend; True when none is left."
     end = None if timeout is None else time.monotonic() + timeout
     for w in self._workers:
@@ -1119,7 +1168,9 @@ class DeliveryMixin(ABC):  # an ABC with a __dict__, as Lightning's `Logger`: th
 # %% ../nbs/01a_delivery.ipynb #a4801d1f
 _GUARDED_CLASSES:dict = {}
 
-def guarded_class(cls:type)->type:
+def guarded_class(
+    cls:type,  # a Lightning logger class
+)->type:
     "The subclass of a Lightning logger class (of the same name) whose calls go through `self._delivery` (made once)."
     if issubclass(cls, DeliveryMixin): return cls
     if cls not in _GUARDED_CLASSES:
@@ -1152,7 +1203,9 @@ def guard(
     logger.__class__ = guarded_class(type(logger))
     return logger
 
-def delivery_of(logger)->Delivery|None:
+def delivery_of(
+    logger,  # a Lightning logger, guarded or not
+)->Delivery|None:
     "The `Delivery` of a guarded logger (or of its stand-in), or None."
     return vars(logger).get("_delivery") if hasattr(logger, "__dict__") else None
 

@@ -41,7 +41,9 @@ def _roots(configs:list)->list:
             if root.resolve() not in [r.resolve() for r in out]: out.append(root)
     return out
 
-def next_version(configs:list)->int:
+def next_version(
+    configs:list,  # the run's `LoggerConfig`s
+)->int:
     "The next `version_N` number free in every versioned backend's folder of `configs`."
     taken = [-1]
     for root in _roots(configs):
@@ -59,7 +61,10 @@ def _claim(roots:list, name:str)->bool:
         made.append(root/name)
     return True
 
-def reserve_run_name(configs:list, name:str=None)->str:
+def reserve_run_name(
+    configs:list,   # the run's `LoggerConfig`s
+    name:str=None,  # the name asked for (`name-2`, `name-3`, ... when taken); None: the next `version_N`
+)->str:
     "The run's name, its folders created at once (exclusive create), so two processes never share one."
     roots = _roots(configs)
     for root in roots: root.mkdir(parents=True, exist_ok=True)
@@ -72,7 +77,9 @@ def reserve_run_name(configs:list, name:str=None)->str:
         n += 1
     raise RuntimeError(f"LoggerManager: no free run name like {candidate!r} in {', '.join(map(str, roots))}")
 
-def default_run_name(configs:list)->str:
+def default_run_name(
+    configs:list,  # the run's `LoggerConfig`s
+)->str:
     "The run name scheme (not reserved): `version_N` with a versioned backend (TensorBoard, CSV), else `run-YYYYmmdd-HHMMSS`."
     if _roots(configs): return f"version_{next_version(configs)}"
     return time.strftime("run-%Y%m%d-%H%M%S-") + os.urandom(2).hex()
@@ -156,7 +163,10 @@ def _release(fcntl, fd:int):
 
 # %% ../nbs/02_loggers.ipynb #cb2b05e8
 @contextlib.contextmanager
-def store_lock(configs:list, timeout:float=None):
+def store_lock(
+    configs:list,        # the `LoggerConfig`s whose local folders to lock
+    timeout:float=None,  # seconds to wait for another process; None: `AUTOTIMM_LOCK_TIMEOUT`, else `LOCK_TIMEOUT`
+):
     "Hold this machine's lock on every local folder (`save_dir`) of `configs`, so processes create stores one at a time."
     try: import fcntl
     except ImportError: fcntl = None  # Windows: no advisory locks
@@ -183,7 +193,9 @@ def _set_global(name:str, value):
 
 class EnvChanges:
     "The environment variables (and library globals) changed inside `noting()` blocks, put back or set again on demand."
-    def __init__(self, globals_:list=()):
+    def __init__(self,
+                 globals_:list=(),  # library globals to note too, as 'module:attribute'
+                ):
         self.globals, self.before, self.after, self.applied = list(globals_), {}, {}, True
 
     def _state(self)->dict: return {**os.environ, **{f"global {g}": _get_global(g) for g in self.globals}}
@@ -291,7 +303,10 @@ def _build(self:LoggerManager, cfg:LoggerConfig, extra:dict=None):
 
 # %% ../nbs/02_loggers.ipynb #1dc4448b
 @patch
-def run_folder(self:LoggerManager, cfg:LoggerConfig=None)->Path:
+def run_folder(
+    self:LoggerManager,
+    cfg:LoggerConfig=None,  # the config whose folder; None: the run's
+)->Path:
     "The run's folder: `cfg`'s own version folder, else the first versioned backend's (TensorBoard/CSV), else `<folder>/<run_name>`."
     pairs = list(zip(self._configs, self._loggers))
     for c, lg in [p for p in pairs if p[0] is cfg] + pairs:
@@ -316,7 +331,10 @@ def configs(self:LoggerManager)->list:
 
 # %% ../nbs/02_loggers.ipynb #2adced03
 @patch
-def get_logger_by_backend(self:LoggerManager, name:str):
+def get_logger_by_backend(
+    self:LoggerManager,
+    name:str,  # a backend's name, any case
+):
     "The first logger of backend `name` (case-insensitive), or None when there is none."
     name = get_backend(name).name
     return next((l for c, l in zip(self._configs, self._loggers) if c.backend == name), None)
@@ -333,7 +351,10 @@ def summary(self:LoggerManager)->dict:
 
 # %% ../nbs/02_loggers.ipynb #8ef42bdf
 @patch
-def verify(self:LoggerManager, timeout:float=30.0)->dict:
+def verify(
+    self:LoggerManager,
+    timeout:float=30.0,  # seconds to wait for each backend's record
+)->dict:
     "Read every backend's run back and reconcile it with what it was handed (see `Delivery.verify`); `{backend: Verdict}`."
     return {c.backend: d.verify(timeout) for c, l in zip(self._configs, self._loggers) if (d := delivery_of(l)) is not None}
 
@@ -370,8 +391,12 @@ def where(self:LoggerManager)->dict:
 
 # %% ../nbs/02_loggers.ipynb #5a1fb063
 @patch
-def close(self:LoggerManager, status:str="success", backends=None):
-    "Finish each backend's run with `status` ('success', 'interrupted', 'failed'); `backends`: only these names."
+def close(
+    self:LoggerManager,
+    status:str="success",  # 'success', 'interrupted' or 'failed'
+    backends=None,         # only these backends' names; None: all, and the run is over
+):
+    "Finish each backend's run (or only those of `backends`) with `status`."
     self.env.reapply()
     with self.env.noting(): self._close(status, backends)
     if backends is None:  # the run is over: the environment as it was; what only memory held is lost
@@ -421,7 +446,12 @@ def release(self:LoggerManager):
 
 # %% ../nbs/02_loggers.ipynb #a76582ad
 @patch
-def resume(self:LoggerManager, ids:dict, step:int=None, backends=None)->list:
+def resume(
+    self:LoggerManager,
+    ids:dict,       # the run's identity, as `ids()` gives it
+    step:int=None,  # the step it continues from (its checkpoint's)
+    backends=None,  # only these backends' names; None: all
+)->list:
     "Rebuild the loggers (or only `backends`) to continue the run `ids` describes (as `RunManifest` stores it)."
     self.close(backends=backends)
     with self.env.noting(): return self._resume(ids, step, backends)
@@ -445,21 +475,35 @@ def _resume(self:LoggerManager, ids:dict, step:int=None, backends=None)->list:
 
 # %% ../nbs/02_loggers.ipynb #e1d106aa
 @patch
-def log_image(self:LoggerManager, key:str, image, step:int=None)->dict:
-    "Send an image (PIL, numpy, tensor, matplotlib `Figure`, PNG bytes) to every backend; see `autotimm.media`."
+def log_image(
+    self:LoggerManager,
+    key:str,        # e.g. 'val/samples'
+    image,          # PIL, numpy, tensor, matplotlib `Figure` or PNG bytes
+    step:int=None,  # the step it belongs to
+)->dict:
+    "Send an image to every backend; see `autotimm.media`."
     from autotimm import media
     return media.log_image(self, key, image, step)
 
 # %% ../nbs/02_loggers.ipynb #1e8d4533
 @patch
-def log_table(self:LoggerManager, key:str, table, step:int=None)->dict:
-    "Send a table (a DataFrame, a dict of columns, a list of dicts) to every backend; see `autotimm.media`."
+def log_table(
+    self:LoggerManager,
+    key:str,        # e.g. 'val/per_class'
+    table,          # a DataFrame, a dict of columns or a list of dicts
+    step:int=None,  # the step it belongs to
+)->dict:
+    "Send a table to every backend; see `autotimm.media`."
     from autotimm import media
     return media.log_table(self, key, table, step)
 
 # %% ../nbs/02_loggers.ipynb #de7daffa
 @patch
-def log_artifact(self:LoggerManager, path, name:str=None)->dict:
+def log_artifact(
+    self:LoggerManager,
+    path,           # the file to keep
+    name:str=None,  # its name in `artifacts/`; the file's own when None
+)->dict:
     "Store a file with every backend's run; see `autotimm.media`."
     from autotimm import media
     return media.log_artifact(self, path, name)

@@ -35,7 +35,10 @@ class Ledger:
         return sum(map(len, self.points.values())) + sum(map(len, self.media.values())) + len(self.artifacts)
 
 # %% ../nbs/01_verify.ipynb #8b6e2158
-def same_value(a:float, b:float)->bool:
+def same_value(
+    a:float,  # the value sent
+    b:float,  # the value read back
+)->bool:
     "Whether the value `b` read back is the value `a` sent (NaN is NaN; 32-bit rounding allowed)."
     if math.isnan(a) or math.isnan(b): return math.isnan(a) and math.isnan(b)
     return a == b or (math.isfinite(a) and math.isfinite(b) and math.isclose(a, b, rel_tol=1e-6, abs_tol=1e-30))
@@ -44,14 +47,16 @@ def same_value(a:float, b:float)->bool:
 @dataclass
 class Verdict:
     "How much of what a backend was handed its own record holds."
-    backend:str
+    backend:str                                 # the backend's name
     total:int = 0                               # metric points, images, tables and artifacts handed over
     verified:int = 0                            # of them, found in the backend's record
     missing:list = field(default_factory=list)  # `(what, key, step, value)` not found ('metric', 'images', 'tables', 'artifact')
     reason:str|None = None                      # why the record could not be read back (then nothing is verified)
 
     @property
-    def ok(self)->bool: return self.reason is None and not self.missing
+    def ok(self)->bool:
+        "Whether the record was read back and holds everything."
+        return self.reason is None and not self.missing
 
     def __str__(self):
         if self.reason is not None: return f"not verified ({self.reason})"
