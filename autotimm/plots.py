@@ -481,20 +481,25 @@ def misclassified_png(
     title:str="Misclassified",  # the grid's title
 )->bytes:             # the grid, 80 dpi
     "A grid of images titled `true → predicted (confidence)`, as PNG bytes."
-    n = len(target)
+    n, cell, top, cap = len(target), 160, 32, 22  # a 2-inch cell at 80 dpi; room for the title and each caption
     cols = max(1, min(8, math.ceil(math.sqrt(n))))
     rows = max(1, math.ceil(n / cols))
-    fig = PlotFigure(figsize=(2.0 * cols, 2.2 * rows + 0.4)); FigureCanvasAgg(fig)
+    img = Image.new("RGB", (cols * cell, top + rows * (cell + cap)), (255, 255, 255))
+    mask, anchor = _text_mask(title, _font(13))
+    _paste(img, mask, (anchor[0] / 2, anchor[1]), (img.width / 2, top / 2))
     name = lambda i: str(labels[i]) if labels is not None and i < len(labels) else str(i)
     for k in range(n):
-        ax = fig.add_subplot(rows, cols, k + 1)
-        ax.imshow(np.asarray(images[k], dtype=np.float32).transpose(1, 2, 0).clip(0, 1), interpolation="nearest")
-        ax.set_title(f"{name(target[k])[:14]} → {name(pred[k])[:14]} ({confidence[k]:.0%})", fontsize=8, parse_math=False)
-        ax.axis("off")
-    if n == 0: fig.add_subplot().axis("off")
-    fig.suptitle(title, fontsize=10)
-    fig.tight_layout()
-    return figure_to_png(fig, dpi=80)
+        x0, y0 = (k % cols) * cell, top + (k // cols) * (cell + cap)
+        a = (np.asarray(images[k], dtype=np.float32).transpose(1, 2, 0).clip(0, 1) * 255).round().astype(np.uint8)
+        side = cell - 16
+        scale = max(1, side // max(a.shape[:2])) if max(a.shape[:2]) <= side else side / max(a.shape[:2])
+        size = (max(1, round(a.shape[1] * scale)), max(1, round(a.shape[0] * scale)))
+        pic = Image.fromarray(a).resize(size, Image.Resampling.NEAREST)  # pixels as they are, no smoothing
+        img.paste(pic, (x0 + (cell - size[0]) // 2, y0 + cap + (side - size[1]) // 2))
+        text = _fit(f"{name(target[k])[:14]} → {name(pred[k])[:14]} ({confidence[k]:.0%})", _font(11), cell - 4)
+        mask, anchor = _text_mask(text, _font(11))
+        _paste(img, mask, (anchor[0] / 2, anchor[1]), (x0 + cell / 2, y0 + cap / 2 + 2))
+    return _png(img, dpi=80)
 
 # %% ../nbs/03_plots.ipynb #5e291fd4
 def _send(f, obj:bytes):
