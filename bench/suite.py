@@ -16,6 +16,7 @@ own clock until the process's other threads (the backends' writers) are idle, an
                lr, gradient and weight norms, confusion matrix, accuracy, system metrics
   C_<backend>  the same autotimm model and switches with that one backend alone (tensorboard, csv, mlflow, wandb, comet)
   C_none       the same autotimm model and switches with no backend at all (logger=False): autotimm's own cost
+  C_all        (opt-in) C and every other switch too: the misclassified gallery and the per-class table, five backends
   B            (opt-in, `--variants ...,B`; slow) the hand-wired Lightning a user would write for the same logging
 
 No variant checkpoints, so only logging is compared. Each variant keeps one MLflow store across rounds, as a user
@@ -43,6 +44,10 @@ Also the confusion-matrix render times for 10, 100 and 1000 classes and the impo
 
     .venv/bin/python bench/suite.py --json out.json   # the full run: 9 + 7 x 8 pairs of 6-epoch fits, about 10 minutes on 2 cores
     .venv/bin/python bench/suite.py --quick            # CI smoke run: A with C, A with C_tensorboard, 2 epochs, 1 round, about a minute
+    .venv/bin/python bench/suite.py --variants C_all --classes 100   # every switch on, the digits relabelled into 100 classes
+
+`--classes N` (a multiple of 10) relabels the digits into N classes (digit d of the i-th image becomes class
+d + 10 * (i mod N/10)), for A and every variant alike, so per-class work grows as it would with a real N-class dataset.
 """
 import argparse
 import contextlib
@@ -217,19 +222,34 @@ def timed_fit(trainer, model, dm, clock):
     return clock.now() - clock.fit_called
 
 
+class Relabelled(torch.utils.data.Dataset):
+    "`ds` with digit d of item i as class d + 10 * (i mod `groups`): 10 * `groups` classes."
+    def __init__(self, ds, groups): self.ds, self.groups = ds, groups
+    def __len__(self): return len(self.ds)
+    def __getitem__(self, i):
+        x, y = self.ds[i]
+        return x, int(y) + 10 * (i % self.groups)
+
+
 class Digits(ImageDataModule):
-    "The built-in digits with the training split scaled by `repeat` (2: each image twice; 0.5: the first half)."
-    def __init__(self, repeat, **kw):
+    "The built-in digits with the training split scaled by `repeat` (2: each image twice; 0.5: the first half), in `classes` classes."
+    def __init__(self, repeat, classes=10, **kw):
         super().__init__(dataset_name="digits", **kw)
-        self.repeat = repeat
+        self.repeat, self.classes = repeat, classes
     def setup(self, stage=None):
         if self.train_ds is None:
             super().setup(stage)
             n = len(self.train_ds)
             self.train_ds = torch.utils.data.Subset(self.train_ds, [i % n for i in range(max(1, round(n * self.repeat)))])
+            if self.classes != 10:
+                g = self.classes // 10
+                self.train_ds, self.val_ds = Relabelled(self.train_ds, g), Relabelled(self.val_ds, g)
+                self.class_names = [f"{d}.{j}" for j in range(g) for d in range(10)]
+    @property
+    def num_classes(self): return self.classes
 
 
-def data(args): return Digits(args.train_repeat, image_size=args.image_size, batch_size=args.batch_size)
+def data(args): return Digits(args.train_repeat, args.classes, image_size=args.image_size, batch_size=args.batch_size)
 
 
 # ---------------------------------------------------------------- A: bare Lightning
@@ -250,7 +270,7 @@ def run_a(args, root, store, turns):
     clock = Clock(turns); t = clock.now()
     trainer = pl.Trainer(max_epochs=args.epochs, logger=False, enable_checkpointing=False, callbacks=clock.callbacks,
                          accelerator="cpu", default_root_dir=root, **QUIET)
-    model, dm = Bare(), data(args)
+    model, dm = Bare(n_classes=args.classes), data(args)
     build = clock.now() - t
     fit = timed_fit(trainer, model, dm, clock)
     return {**clock.result(), "build_s": build, "fit_s": fit, "close_s": 0.0, "whole_s": clock.now() - t}
@@ -334,15 +354,16 @@ def backend_config(backend, root, store):
                                   "comet": {"project": "bench", "save_dir": f"{root}/comet", "online": False}}[backend])
 
 
-def run_c(args, root, store, turns, backends=BACKENDS):
-    "autotimm with every LoggingConfig switch on and `backends` (none: logger=False)."
+def run_c(args, root, store, turns, backends=BACKENDS, every:bool=False):
+    "autotimm with lr, norms, matrix, accuracy, system metrics and `backends` (none: logger=False); `every`: every switch."
     clock = Clock(turns); t = clock.now()
     manager = LoggerManager([backend_config(b, root, store) for b in backends]) if backends else None
-    model = ImageClassifier(backbone=MODEL, num_classes=10, pretrained=False,
+    model = ImageClassifier(backbone=MODEL, num_classes=args.classes, pretrained=False,
                             metrics=[MetricConfig(name="accuracy", metric_class="Accuracy", params={"task": "multiclass"},
                                                   stages=["train", "val"])],
                             logging_config=LoggingConfig(log_learning_rate=True, log_gradient_norm=True, log_weight_norm=True,
-                                                         log_confusion_matrix=True, log_system_metrics=True))
+                                                         log_confusion_matrix=True, log_system_metrics=True,
+                                                         log_misclassified=every, log_per_class_metrics=every))
     trainer = AutoTrainer(max_epochs=args.epochs, logger=manager if manager else False, callbacks=clock.callbacks, live=False,
                           accelerator="cpu", default_root_dir=root, enable_checkpointing=False, **QUIET)
     dm = data(args)
@@ -358,9 +379,10 @@ def runner(variant):
     if variant in ("A", "A_again"): return run_a
     if variant == "B": return run_b
     if variant == "C": return run_c
+    if variant == "C_all": return lambda args, root, store, turns: run_c(args, root, store, turns, every=True)
     if variant == "C_none": return lambda args, root, store, turns: run_c(args, root, store, turns, ())
     if variant.startswith("C_") and variant[2:] in BACKENDS: return lambda args, root, store, turns: run_c(args, root, store, turns, (variant[2:],))
-    raise SystemExit(f"unknown variant {variant!r}: use A, B, C, C_none or C_<backend> ({', '.join(BACKENDS)})")
+    raise SystemExit(f"unknown variant {variant!r}: use A, B, C, C_all, C_none or C_<backend> ({', '.join(BACKENDS)})")
 
 
 def settle():
@@ -490,11 +512,13 @@ def main():
     ap.add_argument("--repeats", type=int, default=7, help="rounds after the warm-up round (more rounds, steadier medians)")
     ap.add_argument("--image-size", type=int, default=32)
     ap.add_argument("--batch-size", type=int, default=32)
+    ap.add_argument("--classes", type=int, default=10, help="the digits relabelled into this many classes (a multiple of 10)")
     ap.add_argument("--turn-steps", type=int, default=5, help="the two runs of a pair take turns every this many training steps (and at each epoch start)")
     ap.add_argument("--variants", default=None, help=f"comma-separated (default {','.join(FULL)}; --quick: {','.join(QUICK)}); A is always run")
     ap.add_argument("--quick", action="store_true", help=f"CI smoke run: 2 epochs, 1 round, {', '.join(QUICK)}")
     ap.add_argument("--json", default=None, help="write everything (per-round raw timings included) to this file")
     args = ap.parse_args()
+    if args.classes < 10 or args.classes % 10: ap.error(f"--classes must be a multiple of 10, got {args.classes}")
     if args.quick: args.epochs, args.repeats = 2, 1
     variants = args.variants.split(",") if args.variants else list(QUICK if args.quick else FULL)
     if "A" not in variants: variants.insert(0, "A")
@@ -539,7 +563,7 @@ def main():
                       f"epoch {x['epoch']:.3f} ({a['epoch']:.3f}) s {p['epoch_ratio']:.3f}x, start-up {x['startup']:.2f} "
                       f"({a['startup']:.2f}) s, whole {x['whole']:.2f} ({a['whole']:.2f}) s", flush=True)
     res = {"config": {"model": MODEL, "image_size": args.image_size, "batch_size": args.batch_size, "epochs": args.epochs,
-                      "train_images": train_images, "train_repeat": args.train_repeat,
+                      "train_images": train_images, "train_repeat": args.train_repeat, "classes": args.classes,
                       "repeats": args.repeats, "variants": variants, "quick": args.quick,
                       "torch_threads": torch.get_num_threads(), "cpu_count": os.cpu_count(), "targets": TARGETS},
            "variants": {v: {k: spread([f[k] for f in fs]) for k in fs[0]} for v, fs in rounds.items()},
