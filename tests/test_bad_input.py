@@ -88,7 +88,7 @@ def test_fit_time_input_errors_come_before_training(workdir, image_folders, case
         text = "data/train/dog/notes.png is not a readable image"
     extra = []
     if case == "unreachable tracking URI":
-        from conftest import free_port
+        from helpers import free_port
         port = free_port()  # nothing listens there
         extra = [LoggerConfig("mlflow", {"experiment_name": "e", "tracking_uri": f"http://127.0.0.1:{port}"})]
         text = f"tracking_uri http://127.0.0.1:{port} is unreachable"

@@ -7,20 +7,15 @@ import pandas as pd
 from mlflow.tracking import MlflowClient
 from pytorch_lightning.callbacks import ModelCheckpoint
 
-from autotimm import AutoTrainer, ImageClassifier, LoggerConfig, MetricConfig
+from autotimm import AutoTrainer, LoggerConfig
 from autotimm.backends import mlflow_local_uri
-from conftest import digits
+from helpers import classifier as model, digits
 from readers import csv_metrics, mlflow_scalars, tensorboard_scalars
 
 CONFIGS = [LoggerConfig("csv", {"save_dir": "logs"}), LoggerConfig("tensorboard", {"save_dir": "logs"}),
            LoggerConfig("mlflow", {"experiment_name": "copied", "save_dir": "mlruns"})]
 KW = dict(enable_progress_bar=False, enable_model_summary=False, limit_train_batches=5, limit_val_batches=2,
           checkpoint_monitor="val/accuracy", live=False)
-
-
-def model():
-    return ImageClassifier(backbone="test_resnet", num_classes=10, pretrained=False,
-                           metrics=[MetricConfig(name="accuracy", metric_class="Accuracy", params={"task": "multiclass"})])
 
 
 def test_a_copied_or_renamed_checkpoint_forks_from_an_earlier_step_and_continues_from_the_newest(workdir):

@@ -10,7 +10,7 @@ from pytorch_lightning.callbacks import ModelCheckpoint
 
 from autotimm import AutoTrainer, ImageClassifier, LoggerConfig
 from autotimm.manifest import PROGRESS_FILE
-from conftest import digits
+from helpers import digits
 
 KW = dict(enable_progress_bar=False, enable_model_summary=False, limit_train_batches=3, limit_val_batches=2,
           checkpoint_monitor="val/loss", live=False)

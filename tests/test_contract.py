@@ -2,7 +2,6 @@
 backend: the form, the manager, fit with the confusion matrix, interrupt, resume, failure with spool and replay, load_run.
 Nothing outside this file knows the throw-away backend."""
 import json
-import time
 from pathlib import Path
 
 import pytest
@@ -13,7 +12,7 @@ from autotimm import AutoTrainer, LoggerConfig, LoggerForm, LoggerManager, load_
 from autotimm.backends import Backend, Param, get_backend, list_backends, register_backend, unregister_backend
 from autotimm.delivery import delivery_of, lightning_class
 from autotimm.loggers import replay
-from conftest import digits, tiny_classifier
+from helpers import digits, tiny_classifier
 
 
 class FolderLogger(Logger):

@@ -1,16 +1,12 @@
 """Copying a finished run into another backend, read back and compared with the source."""
-import io
-
-import numpy as np
 import pytest
 import torch
-from PIL import Image
 
-from autotimm import AutoTrainer, ImageClassifier, LoggerConfig, LoggerManager, LoggingConfig, MetricConfig, load_run
+from autotimm import AutoTrainer, LoggerConfig, LoggerManager, LoggingConfig, load_run
 from autotimm.backends import mlflow_local_uri
 from autotimm.cli import main
 from autotimm.runs import copy_run
-from conftest import digits
+from helpers import classifier, digits, pixels
 
 
 @pytest.fixture(scope="module")
@@ -18,10 +14,8 @@ def source(tmp_path_factory):
     "A short run with every kind of record, logged to TensorBoard and MLflow."
     root = tmp_path_factory.mktemp("copy")
     torch.manual_seed(0)
-    model = ImageClassifier(backbone="test_resnet", num_classes=10, pretrained=False,
-                            metrics=[MetricConfig(name="accuracy", metric_class="Accuracy", params={"task": "multiclass"})],
-                            logging_config=LoggingConfig(log_confusion_matrix=True, log_per_class_metrics=True,
-                                                         log_misclassified=True, misclassified_count=4))
+    model = classifier(logging_config=LoggingConfig(log_confusion_matrix=True, log_per_class_metrics=True,
+                                                    log_misclassified=True, misclassified_count=4))
     manager = LoggerManager([LoggerConfig("tensorboard", {"save_dir": str(root / "tb")}),
                              LoggerConfig("mlflow", {"experiment_name": "source", "save_dir": str(root / "mlruns")})],
                             run_name="source")
@@ -35,9 +29,6 @@ def source(tmp_path_factory):
     tb, mlf = manager.loggers
     return dict(root=root, tb=load_run(tb.log_dir), mlflow=load_run(mlflow_local_uri(root / "mlruns"), run=mlf.run_id),
                 mlflow_id=mlf.run_id)
-
-
-def pixels(png): return np.asarray(Image.open(io.BytesIO(png)).convert("RGB"))
 
 
 def same_run(copy, src):

@@ -6,7 +6,7 @@ import pytest
 import torch
 
 from autotimm import ImageDataModule
-from conftest import make_image_folders
+from helpers import make_image_folders
 
 
 def test_image_folders_with_val_and_test(image_folders):

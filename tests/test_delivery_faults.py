@@ -20,7 +20,7 @@ from autotimm.backends import mlflow_local_uri
 from autotimm.delivery import BackendWarning, delivery_of
 from autotimm.loggers import replay
 from autotimm.trainer import CheckpointWarning
-from conftest import digits as data, free_port, start_mlflow_server, stop_mlflow_server, tiny_classifier as model
+from helpers import digits as data, free_port, start_mlflow_server, stop_mlflow_server, tiny_classifier as model
 from readers import WandbRun, csv_metrics, csv_scalars, mlflow_scalars, tensorboard_scalars
 
 EPOCHS = 3

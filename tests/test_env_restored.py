@@ -8,7 +8,7 @@ from mlflow.tracking import MlflowClient
 
 from autotimm import AutoTrainer, LoggerConfig
 from autotimm.backends import mlflow_local_uri
-from conftest import digits, tiny_classifier
+from helpers import digits, tiny_classifier
 
 KW = dict(enable_progress_bar=False, enable_model_summary=False, limit_train_batches=3, limit_val_batches=2, live=False)
 

@@ -16,7 +16,7 @@ from pytorch_lightning.loggers import CSVLogger, Logger
 from autotimm import AutoTrainer, LoggerConfig, LoggerManager
 from autotimm.backends import Backend, Param, get_backend, register_backend, unregister_backend
 from autotimm.delivery import BackendError, BackendWarning, lightning_class
-from conftest import digits as data, free_port, start_mlflow_server, stop_mlflow_server, tiny_classifier as model
+from helpers import digits as data, free_port, start_mlflow_server, stop_mlflow_server, tiny_classifier as model
 from readers import WandbRun, csv_scalars, mlflow_artifacts, mlflow_scalars, tensorboard_scalars
 
 EPOCHS = 4

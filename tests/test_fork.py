@@ -9,20 +9,15 @@ import torch
 from mlflow.tracking import MlflowClient
 from pytorch_lightning.callbacks import ModelCheckpoint
 
-from autotimm import AutoTrainer, ImageClassifier, LoggerConfig, MetricConfig, load_run
+from autotimm import AutoTrainer, LoggerConfig, load_run
 from autotimm.backends import mlflow_local_uri
-from conftest import digits
+from helpers import classifier as model, digits
 from readers import WandbRun, csv_metrics, mlflow_scalars, tensorboard_scalars
 
 CONFIGS = [LoggerConfig("tensorboard", {"save_dir": "logs"}), LoggerConfig("csv", {"save_dir": "logs"}),
            LoggerConfig("mlflow", {"experiment_name": "fork", "save_dir": "mlruns"}),
            LoggerConfig("wandb", {"project": "fork", "offline": True, "save_dir": "wb"})]
 KW = dict(enable_progress_bar=False, limit_train_batches=5, limit_val_batches=2, checkpoint_monitor="val/accuracy", live=False)
-
-
-def model(lr=1e-3):
-    return ImageClassifier(backbone="test_resnet", num_classes=10, pretrained=False, lr=lr,
-                           metrics=[MetricConfig(name="accuracy", metric_class="Accuracy", params={"task": "multiclass"})])
 
 
 def every_epoch(): return ModelCheckpoint(monitor="step", mode="max", save_top_k=-1, filename="every-{epoch}")  # each epoch kept

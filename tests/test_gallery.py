@@ -6,7 +6,7 @@ import torch.nn.functional as F
 from autotimm import AutoTrainer, ImageClassifier, LoggerConfig, LoggerManager, LoggingConfig, load_run
 from autotimm.callbacks import ConfusionMatrixLogger, MisclassifiedLogger
 from pytorch_lightning import Callback
-from conftest import digits
+from helpers import digits
 
 COUNT = 8
 

@@ -1,15 +1,14 @@
 """Images, tables and artifacts sent once with `autotimm.media`, read back from each backend's own files and stores."""
-import io
 import warnings
 
 import numpy as np
 import pandas as pd
-import pytest
 from PIL import Image
 
 from autotimm import LoggerConfig, LoggerManager, load_run
 from autotimm.backends import mlflow_local_uri
 from autotimm.media import log_artifact, log_image, log_table
+from helpers import pixels
 
 BACKENDS = ["tensorboard", "csv", "mlflow", "wandb", "comet"]
 
@@ -28,9 +27,6 @@ def read_all(root, manager):
     return {"tensorboard": load_run(tb.log_dir), "csv": load_run(csv.log_dir),
             "mlflow": load_run(mlflow_local_uri(root / "mlruns"), run=mlf.run_id),
             "wandb": load_run(next((root / "wandb" / "wandb").glob("offline-run-*"))), "comet": load_run(root / "comet")}
-
-
-def pixels(png): return np.asarray(Image.open(io.BytesIO(png)).convert("RGB"))
 
 
 def picture(seed):
@@ -78,7 +74,7 @@ def manager_start(lg):
 
 def test_media_wait_in_the_spool_while_a_backend_is_down_and_replay(workdir):
     "A real MLflow server stopped mid-run: the images, tables and artifact are spooled, then replayed once it is back."
-    from conftest import free_port, start_mlflow_server, stop_mlflow_server
+    from helpers import free_port, start_mlflow_server, stop_mlflow_server
     from autotimm.delivery import BackendWarning, delivery_of
     (workdir / "server").mkdir()
     port = free_port()

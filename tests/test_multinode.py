@@ -10,7 +10,7 @@ from pathlib import Path
 from mlflow.tracking import MlflowClient
 
 from autotimm.backends import mlflow_local_uri
-from conftest import free_port
+from helpers import free_port
 from readers import WandbRun, csv_metrics
 
 SCRIPT = Path(__file__).parent / "parallel_run.py"

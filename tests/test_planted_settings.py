@@ -7,13 +7,9 @@ import pytest
 import wandb
 
 from autotimm import AutoTrainer, LoggerConfig
-from conftest import digits, tiny_classifier
+from helpers import digits, files_containing, tiny_classifier
 
 KEY = "a1b2c3d4e5f6a7b8c9d0" "e1f2a3b4c5d6e7f8a9b0"  # 40 characters, the shape of a W&B key
-
-
-def files_containing(root, needle):
-    return [str(p) for p in Path(root).rglob("*") if p.is_file() and needle.encode() in p.read_bytes()]
 
 
 @pytest.mark.parametrize("settings", [lambda: wandb.Settings(api_key=KEY), lambda: {"api_key": KEY}], ids=["Settings", "dict"])

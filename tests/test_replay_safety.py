@@ -12,7 +12,7 @@ from mlflow.tracking import MlflowClient
 
 from autotimm import AutoTrainer, LoggerConfig
 from autotimm.backends import mlflow_local_uri
-from conftest import digits, tiny_classifier
+from helpers import digits, tiny_classifier
 from readers import csv_metrics
 
 ROOT = Path(__file__).parent.parent

@@ -9,7 +9,7 @@ from mlflow.tracking import MlflowClient
 
 from autotimm import AutoTrainer, LoggerConfig
 from autotimm.backends import mlflow_local_uri
-from conftest import digits as data, tiny_classifier as model
+from helpers import digits as data, tiny_classifier as model
 from readers import WandbRun, csv_scalars, mlflow_scalars, tensorboard_scalars
 
 KW = dict(enable_progress_bar=False, limit_train_batches=5, limit_val_batches=3, checkpoint_monitor="val/accuracy")

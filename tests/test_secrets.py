@@ -3,19 +3,9 @@ import os
 from pathlib import Path
 
 from autotimm import AutoTrainer, ImageClassifier, ImageDataModule, LoggerConfig, LoggerManager, LoggingConfig, load_run
+from helpers import files_containing
 
 SECRET = "Pl4nted-S3cret-9f2c"
-
-
-def _files_containing(root, needle):
-    hits = []
-    for dirpath, _, files in os.walk(root):
-        for f in files:
-            p = Path(dirpath) / f
-            try:
-                if needle.encode() in p.read_bytes(): hits.append(str(p))
-            except OSError: pass
-    return hits
 
 
 def test_planted_secret_is_never_written_or_shown(mlflow_server, workdir, capsys, monkeypatch):
@@ -37,8 +27,8 @@ def test_planted_secret_is_never_written_or_shown(mlflow_server, workdir, capsys
     assert SECRET not in run.location
     out = capsys.readouterr()
     assert SECRET not in out.out + out.err
-    assert _files_containing(workdir, SECRET) == []  # TB, CSV, W&B offline files, checkpoints, manifests
-    assert _files_containing(mlflow_server.root, SECRET) == []  # the MLflow server's database and artifacts
+    assert files_containing(workdir, SECRET) == []  # TB, CSV, W&B offline files, checkpoints, manifests
+    assert files_containing(mlflow_server.root, SECRET) == []  # the MLflow server's database and artifacts
     assert run.hparams["backends/mlflow/tracking_uri"] == mlflow_server  # credentials moved out of the URI
     assert SECRET not in "".join(os.environ.values())  # and never into the process environment
 
@@ -54,7 +44,7 @@ def test_a_spool_holds_no_secret_and_replay_asks_for_it(workdir, monkeypatch):
     d = manager.get_logger_by_backend("mlflow")._delivery
     d._spool("log_hyperparams", [{"token": "***", "lr": 0.1}])  # as a failed call would
     assert d.spool.path.parent == Path(manager[0].log_dir).resolve() / "spool"
-    assert _files_containing(workdir, SECRET) == []
+    assert files_containing(workdir, SECRET) == []
     with pytest.raises(ValueError, match="tracking_uri was masked in the spool"):
         replay(d.spool.path)
 

@@ -94,7 +94,7 @@ def test_a_trainer_argument_lightning_refuses_gives_back_the_run_folder(workdir)
 
 
 def test_a_ckpt_path_that_is_no_file_fails_before_training(workdir):
-    from conftest import digits, tiny_classifier
+    from helpers import digits, tiny_classifier
     trainer = AutoTrainer(max_epochs=1, logger=CSV, enable_progress_bar=False, live=False)
     with pytest.raises(FileNotFoundError, match="ckpt_path 'nope.ckpt' is no file"):
         trainer.fit(tiny_classifier(), datamodule=digits(), ckpt_path="nope.ckpt")

@@ -16,7 +16,7 @@ from pytorch_lightning.loggers import CSVLogger, Logger, MLFlowLogger, TensorBoa
 from autotimm import LoggerConfig, LoggerManager
 from autotimm.delivery import BackendWarning, Spool, delivery_of, lightning_class
 from autotimm.loggers import replay
-from conftest import tiny_classifier
+from helpers import tiny_classifier
 from readers import csv_metrics, tensorboard_run
 
 

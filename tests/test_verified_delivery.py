@@ -19,6 +19,7 @@ from autotimm.backends import mlflow_local_uri
 from autotimm.delivery import BackendWarning, Spool, delivery_of
 from autotimm.loggers import replay
 from autotimm import media
+from helpers import digits
 from readers import csv_metrics, mlflow_scalars, tensorboard_scalars
 
 
@@ -214,7 +215,6 @@ def test_spools_go_to_each_versioned_backends_own_folder(workdir):
 def test_a_metric_name_a_backend_would_not_keep_fails_before_training(workdir):
     "`MetricConfig(name='准确率')` with MLflow on: a clear error before any step, naming the field, the backend and a safe name."
     from autotimm import AutoTrainer, ImageClassifier, MetricConfig
-    from conftest import digits
     model = ImageClassifier(backbone="test_resnet", num_classes=10, pretrained=False,
                             metrics=[MetricConfig(name="准确率", metric_class="Accuracy", params={"task": "multiclass"})])
     trainer = AutoTrainer(max_epochs=1, enable_progress_bar=False, limit_train_batches=2, limit_val_batches=1,

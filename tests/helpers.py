@@ -1,0 +1,102 @@
+"""Plain helpers the tests share: a free port and a real MLflow server, the tiny model and data, image folders, pixels
+and file searches. Fixtures live in conftest.py, the backends' readers in readers.py. Light to import: torch and
+autotimm load inside the helpers that need them."""
+import io
+import os
+import socket
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+
+
+def free_port()->int:
+    "A TCP port on 127.0.0.1 that nothing listens on now."
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def start_mlflow_server(root, port):
+    "Start a real `mlflow server` on 127.0.0.1:`port` with its sqlite store and artifacts in `root`; wait until it answers."
+    import urllib.request
+    root = Path(root)
+    env = {**os.environ, "MLFLOW_SERVER_ENABLE_JOB_EXECUTION": "false"}
+    mlflow = Path(sys.executable).parent / "mlflow"
+    proc = subprocess.Popen(
+        [str(mlflow), "server", "--backend-store-uri", f"sqlite:///{root}/mlflow.db",
+         "--artifacts-destination", str(root / "artifacts"), "--host", "127.0.0.1", "--port", str(port), "--workers", "1"],
+        stdout=open(root / "server.log", "ab"), stderr=subprocess.STDOUT, env=env, start_new_session=True)
+    deadline = time.time() + 90
+    while True:
+        try:
+            urllib.request.urlopen(f"http://127.0.0.1:{port}/health", timeout=2); return proc
+        except Exception:
+            if proc.poll() is not None or time.time() > deadline:
+                stop_mlflow_server(proc, signal=9)
+                raise RuntimeError("mlflow server did not start:\n" + (root / "server.log").read_text()[-3000:])
+            time.sleep(0.5)
+
+
+def stop_mlflow_server(proc, signal=15):
+    "Stop the server's whole process group (`signal=9`: as if it crashed)."
+    try: os.killpg(proc.pid, signal)
+    except ProcessLookupError: pass
+    try: proc.wait(timeout=20)
+    except subprocess.TimeoutExpired:
+        os.killpg(proc.pid, 9); proc.wait()
+
+
+def classifier(**kw):
+    "test_resnet from scratch on 10 classes with accuracy logged; `kw`: more `ImageClassifier` arguments."
+    from autotimm import ImageClassifier, MetricConfig
+    return ImageClassifier(**{"backbone": "test_resnet", "num_classes": 10, "pretrained": False,
+                              "metrics": [MetricConfig(name="accuracy", metric_class="Accuracy", params={"task": "multiclass"})],
+                              **kw})
+
+
+def tiny_classifier():
+    "test_resnet from scratch on 10 classes, with accuracy, the gradient norm and the confusion matrix logged."
+    from autotimm import LoggingConfig
+    return classifier(logging_config=LoggingConfig(log_gradient_norm=True, log_confusion_matrix=True))
+
+
+def digits():
+    "The built-in digits at 32 px, batches of 32."
+    from autotimm import ImageDataModule
+    return ImageDataModule(dataset_name="digits", image_size=32, batch_size=32)
+
+
+def make_image_folders(root, classes=("cat", "dog", "fox"), n=12, splits=("train", "val", "test"), size=20, seed=0):
+    "Write PNG image folders `root/<split>/<class>/<i>.png`, each class with its own colour."
+    from PIL import Image
+    rng = np.random.default_rng(seed)
+    for split in splits:
+        for c, name in enumerate(classes):
+            d = Path(root) / split / name
+            d.mkdir(parents=True, exist_ok=True)
+            for i in range(n):
+                img = rng.integers(0, 60, (size, size, 3), dtype=np.uint8)
+                img[..., c % 3] += 150
+                Image.fromarray(img).save(d / f"{i}.png")
+    return Path(root)
+
+
+def pixels(png:bytes)->np.ndarray:
+    "The RGB pixels of a PNG."
+    from PIL import Image
+    return np.asarray(Image.open(io.BytesIO(png)).convert("RGB"))
+
+
+def files_containing(root, needle:str)->list:
+    "Every file under `root` whose bytes contain `needle`."
+    hits = []
+    for dirpath, _, files in os.walk(root):
+        for f in files:
+            p = Path(dirpath) / f
+            try:
+                if needle.encode() in p.read_bytes(): hits.append(str(p))
+            except OSError: pass
+    return hits
