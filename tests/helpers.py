@@ -1,6 +1,6 @@
-"""Plain helpers the tests share: a free port and a real MLflow server, the tiny model and data, image folders, pixels
-and file searches. Fixtures live in conftest.py, the backends' readers in readers.py. Light to import: torch and
-autotimm load inside the helpers that need them."""
+"""Plain helpers the tests share: a free port and a real MLflow server, the tiny model and data, image folders, a
+Ctrl-C callback, pixels and file searches. Fixtures live in conftest.py, the backends' readers in readers.py. Light to
+import: torch, Lightning and autotimm load inside the helpers that need them."""
 import io
 import os
 import socket
@@ -82,6 +82,15 @@ def make_image_folders(root, classes=("cat", "dog", "fox"), n=12, splits=("train
                 img[..., c % 3] += 150
                 Image.fromarray(img).save(d / f"{i}.png")
     return Path(root)
+
+
+def ctrl_c(epoch:int=1, batch:int=0):
+    "A callback that presses Ctrl-C (raises `KeyboardInterrupt`) as training batch `batch` of `epoch` starts (both from 0)."
+    from pytorch_lightning import Callback
+    class CtrlC(Callback):
+        def on_train_batch_start(self, trainer, pl_module, _, batch_idx):
+            if trainer.current_epoch == epoch and batch_idx == batch: raise KeyboardInterrupt
+    return CtrlC()
 
 
 def pixels(png:bytes)->np.ndarray:

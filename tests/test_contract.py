@@ -12,7 +12,7 @@ from autotimm import AutoTrainer, LoggerConfig, LoggerForm, LoggerManager, load_
 from autotimm.backends import Backend, Param, get_backend, list_backends, register_backend, unregister_backend
 from autotimm.delivery import delivery_of, lightning_class
 from autotimm.loggers import replay
-from helpers import digits, tiny_classifier
+from helpers import ctrl_c, digits, tiny_classifier
 
 
 class FolderLogger(Logger):
@@ -94,12 +94,6 @@ def read_back(name):
     return load_run(loc)
 
 
-class Stop(Callback):
-    "Ctrl-C at the first batch of the second epoch."
-    def on_train_batch_start(self, trainer, pl_module, batch, batch_idx):
-        if trainer.current_epoch == 1 and batch_idx == 0: raise KeyboardInterrupt
-
-
 class Outage(Callback):
     "The backend is down from the second epoch on (its logger raises), and back once fit ends."
     def __init__(self, logger_of): self.logger_of = logger_of
@@ -130,7 +124,7 @@ def test_backend_contract(workdir, folder_backend, name, capsys):
     cfg = LoggerConfig(name, {**cfg.params, **PARAMS[name]})
     # the manager and fit, with the confusion matrix
     manager = LoggerManager([cfg])
-    trainer = AutoTrainer(max_epochs=2, logger=manager, callbacks=[Stop()], **KW)
+    trainer = AutoTrainer(max_epochs=2, logger=manager, callbacks=[ctrl_c(epoch=1, batch=0)], **KW)
     with pytest.raises(KeyboardInterrupt):
         trainer.fit(tiny_classifier(), datamodule=digits())
     assert "training interrupted at epoch 2" in capsys.readouterr().out

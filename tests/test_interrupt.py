@@ -4,22 +4,16 @@ from pathlib import Path
 
 import pytest
 from mlflow.tracking import MlflowClient
-from pytorch_lightning import Callback
 
 from autotimm import AutoTrainer, ImageClassifier, ImageDataModule, LoggerConfig, LoggingConfig
 from autotimm.backends import mlflow_local_uri
+from helpers import ctrl_c
 from readers import WandbRun, csv_metrics, tensorboard_scalars
-
-
-class CtrlC(Callback):
-    "Press Ctrl-C at batch 3 of the second epoch."
-    def on_train_batch_start(self, trainer, pl_module, batch, batch_idx):
-        if trainer.current_epoch == 1 and batch_idx == 3: raise KeyboardInterrupt
 
 
 def test_keyboard_interrupt_mid_epoch(workdir, capsys):
     handler = signal.getsignal(signal.SIGINT)
-    trainer = AutoTrainer(max_epochs=3, live=False, enable_progress_bar=False, callbacks=[CtrlC()], logger=[
+    trainer = AutoTrainer(max_epochs=3, live=False, enable_progress_bar=False, callbacks=[ctrl_c(epoch=1, batch=3)], logger=[
         LoggerConfig("tensorboard", {"save_dir": "logs"}), LoggerConfig("csv", {"save_dir": "logs", "flush_logs_every_n_steps": 1000}),
         LoggerConfig("mlflow", {"experiment_name": "ctrl-c", "save_dir": "mlruns"}),
         LoggerConfig("wandb", {"project": "ctrl-c", "save_dir": "wb", "offline": True})], log_every_n_steps=2)

@@ -3,9 +3,9 @@ import re
 
 import pytest
 from IPython.core.interactiveshell import InteractiveShell
-from pytorch_lightning import Callback
 
 from autotimm import AutoTrainer, ImageClassifier, ImageDataModule, LoggerConfig, LoggerForm, LoggingConfig, find_runs
+from helpers import ctrl_c
 
 
 @pytest.fixture(scope="module")
@@ -24,19 +24,13 @@ def backends(root, only=("csv", "tensorboard", "mlflow", "wandb")):
     return [cfgs[b] for b in only]
 
 
-class Interrupt(Callback):
-    "Ctrl-C in the second epoch."
-    def on_train_batch_end(self, trainer, *args):
-        if trainer.current_epoch == 1 and trainer.global_step >= 3: raise KeyboardInterrupt
-
-
 def train(run_name, loggers, interrupt=False):
     "Two epochs of test_resnet on the digits at 32 px (interrupted in the second), logging the confusion matrix."
     model = ImageClassifier(backbone="test_resnet", num_classes=10, pretrained=False,
                             logging_config=LoggingConfig(log_confusion_matrix=True))
     trainer = AutoTrainer(max_epochs=2, logger=loggers, run_name=run_name, checkpoint_monitor="val/loss", live=False,
-                          callbacks=[Interrupt()] if interrupt else [], enable_progress_bar=False, enable_model_summary=False,
-                          limit_train_batches=2, limit_val_batches=1)
+                          callbacks=[ctrl_c(epoch=1, batch=1)] if interrupt else [], enable_progress_bar=False,
+                          enable_model_summary=False, limit_train_batches=2, limit_val_batches=1)
     try: trainer.fit(model, datamodule=ImageDataModule(dataset_name="digits", image_size=32, batch_size=32))
     except KeyboardInterrupt: pass
     import wandb; wandb.finish()

@@ -8,6 +8,7 @@ from autotimm import (AutoTrainer, ConfusionMatrixViewer, ImageClassifier, Image
                       LoggingConfig, show_confusion_matrix)
 from autotimm.delivery import lightning_class
 from autotimm.live import LiveView
+from helpers import ctrl_c
 
 
 def field(form, backend, name): return form.sections[backend].fields[name][1]
@@ -225,15 +226,10 @@ def test_the_best_epoch_follows_the_checkpoint_monitor(workdir):
     assert trainer.checkpoint_callback.best_model_path in done and "my-run" in done and trainer.logger.log_dir in done
 
 
-class Interrupt(Callback):
-    def on_train_batch_end(self, trainer, *args):
-        if trainer.current_epoch == 1 and trainer.global_step == 5: raise KeyboardInterrupt
-
-
 def test_an_interrupted_view_says_so_with_the_epoch_counted_from_1(workdir):
     live = LiveView(min_interval=0.0, show=False)
-    trainer = AutoTrainer(max_epochs=4, logger=False, callbacks=[live, Interrupt()], enable_progress_bar=False, enable_checkpointing=False,
-                          limit_train_batches=3, limit_val_batches=1)
+    trainer = AutoTrainer(max_epochs=4, logger=False, callbacks=[live, ctrl_c(epoch=1, batch=2)], enable_progress_bar=False,
+                          enable_checkpointing=False, limit_train_batches=3, limit_val_batches=1)
     with pytest.raises(KeyboardInterrupt):
         trainer.fit(ImageClassifier(backbone="test_resnet", num_classes=10, pretrained=False),
                     datamodule=ImageDataModule(dataset_name="digits", image_size=16, batch_size=32))
