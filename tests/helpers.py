@@ -1,6 +1,6 @@
-"""Plain helpers the tests share: a free port and a real MLflow server, the tiny model and data, image folders, a
-Ctrl-C callback, pixels and file searches. Fixtures live in conftest.py, the backends' readers in readers.py. Light to
-import: torch, Lightning and autotimm load inside the helpers that need them."""
+"""Plain helpers the tests share: a free port and a real MLflow server, the tiny model and data, image folders, local
+logger configs for every backend, a Ctrl-C callback, pixels and file searches. Fixtures live in conftest.py, the
+backends' readers in readers.py. Light to import: torch, Lightning and autotimm load inside the helpers that need them."""
 import io
 import os
 import socket
@@ -82,6 +82,27 @@ def make_image_folders(root, classes=("cat", "dog", "fox"), n=12, splits=("train
                 img[..., c % 3] += 150
                 Image.fromarray(img).save(d / f"{i}.png")
     return Path(root)
+
+
+LOCAL = {  # each backend writing on this machine only, offline, in a folder of its own under `{root}`
+    "tensorboard": {"save_dir": "{root}/tb", "name": "{name}"},
+    "csv": {"save_dir": "{root}/csv", "name": "{name}"},
+    "mlflow": {"experiment_name": "{name}", "save_dir": "{root}/mlruns"},
+    "wandb": {"project": "{name}", "save_dir": "{root}/wandb", "offline": True},
+    "comet": {"project": "{name}", "save_dir": "{root}/comet", "online": False},
+}
+FOUR = ("tensorboard", "csv", "mlflow", "wandb")  # the backends most tests fit with; `list_backends()` for every one
+
+
+def local_params(backend:str, root=".", name:str="run")->dict:
+    "`backend`'s params from `LOCAL`, in `root`, its run, experiment or project called `name`."
+    return {k: v.format(root=root, name=name) if isinstance(v, str) else v for k, v in LOCAL[backend].items()}
+
+
+def local_configs(root=".", name:str="run", backends=FOUR)->list:
+    "A `LoggerConfig` per backend in `backends` (in that order), each writing under `root` (`LOCAL`)."
+    from autotimm import LoggerConfig
+    return [LoggerConfig(b, local_params(b, root, name)) for b in backends]
 
 
 def ctrl_c(epoch:int=1, batch:int=0):

@@ -12,7 +12,7 @@ from autotimm import AutoTrainer, LoggerConfig, LoggerForm, LoggerManager, load_
 from autotimm.backends import Backend, Param, get_backend, list_backends, register_backend, unregister_backend
 from autotimm.delivery import delivery_of, lightning_class
 from autotimm.loggers import replay
-from helpers import ctrl_c, digits, tiny_classifier
+from helpers import ctrl_c, digits, local_params, tiny_classifier
 
 
 class FolderLogger(Logger):
@@ -77,12 +77,8 @@ def folder_backend():
     unregister_backend("folder")
 
 
-PARAMS = {  # the params each contract run uses (local, offline, in the test's folder)
-    "folder": {"root": "runs"}, "csv": {"save_dir": "runs"}, "tensorboard": {"save_dir": "runs"},
-    "mlflow": {"experiment_name": "contract", "save_dir": "runs/mlruns"},
-    "wandb": {"project": "contract", "save_dir": "runs/wandb", "offline": True},
-    "comet": {"project": "contract", "save_dir": "runs/comet"},
-}
+PARAMS = {"folder": {"root": "runs"},  # the params each contract run uses (local, offline, in the test's folder)
+          **{name: local_params(name, "runs", "contract") for name in list_backends()}}
 KW = dict(live=False, enable_progress_bar=False, enable_model_summary=False, limit_train_batches=4, limit_val_batches=2,
           log_every_n_steps=1, checkpoint_monitor="val/loss")
 

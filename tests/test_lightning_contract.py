@@ -10,20 +10,27 @@ import pytest
 import torch
 from pytorch_lightning.loggers import CSVLogger, MLFlowLogger, TensorBoardLogger, WandbLogger
 
-from autotimm import LoggerConfig, LoggerManager
+from autotimm import LoggerManager
 from autotimm.delivery import delivery_of
 from autotimm.trainer import start_loggers
+from helpers import local_configs, local_params
 from readers import WandbRun, csv_metrics, mlflow_scalars, tensorboard_scalars
-
-PARAMS = {"csv": {"save_dir": "logs"}, "tensorboard": {"save_dir": "tb"},
-          "mlflow": {"experiment_name": "contract", "save_dir": "ml"},
-          "wandb": {"project": "contract", "save_dir": "wb", "offline": True}}
 
 
 def manager(backend, **kw):
     "One backend's logger, built and guarded by `LoggerManager` as `AutoTrainer` builds it."
-    m = LoggerManager([LoggerConfig(backend, PARAMS[backend])], retry_interval=0.1, **kw)
+    m = LoggerManager(local_configs(backends=[backend]), retry_interval=0.1, **kw)
     return m, m.loggers[0]
+
+
+def outage(monkeypatch, cls, method="log_metrics"):
+    "The fault: `cls.method` raises `ConnectionError` (the backend unreachable) while the returned state's 'down' is true."
+    state, call = {"down": True}, getattr(cls, method)
+    def flaky(self, *args, **kwargs):
+        if state["down"]: raise ConnectionError("the backend is unreachable")
+        return call(self, *args, **kwargs)
+    monkeypatch.setattr(cls, method, flaky)
+    return state
 
 
 def end(m, lg):
@@ -39,7 +46,7 @@ def points(backend, lg, key):
         return [(int(s), float(v)) for s, v in zip(df["step"], df[key]) if v == v]
     if backend == "tensorboard": return tensorboard_scalars(lg.log_dir).get(key, [])
     if backend == "mlflow": return mlflow_scalars(lg.experiment, lg.run_id).get(key, [])
-    if backend == "wandb": return WandbRun.find(PARAMS["wandb"]["save_dir"])[0].scalars().get(key, [])
+    if backend == "wandb": return WandbRun.find(local_params("wandb")["save_dir"])[0].scalars().get(key, [])
 
 
 # Lightning's CSVLogger takes tensors, numpy scalars and strings in `log_metrics` (test_csv.py::test_log_metrics).
@@ -52,11 +59,7 @@ def test_a_value_spooled_in_an_outage_never_blocks_the_replay(value, monkeypatch
     m, lg = manager("csv")
     lg.log_metrics({"a": 0.0}, step=0)
     lg.save()
-    write, state = _ExperimentWriter.log_metrics, {"down": True}
-    def flaky(self, *args, **kwargs):  # the fault: the backend is unreachable for a while
-        if state["down"]: raise ConnectionError("the backend is unreachable")
-        return write(self, *args, **kwargs)
-    monkeypatch.setattr(_ExperimentWriter, "log_metrics", flaky)
+    state = outage(monkeypatch, _ExperimentWriter)
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
         lg.log_metrics({"a": 1.0, "x": value}, step=1)
@@ -144,7 +147,7 @@ def test_a_call_on_experiment_waits_for_what_was_logged_before_it(monkeypatch):
     lg.experiment.log({"b": 2.0})  # the user's own call, after the metrics
     gate.set()
     end(m, lg)
-    history = WandbRun.find(PARAMS["wandb"]["save_dir"])[0].history
+    history = WandbRun.find(local_params("wandb")["save_dir"])[0].history
     order = [k for row in history for k in ("a", "b") if k in row]
     assert order == ["a", "b"]
 
@@ -156,11 +159,7 @@ def test_a_call_on_experiment_waits_for_what_was_logged_before_it(monkeypatch):
 def test_wandb_media_logged_in_an_outage_never_block_the_replay(monkeypatch):
     m, lg = manager("wandb")
     lg.log_metrics({"a": 0.0}, step=0)
-    write, state = WandbLogger.log_metrics, {"down": True}
-    def flaky(self, *args, **kwargs):  # the fault: W&B unreachable for a while
-        if state["down"]: raise ConnectionError("W&B is unreachable")
-        return write(self, *args, **kwargs)
-    monkeypatch.setattr(WandbLogger, "log_metrics", flaky)
+    state = outage(monkeypatch, WandbLogger)
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
         lg.log_metrics({"a": 1.0}, step=1)

@@ -4,8 +4,8 @@ import re
 import pytest
 from IPython.core.interactiveshell import InteractiveShell
 
-from autotimm import AutoTrainer, ImageClassifier, ImageDataModule, LoggerConfig, LoggerForm, LoggingConfig, find_runs
-from helpers import ctrl_c
+from autotimm import AutoTrainer, ImageClassifier, ImageDataModule, LoggerForm, LoggingConfig, find_runs
+from helpers import ctrl_c, local_configs
 
 
 @pytest.fixture(scope="module")
@@ -13,15 +13,6 @@ def ip():
     shell = InteractiveShell.instance()
     shell.run_line_magic("load_ext", "autotimm")
     yield shell
-
-
-def backends(root, only=("csv", "tensorboard", "mlflow", "wandb")):
-    "Every local backend's logger, each in its folder under `root`."
-    cfgs = {"csv": LoggerConfig("csv", {"save_dir": f"{root}/csv", "name": "exp"}),
-            "tensorboard": LoggerConfig("tensorboard", {"save_dir": f"{root}/tb", "name": "exp"}),
-            "mlflow": LoggerConfig("mlflow", {"experiment_name": "exp", "save_dir": f"{root}/mlruns"}),
-            "wandb": LoggerConfig("wandb", {"project": "exp", "save_dir": f"{root}/wandb", "offline": True})}
-    return [cfgs[b] for b in only]
 
 
 def train(run_name, loggers, interrupt=False):
@@ -39,11 +30,11 @@ def train(run_name, loggers, interrupt=False):
 
 @pytest.fixture
 def run_dir(workdir):
-    return train("done", backends("runs"))
+    return train("done", local_configs("runs", "exp"))
 
 
 def test_runs_magic_shows_one_row_per_run_readably(ip, run_dir):
-    train("stopped", backends("runs", only=("csv", "tensorboard", "mlflow")), interrupt=True)
+    train("stopped", local_configs("runs", "exp", ("csv", "tensorboard", "mlflow")), interrupt=True)
     table = ip.run_line_magic("autotimm", "runs runs")
     assert list(table.columns[:9]) == ["run", "date", "status", "duration", "best", "csv", "mlflow", "tensorboard", "wandb"]
     done, stopped = (table.set_index("run").loc[r] for r in ("done", "stopped"))
@@ -62,7 +53,7 @@ def test_runs_magic_shows_one_row_per_run_readably(ip, run_dir):
 
 
 def test_an_interrupted_wandb_run_reads_back_as_interrupted(workdir):
-    train("stopped", backends("runs", only=("wandb",)), interrupt=True)
+    train("stopped", local_configs("runs", "exp", ("wandb",)), interrupt=True)
     assert find_runs("runs").loc[0, "status"] == "interrupted"
 
 

@@ -8,21 +8,13 @@ from PIL import Image
 from autotimm import LoggerConfig, LoggerManager, load_run
 from autotimm.backends import mlflow_local_uri
 from autotimm.media import log_artifact, log_image, log_table
-from helpers import pixels
+from helpers import local_configs, pixels
 
 BACKENDS = ["tensorboard", "csv", "mlflow", "wandb", "comet"]
 
 
-def configs(root, name="media"):
-    return [LoggerConfig("tensorboard", {"save_dir": str(root / "tb")}),
-            LoggerConfig("csv", {"save_dir": str(root / "csv")}),
-            LoggerConfig("mlflow", {"experiment_name": name, "save_dir": str(root / "mlruns")}),
-            LoggerConfig("wandb", {"project": name, "save_dir": str(root / "wandb"), "offline": True}),
-            LoggerConfig("comet", {"project": name, "save_dir": str(root / "comet"), "online": False})]
-
-
 def read_all(root, manager):
-    "The run read back from every backend with `load_run`, after the manager closed it."
+    "The run read back from every backend (`BACKENDS`, in that order) with `load_run`, after the manager closed it."
     tb, csv, mlf, wb, comet = manager.loggers
     return {"tensorboard": load_run(tb.log_dir), "csv": load_run(csv.log_dir),
             "mlflow": load_run(mlflow_local_uri(root / "mlruns"), run=mlf.run_id),
@@ -58,7 +50,7 @@ def check(run, backend):
 
 
 def test_each_media_kind_read_back_from_every_backend(workdir):
-    manager = LoggerManager(configs(workdir), run_name="media")
+    manager = LoggerManager(local_configs(workdir, "media", BACKENDS), run_name="media")
     for lg in manager.loggers: manager_start(lg)
     send(manager, workdir)
     for lg in manager.loggers: lg.finalize("success")

@@ -15,11 +15,11 @@ import pytest
 from mlflow.tracking import MlflowClient
 
 from autotimm import LoggerConfig, LoggerManager
-from autotimm.backends import mlflow_local_uri
+from autotimm.backends import list_backends, mlflow_local_uri
 from autotimm.delivery import BackendWarning, Spool, delivery_of
 from autotimm.loggers import replay
 from autotimm import media
-from helpers import digits
+from helpers import digits, local_configs
 from readers import csv_metrics, mlflow_scalars, tensorboard_scalars
 
 
@@ -38,16 +38,13 @@ def finish(m):
 
 def test_every_backend_is_read_back_and_the_report_says_so(workdir):
     "A clean run: the report counts what each backend's own reader found, not what was sent."
-    m = started([LoggerConfig("csv", {"save_dir": "logs"}), LoggerConfig("tensorboard", {"save_dir": "logs"}),
-                 LoggerConfig("mlflow", {"experiment_name": "v", "save_dir": "mlruns"}),
-                 LoggerConfig("wandb", {"project": "v", "offline": True, "save_dir": "wandb"}),
-                 LoggerConfig("comet", {"project": "v", "save_dir": "comet"})])
+    m = started(local_configs(name="v", backends=list_backends()))
     for step in range(10):
         for lg in m.loggers: lg.log_metrics({"train/loss": 1.0 / (step + 1), "epoch": 0}, step)
     finish(m)
     report = m.report()
     assert report.startswith("autotimm: every event delivered and read back:"), report
-    for b in ("csv", "tensorboard", "mlflow", "wandb", "comet"): assert f"{b} 20 of 20" in report, report
+    for b in list_backends(): assert f"{b} 20 of 20" in report, report
 
 
 def test_values_a_backend_cannot_keep_are_listed_never_counted_delivered(workdir):
