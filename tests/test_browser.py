@@ -101,14 +101,21 @@ def run_all(page, url):
     page.locator(".lm-Menu-item:visible", has_text="Run All Cells").first.click()
 
 
+class Screenshots:
+    "Full-page screenshots taken into `folder` while the browser runs; `keep()` copies them into tests/screenshots/."
+    def __init__(self, folder): self.folder, self.names = Path(folder), []
+    def __call__(self, page, name):
+        page.screenshot(path=str(self.folder / name), full_page=True)
+        self.names.append(name)
+    def keep(self):
+        SCREENSHOTS.mkdir(exist_ok=True)
+        for name in self.names: shutil.copy(self.folder / name, SCREENSHOTS / name)
+
+
 def test_form_in_jupyterlab_in_chromium(lab, tmp_path):
     "Type as a user: a message appears beside its field without moving the input, goes when fixed; 'abc' is refused; Build."
     from playwright.sync_api import sync_playwright
-    SCREENSHOTS.mkdir(exist_ok=True)
-    shots = []
-    def shot(page, name):
-        page.screenshot(path=str(tmp_path / name), full_page=True)
-        shots.append(name)
+    shot = Screenshots(tmp_path)
     with sync_playwright() as p:
         b = browser(p)
         try:
@@ -176,7 +183,7 @@ def test_form_in_jupyterlab_in_chromium(lab, tmp_path):
             stale_code_hidden = not code.is_visible()
         finally:
             b.close()
-    for name in shots: shutil.copy(tmp_path / name, SCREENSHOTS / name)
+    shot.keep()
     assert abc == "⚠ Not a whole number" and kept == "abc" and minus == "⚠ Must be 1 or more, not -5" and fixed == ""
     assert after == before  # the message has its own slot: the input stays where it was
     assert required == "⚠ Required" and "mlflow experiment_name: Required" in not_built

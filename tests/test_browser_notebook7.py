@@ -6,13 +6,12 @@ import os
 import re
 import shutil
 import sys
-import time
 from pathlib import Path
 
 import pytest
 
 from autotimm.backends import list_backends
-from test_browser import IMAGES, SCREENSHOTS, TUTORIALS, WATCH, box, browser, run_all, serve
+from test_browser import IMAGES, TUTORIALS, WATCH, Screenshots, box, browser, run_all, serve
 
 try:
     import notebook
@@ -54,11 +53,7 @@ def test_quickstart_in_notebook7(notebook7_server, tmp_path):
     for c in nb["cells"]:
         c["source"] = re.sub(r"max_epochs=\d+", "max_epochs=3", "".join(c["source"]))
     (root / "tutorials" / "quickstart.ipynb").write_text(json.dumps(nb))
-    SCREENSHOTS.mkdir(exist_ok=True)
-    shots = []
-    def shot(page, name):
-        page.screenshot(path=str(tmp_path / name), full_page=True)
-        shots.append(name)
+    shot = Screenshots(tmp_path)
     with sync_playwright() as p:
         b = browser(p)
         try:
@@ -100,7 +95,7 @@ def test_quickstart_in_notebook7(notebook7_server, tmp_path):
             output = page.locator(".jp-OutputArea-output").all_inner_texts()
         finally:
             b.close()
-    for name in shots: shutil.copy(tmp_path / name, SCREENSHOTS / name)
+    shot.keep()
     # the form rendered as widgets, prefilled with the tutorial's two backends
     assert checkboxes >= len(backends) and ticked == ["csv", "tensorboard"] and widget_errors == 0
     # the bars with elapsed<ETA and speed, and a row per finished epoch, while training
