@@ -185,7 +185,9 @@ def test_viewer_slider_redraws(trained):
 def test_live_view_keeps_history_and_measures_its_cost(trained):
     trainer, live = trained
     assert [e for e, _ in live.history["val/loss"]] == [1, 2]  # epochs as a person counts them
-    assert len(live.cost_s) == 2 and all(0 < c < 5 for c in live.cost_s)
+    # its own work is a small part of each epoch's time, on a busy machine too (measured on a loaded 2-core one: 1% at most)
+    shares = [c / row["time"] for c, row in zip(live.cost_s, live.rows)]
+    assert len(shares) == 2 and all(0 < s < 0.25 for s in shares), (live.cost_s, live.rows)
     assert live._curves[:4] == b"\x89PNG" and live._cm[:4] == b"\x89PNG"
 
 
