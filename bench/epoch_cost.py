@@ -13,15 +13,14 @@ On a 2-core CPU where training keeps both cores busy, this CPU is taken from tra
 that preempts one of torch's two threads also stalls the other at the next op), so it is close to what each
 backend adds to an epoch's wall time; `bench/suite.py` measures that directly, with the machine's noise.
 
-    .venv/bin/python bench/epoch_cost.py --json out.json   # about 4 minutes
-    .venv/bin/python bench/epoch_cost.py --quick           # smoke run
+    .venv/bin/python -m bench.epoch_cost --json out.json   # about 4 minutes
+    .venv/bin/python -m bench.epoch_cost --quick           # smoke run
 """
 import argparse
 import contextlib
 import io
 import json
 import os
-import sys
 import tempfile
 import time
 import warnings
@@ -32,17 +31,16 @@ os.environ.setdefault("WANDB_SILENT", "true")
 os.environ.setdefault("COMET_LOGGING_CONSOLE", "error")
 os.environ.setdefault("MLFLOW_LOGGING_LEVEL", "ERROR")
 warnings.filterwarnings("ignore")
-sys.path.insert(0, str(Path(__file__).parent))
 
 import numpy as np
 import psutil
 
-from suite import BACKENDS, backend_config, quiet_logs
 from autotimm import LoggerManager
 from autotimm.backends import log_file, log_image
 from autotimm.delivery import delivery_of
 from autotimm.plots import confusion_matrix_png, counts_json
 from autotimm.trainer import start_loggers
+from bench.suite import BACKENDS, backend_config, quiet_logs
 
 PARTS = ("metrics", "image", "file")
 

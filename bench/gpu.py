@@ -18,9 +18,9 @@ makes for its own logging is Lightning's (the same in A and C). Target: 0 per st
 one profiled fit of A and of C (torch.profiler), their top CPU operations to files, and the share of each step the
 GPU is busy.
 
-    python bench/gpu.py --json gpu.json --profile out/                 # A, C, C_none: about 5 minutes on one H200
-    python bench/gpu.py --variants all --json gpu.json --profile out/  # and each backend alone: about 9 minutes
-    python bench/gpu.py --dry-run                                      # anywhere: a tiny model on the CPU (CI)
+    python -m bench.gpu --json gpu.json --profile out/                 # A, C, C_none: about 5 minutes on one H200
+    python -m bench.gpu --variants all --json gpu.json --profile out/  # and each backend alone: about 9 minutes
+    python -m bench.gpu --dry-run                                      # anywhere: a tiny model on the CPU (CI)
 """
 import argparse
 import json
@@ -41,7 +41,7 @@ import pytorch_lightning as pl
 import torch
 
 from autotimm import AutoTrainer, ImageClassifier, LoggerManager, LoggingConfig, MetricConfig
-from suite import BACKENDS, QUIET, Bare, backend_config, quiet_logs  # the CPU suite's A and backend settings
+from bench.suite import BACKENDS, QUIET, Bare, backend_config, quiet_logs  # the CPU suite's A and backend settings
 
 
 class Batches(pl.LightningDataModule):

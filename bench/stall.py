@@ -8,8 +8,8 @@ end's delivery (`_render_and_send`, all five backends, helper process on) runs o
 longest late wake-up is the longest stall, and the sum of its wake-ups more than 2 ms late the stall in all.
 Median over `--epochs` deliveries.
 
-    .venv/bin/python bench/stall.py --classes 1000 --json out.json   # ImageNet's classes, as bench/gpu.py
-    .venv/bin/python bench/stall.py --quick                          # smoke run
+    .venv/bin/python -m bench.stall --classes 1000 --json out.json   # ImageNet's classes, as bench/gpu.py
+    .venv/bin/python -m bench.stall --quick                          # smoke run
 """
 import argparse
 import contextlib
@@ -17,7 +17,6 @@ import io
 import json
 import os
 import statistics
-import sys
 import tempfile
 import threading
 import time
@@ -26,17 +25,16 @@ from pathlib import Path
 os.environ.setdefault("WANDB_MODE", "offline")
 os.environ.setdefault("WANDB_SILENT", "true")
 os.environ.setdefault("COMET_LOGGING_CONSOLE", "error")
-sys.path.insert(0, str(Path(__file__).parent))
 
 import numpy as np
 import torch
 
-from suite import BACKENDS, backend_config, quiet_logs
 from autotimm import LoggerManager
 from autotimm.callbacks import ConfusionMatrixLogger
 from autotimm.delivery import delivery_of
 from autotimm.plots import render
 from autotimm.trainer import start_loggers
+from bench.suite import BACKENDS, backend_config, quiet_logs
 
 
 def stalls(fn, tick:float=0.0005)->tuple:
