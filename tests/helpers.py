@@ -1,15 +1,19 @@
 """Plain helpers the tests share: a free port and a real MLflow server, the tiny model and data, image folders, local
-logger configs for every backend, a Ctrl-C callback, pixels and file searches. Fixtures live in conftest.py, the
-backends' readers in readers.py. Light to import: torch, Lightning and autotimm load inside the helpers that need them."""
+logger configs for every backend, a started manager and its end, a Ctrl-C callback, pixels, mounts, a full disk and
+file searches. Fixtures live in conftest.py, the backends' readers in readers.py. Light to import: torch, Lightning
+and autotimm load inside the helpers that need them."""
 import io
 import os
+import shutil
 import socket
 import subprocess
 import sys
 import time
+from contextlib import contextmanager
 from pathlib import Path
 
 import numpy as np
+import pytest
 
 
 def free_port()->int:
@@ -105,6 +109,21 @@ def local_configs(root=".", name:str="run", backends=FOUR)->list:
     return [LoggerConfig(b, local_params(b, root, name)) for b in backends]
 
 
+def started(configs:list, **kw):
+    "A `LoggerManager` over `configs` whose runs have started (what `fit` does first); `kw`: more manager arguments."
+    from autotimm import LoggerManager
+    from autotimm.delivery import delivery_of
+    m = LoggerManager(configs, **kw)
+    for lg in m.loggers: delivery_of(lg).start()
+    return m
+
+
+def finish(m):
+    "End the manager's runs as a stage's end does: Lightning's `finalize`, then the manager's `close`."
+    for lg in m.loggers: lg.finalize("success")
+    m.close()
+
+
 def ctrl_c(epoch:int=1, batch:int=0):
     "A callback that presses Ctrl-C (raises `KeyboardInterrupt`) as training batch `batch` of `epoch` starts (both from 0)."
     from pytorch_lightning import Callback
@@ -118,6 +137,28 @@ def pixels(png:bytes)->np.ndarray:
     "The RGB pixels of a PNG."
     from PIL import Image
     return np.asarray(Image.open(io.BytesIO(png)).convert("RGB"))
+
+
+@contextmanager
+def mounted(target, *options):
+    "`mount <options> <target>` (made by the test, on its own folder), unmounted when the block ends; a skip where not allowed."
+    if os.geteuid() != 0: pytest.skip("mounting a tmpfs or a read-only bind mount needs root (CI runs as root)")
+    if shutil.which("mount") is None: pytest.skip("the mount command is not available")
+    Path(target).mkdir(parents=True, exist_ok=True)
+    done = subprocess.run(["mount", *options, str(target)], capture_output=True, text=True)
+    if done.returncode: pytest.skip(f"mount {' '.join(options)} is not allowed here: {done.stderr.strip()}")
+    try: yield Path(target)
+    finally: subprocess.run(["umount", "-l", str(target)], capture_output=True)
+
+
+def fill_disk(folder)->Path:
+    "Write zeros into `folder/filler` until its disk refuses more; that file (unlink it to free the disk)."
+    filler = Path(folder) / "filler"
+    with open(filler, "wb") as f:
+        try:
+            while True: f.write(b"\0" * 65536); f.flush()
+        except OSError: pass
+    return filler
 
 
 def files_containing(root, needle:str)->list:

@@ -6,6 +6,7 @@ import importlib
 
 from autotimm import LoggerConfig, LoggerManager
 from autotimm.delivery import delivery_of
+from helpers import mounted
 
 
 def _globals(names):
@@ -88,7 +89,6 @@ def _fit_saving_to(folder, **kw):
 def test_a_checkpoint_a_full_disk_cannot_take_warns_on_the_lightning_releases_autotimm_knows(workdir):
     "Lightning's private checkpoint methods are used on 2.6 only (both ends of the range run this test)."
     import warnings
-    from test_delivery_faults import mounted
     from autotimm.trainer import Checkpoint, CheckpointWarning, checkpoint_class
     assert checkpoint_class() is Checkpoint
     with mounted(workdir / "tiny", "-t", "tmpfs", "-o", "size=64k", "tmpfs") as disk:  # no checkpoint fits
@@ -105,7 +105,6 @@ def test_on_a_lightning_release_autotimm_does_not_know_checkpoints_are_lightning
     import pytorch_lightning as pl
     import pytest
     from pytorch_lightning.callbacks import ModelCheckpoint
-    from test_delivery_faults import mounted
     monkeypatch.setattr(pl, "__version__", "2.99.0")
     monkeypatch.setattr("autotimm.trainer._told", False)
     with mounted(workdir / "tiny", "-t", "tmpfs", "-o", "size=64k", "tmpfs") as disk:

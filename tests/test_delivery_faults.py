@@ -3,16 +3,13 @@ read-only) mid-run, and a real `mlflow server` freezes (SIGSTOP) mid-run. Traini
 runs complete, what could not be written waits in a fallback spool and reaches the backend by replay; nothing is lost.
 Mounting needs root (CI runs as root); the tests skip with the reason where it is not allowed."""
 import os
-import shutil
 import signal
 import subprocess
 import threading
 import time
 import warnings
-from contextlib import contextmanager
 from pathlib import Path
 
-import pytest
 from mlflow.tracking import MlflowClient
 from pytorch_lightning import Callback
 
@@ -21,34 +18,18 @@ from autotimm.backends import mlflow_local_uri
 from autotimm.delivery import BackendWarning, Delivery, delivery_of
 from autotimm.loggers import replay
 from autotimm.trainer import CheckpointWarning
-from helpers import digits as data, free_port, start_mlflow_server, stop_mlflow_server, tiny_classifier as model
+from helpers import (digits as data, fill_disk, free_port, mounted, start_mlflow_server, stop_mlflow_server,
+                     tiny_classifier as model)
 from readers import WandbRun, csv_metrics, csv_scalars, mlflow_scalars, tensorboard_scalars
 
 EPOCHS = 3
-
-
-@contextmanager
-def mounted(target, *options):
-    "`mount <options> <target>` (made by the test, on its own folder), unmounted when the block ends."
-    if os.geteuid() != 0: pytest.skip("mounting a tmpfs or a read-only bind mount needs root (CI runs as root)")
-    if shutil.which("mount") is None: pytest.skip("the mount command is not available")
-    Path(target).mkdir(parents=True, exist_ok=True)
-    done = subprocess.run(["mount", *options, str(target)], capture_output=True, text=True)
-    if done.returncode: pytest.skip(f"mount {' '.join(options)} is not allowed here: {done.stderr.strip()}")
-    try: yield Path(target)
-    finally: subprocess.run(["umount", "-l", str(target)], capture_output=True)
 
 
 class FillDisk(Callback):
     "At the start of epoch `at`, write a filler file until the disk holding `folder` is full."
     def __init__(self, folder, at=1): self.folder, self.at, self.filled = Path(folder), at, 0
     def on_train_epoch_start(self, trainer, pl_module):
-        if trainer.current_epoch != self.at: return
-        fd = os.open(self.folder / "filler", os.O_WRONLY | os.O_CREAT)
-        try:
-            while True: self.filled += os.write(fd, b"\0" * 65536)
-        except OSError: pass
-        finally: os.close(fd)
+        if trainer.current_epoch == self.at: self.filled = fill_disk(self.folder).stat().st_size
 
 
 class ReadOnly(Callback):

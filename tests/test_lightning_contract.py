@@ -13,7 +13,7 @@ from pytorch_lightning.loggers import CSVLogger, MLFlowLogger, TensorBoardLogger
 from autotimm import LoggerManager
 from autotimm.delivery import delivery_of
 from autotimm.trainer import start_loggers
-from helpers import local_configs, local_params
+from helpers import finish, local_configs, local_params
 from readers import WandbRun, csv_metrics, mlflow_scalars, tensorboard_scalars
 
 
@@ -31,12 +31,6 @@ def outage(monkeypatch, cls, method="log_metrics"):
         return call(self, *args, **kwargs)
     monkeypatch.setattr(cls, method, flaky)
     return state
-
-
-def end(m, lg):
-    "The end of a run as Lightning's trainer and autotimm make it: `finalize`, then the manager's `close`."
-    lg.finalize("success")
-    m.close()
 
 
 def points(backend, lg, key):
@@ -66,7 +60,7 @@ def test_a_value_spooled_in_an_outage_never_blocks_the_replay(value, monkeypatch
         lg.save()
         state["down"] = False
         lg.log_metrics({"a": 2.0}, step=2)
-        end(m, lg)
+        finish(m)
     assert points("csv", lg, "a") == [(0, 0.0), (1, 1.0), (2, 2.0)]
     assert m.summary()["csv"]["pending"] == 0
 
@@ -82,7 +76,7 @@ def test_a_value_tensorboard_refuses_costs_only_that_value():
         lg.log_metrics({"a": 0.0}, step=0)
         lg.log_metrics({"note": "text"}, step=1)  # plain Lightning: ValueError "you tried to log text ..."
         for step in (2, 3): lg.log_metrics({"a": float(step)}, step=step)
-        end(m, lg)
+        finish(m)
     assert [s for s, _ in points("tensorboard", lg, "a")] == [0, 2, 3]
     assert m.summary()["tensorboard"]["pending"] == 0
 
@@ -93,7 +87,7 @@ def test_a_value_tensorboard_refuses_costs_only_that_value():
 def test_csv_log_hyperparams_without_params():
     m, lg = manager("csv")
     lg.log_hyperparams()
-    end(m, lg)
+    finish(m)
     assert (Path(lg.log_dir)/"hparams.yaml").is_file()
 
 
@@ -110,7 +104,7 @@ def test_the_lightning_class_log_metrics_is_the_one_called(backend, cls, monkeyp
         return original(self, metrics, step)
     monkeypatch.setattr(cls, "log_metrics", recording)
     lg.log_metrics({"a": 1.0}, step=3)
-    end(m, lg)
+    finish(m)
     assert seen == [(3, {"a": 1.0})]
     assert points(backend, lg, "a") == [(3, 1.0)]
 
@@ -127,7 +121,7 @@ def test_log_metrics_is_handed_on_as_lightning_calls_it(monkeypatch):
         return original(self, *args, **kwargs)
     monkeypatch.setattr(TensorBoardLogger, "log_metrics", recording)
     lg.log_metrics(metrics={"a": 1.0}, step=3)
-    end(m, lg)
+    finish(m)
     assert calls == [((), {"metrics": {"a": 1.0}, "step": 3})]
 
 
@@ -146,7 +140,7 @@ def test_a_call_on_experiment_waits_for_what_was_logged_before_it(monkeypatch):
     lg.log_metrics({"a": 1.0}, step=0)
     lg.experiment.log({"b": 2.0})  # the user's own call, after the metrics
     gate.set()
-    end(m, lg)
+    finish(m)
     history = WandbRun.find(local_params("wandb")["save_dir"])[0].history
     order = [k for row in history for k in ("a", "b") if k in row]
     assert order == ["a", "b"]
@@ -167,7 +161,7 @@ def test_wandb_media_logged_in_an_outage_never_block_the_replay(monkeypatch):
         lg.log_text("notes", columns=["text"], data=[["hello"]], step=1)
         state["down"] = False
         lg.log_metrics({"a": 2.0}, step=2)
-        end(m, lg)
+        finish(m)
     assert points("wandb", lg, "a") == [(0, 0.0), (1, 1.0), (2, 2.0)]
     assert m.summary()["wandb"]["pending"] == 0
 
@@ -183,4 +177,4 @@ def test_a_guarded_logger_keeps_lightning_s_class_name_through_pickle():
     again.save()
     assert isinstance(again, CSVLogger) and delivery_of(again) is not None
     assert type(again).__name__ == CSVLogger.__name__
-    end(m, lg)
+    finish(m)

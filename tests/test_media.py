@@ -8,7 +8,7 @@ from PIL import Image
 from autotimm import LoggerConfig, LoggerManager, load_run
 from autotimm.backends import mlflow_local_uri
 from autotimm.media import log_artifact, log_image, log_table
-from helpers import local_configs, pixels
+from helpers import finish, local_configs, pixels, started
 
 BACKENDS = ["tensorboard", "csv", "mlflow", "wandb", "comet"]
 
@@ -50,18 +50,11 @@ def check(run, backend):
 
 
 def test_each_media_kind_read_back_from_every_backend(workdir):
-    manager = LoggerManager(local_configs(workdir, "media", BACKENDS), run_name="media")
-    for lg in manager.loggers: manager_start(lg)
+    manager = started(local_configs(workdir, "media", BACKENDS), run_name="media")
     send(manager, workdir)
-    for lg in manager.loggers: lg.finalize("success")
-    manager.close()
+    finish(manager)
     runs = read_all(workdir, manager)
     for backend in BACKENDS: check(runs[backend], backend)
-
-
-def manager_start(lg):
-    from autotimm.delivery import delivery_of
-    delivery_of(lg).start()
 
 
 def test_media_wait_in_the_spool_while_a_backend_is_down_and_replay(workdir):
@@ -124,5 +117,4 @@ def test_mlflow_images_are_laid_out_as_mlflows_own_log_image_lays_them_out(workd
     assert all((ours[1][s] == png).all() and (theirs[1][s] == png).all() for s in (3, 7))  # the image itself, lossless
     assert ours[2] == theirs[2] == "True"
     assert not [f for f in (workdir / "mlruns").rglob("*") if ".uploading." in f.name]  # written in place, nothing half-done left
-    mlf.finalize("success")
-    manager.close()
+    finish(manager)

@@ -14,26 +14,13 @@ import pandas as pd
 import pytest
 from mlflow.tracking import MlflowClient
 
-from autotimm import LoggerConfig, LoggerManager
+from autotimm import LoggerConfig
 from autotimm.backends import list_backends, mlflow_local_uri
 from autotimm.delivery import BackendWarning, Spool, delivery_of
 from autotimm.loggers import replay
 from autotimm import media
-from helpers import digits, local_configs
+from helpers import digits, fill_disk, finish, local_configs, mounted, started
 from readers import csv_metrics, mlflow_scalars, tensorboard_scalars
-
-
-def started(configs, **kw):
-    "A manager whose runs have started (what `fit` does first)."
-    m = LoggerManager(configs, **kw)
-    for lg in m.loggers: delivery_of(lg).start()
-    return m
-
-
-def finish(m):
-    "End the runs as a stage's end does: Lightning's finalize, then the manager's close."
-    for lg in m.loggers: lg.finalize("success")
-    m.close()
 
 
 def test_every_backend_is_read_back_and_the_report_says_so(workdir):
@@ -110,7 +97,6 @@ def test_a_media_key_no_backend_can_store_fails_at_its_call_and_nothing_else_is_
 
 def test_reading_back_finds_what_a_full_disk_lost_and_replay_completes_it(workdir, monkeypatch):
     "MLflow's store on a disk that fills: its logging thread drops batches while every call returns; the read-back finds them."
-    from test_delivery_faults import mounted
     monkeypatch.setenv("AUTOTIMM_SPOOL_DIR", str(workdir / "fallback"))
     with mounted(workdir / "small", "-t", "tmpfs", "-o", "size=3m", "tmpfs") as disk:
         m = started([LoggerConfig("mlflow", {"experiment_name": "full", "save_dir": str(disk / "mlruns")}),
@@ -120,11 +106,7 @@ def test_reading_back_finds_what_a_full_disk_lost_and_replay_completes_it(workdi
             for lg in m.loggers: lg.log_metrics({"train/loss": float(step)}, step)
         mlflow_flush = getattr(__import__("mlflow"), "flush_async_logging")
         mlflow_flush()
-        filler = disk / "filler"
-        with open(filler, "wb") as f:  # the disk fills under the run
-            try:
-                while True: f.write(b"\0" * 65536); f.flush()
-            except OSError: pass
+        filler = fill_disk(disk)  # the disk fills under the run
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")
             for step in range(10, 20):

@@ -1,24 +1,12 @@
 """W&B offline on a disk that fills mid-run: its service cannot write, every call still returns; reading the run back
 finds what is missing, the report names it, and the replay completes the run once the disk takes writes again."""
 import warnings
-from pathlib import Path
 
 from autotimm import LoggerConfig
 from autotimm.delivery import delivery_of
 from autotimm.loggers import replay
+from helpers import fill_disk, finish, mounted, started
 from readers import WandbRun
-from test_delivery_faults import mounted
-from test_verified_delivery import finish, started
-
-
-def fill(folder:Path)->Path:
-    "Write zeros into `folder` until its disk refuses more; the file that filled it."
-    filler = folder/"filler"
-    with open(filler, "wb") as f:
-        try:
-            while True: f.write(b"\0" * 65536); f.flush()
-        except OSError: pass
-    return filler
 
 
 def test_a_full_disk_under_wandb_is_named_in_the_report_and_replay_completes_the_run(workdir, monkeypatch):
@@ -30,7 +18,7 @@ def test_a_full_disk_under_wandb_is_named_in_the_report_and_replay_completes_the
         run_id = wb.experiment.id
         for step in range(10):
             for lg in m.loggers: lg.log_metrics({"train/loss": float(step)}, step)
-        filler = fill(disk)
+        filler = fill_disk(disk)
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")
             for step in range(10, 20):
