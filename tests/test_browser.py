@@ -36,18 +36,23 @@ def notebook(*sources)->str:
                                                                     "name": "python3"}}, "nbformat": 4, "nbformat_minor": 5})
 
 
+def jupyter_env(tmp_path, dirs=("CONFIG", "RUNTIME"))->dict:
+    "This process's environment with Jupyter's `dirs` (JUPYTER_<dir>_DIR) and JupyterLab's settings in `tmp_path`: per test."
+    env = {**os.environ}
+    for name in dirs:
+        (tmp_path / name.lower()).mkdir()
+        env[f"JUPYTER_{name}_DIR"] = str(tmp_path / name.lower())
+    env["JUPYTERLAB_SETTINGS_DIR"] = str(tmp_path / "settings")
+    env["JUPYTERLAB_WORKSPACES_DIR"] = str(tmp_path / "workspaces")
+    return env
+
+
 @pytest.fixture
 def lab_server(tmp_path):
     "JupyterLab serving `tmp_path/lab` (the test writes its notebooks there): `(base url, token, root)`; stopped after the test."
     root = tmp_path / "lab"
     root.mkdir()
-    env = {**os.environ}
-    for name in ("CONFIG", "RUNTIME"):  # per-test Jupyter dirs
-        (tmp_path / name.lower()).mkdir()
-        env[f"JUPYTER_{name}_DIR"] = str(tmp_path / name.lower())
-    env["JUPYTERLAB_SETTINGS_DIR"] = str(tmp_path / "settings")
-    env["JUPYTERLAB_WORKSPACES_DIR"] = str(tmp_path / "workspaces")
-    yield from serve("lab", tmp_path, root, env, "--LabApp.news_url=", "--LabApp.check_for_updates_class=jupyterlab.NeverCheckForUpdate")
+    yield from serve("lab", tmp_path, root, jupyter_env(tmp_path), "--LabApp.news_url=", "--LabApp.check_for_updates_class=jupyterlab.NeverCheckForUpdate")
 
 
 def serve(app, tmp_path, root, env, *extra):

@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 
 from autotimm.backends import list_backends
-from test_browser import IMAGES, TUTORIALS, WATCH, Screenshots, box, browser, run_all, serve
+from test_browser import IMAGES, TUTORIALS, WATCH, Screenshots, box, browser, jupyter_env, run_all, serve
 
 try:
     import notebook
@@ -28,12 +28,7 @@ def notebook7_server(tmp_path):
     "`jupyter notebook` (Notebook 7) on 127.0.0.1 serving `tmp_path/nb`: `(base url, token, root)`; stopped after the test."
     root = tmp_path / "nb"
     root.mkdir()
-    env = {**os.environ}
-    for name in ("CONFIG", "RUNTIME", "DATA"):  # per-test Jupyter dirs
-        (tmp_path / name.lower()).mkdir()
-        env[f"JUPYTER_{name}_DIR"] = str(tmp_path / name.lower())
-    env["JUPYTERLAB_SETTINGS_DIR"] = str(tmp_path / "settings")
-    env["JUPYTERLAB_WORKSPACES_DIR"] = str(tmp_path / "workspaces")
+    env = jupyter_env(tmp_path, ("CONFIG", "RUNTIME", "DATA"))
     # the kernel is this Python, importing the autotimm of this tree (the user data dir comes first in the kernelspec search)
     spec = tmp_path / "data" / "kernels" / "python3"
     spec.mkdir(parents=True)
