@@ -33,7 +33,7 @@ test: install check-sync
 	@echo "== notebooks (nbdev_test, slow cells included)"
 	cd nbs && ../$(VENV)/bin/nbdev_test --flags slow --n_workers 2
 	@echo "== pytest"
-	$(VENV)/bin/pytest tests
+	$(VENV)/bin/pytest tests -n 2 --dist worksteal  # two workers: most tests wait on servers, subprocesses, disks
 
 # the other end of the range: every requirement at the floor settings.ini states (requirements-oldest.txt), in its own venv
 OLDEST ?= .venv-oldest
@@ -58,4 +58,4 @@ test-oldest: install-oldest
 	@echo "== notebook layer at the floors (nbdev_test)"
 	cd nbs && ../$(OLDEST)/bin/nbdev_test --path 12_form.ipynb && ../$(OLDEST)/bin/nbdev_test --path 14_magics.ipynb
 	@echo "== seed examples, every backend end to end, the notebook layer at the floors"
-	$(OLDEST)/bin/pytest $(OLDEST_TESTS) -k "$(OLDEST_SKIP)"
+	$(OLDEST)/bin/pytest $(OLDEST_TESTS) -k "$(OLDEST_SKIP)" -n 2 --dist worksteal
