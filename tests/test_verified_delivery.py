@@ -2,7 +2,6 @@
 not keep is refused before training or set aside with its reason; one refused event never blocks the rest; a full disk
 under MLflow's store is found by reading back, and the replay completes the run. Real backends throughout."""
 import math
-import os
 import subprocess
 import sys
 import time
@@ -10,7 +9,6 @@ import warnings
 from pathlib import Path
 
 import numpy as np
-import pandas as pd
 import pytest
 from mlflow.tracking import MlflowClient
 
@@ -19,7 +17,7 @@ from autotimm.backends import list_backends, mlflow_local_uri
 from autotimm.delivery import BackendWarning, Spool, delivery_of
 from autotimm.loggers import replay
 from autotimm import media
-from helpers import digits, fill_disk, finish, local_configs, mounted, started
+from helpers import digits, disk_fills_mid_run, finish, local_configs, mounted, started
 from readers import csv_metrics, mlflow_scalars, tensorboard_scalars
 
 
@@ -102,17 +100,7 @@ def test_reading_back_finds_what_a_full_disk_lost_and_replay_completes_it(workdi
         m = started([LoggerConfig("mlflow", {"experiment_name": "full", "save_dir": str(disk / "mlruns")}),
                      LoggerConfig("csv", {"save_dir": "logs"})])
         mlf = m.loggers[0]
-        for step in range(10):
-            for lg in m.loggers: lg.log_metrics({"train/loss": float(step)}, step)
-        mlflow_flush = getattr(__import__("mlflow"), "flush_async_logging")
-        mlflow_flush()
-        filler = fill_disk(disk)  # the disk fills under the run
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore")
-            for step in range(10, 20):
-                for lg in m.loggers: lg.log_metrics({"train/loss": float(step)}, step)
-            finish(m)
-            report = m.report()
+        filler, report = disk_fills_mid_run(m, disk, before=__import__("mlflow").flush_async_logging)  # the disk fills under the run
         v = delivery_of(mlf).verdict
         assert v.reason is None and v.verified < v.total == 20, v  # read back: some points are not in the store
         missing = sorted(step for _, _, step, _ in v.missing)
@@ -206,7 +194,6 @@ def test_a_metric_name_a_backend_would_not_keep_fails_before_training(workdir):
 
 def test_events_only_memory_held_are_reported_lost_not_pending(workdir, monkeypatch):
     "No disk takes the spool (the run folder and the fallback are under a file): at the run's end they are lost, and said so."
-    from pytorch_lightning.loggers import CSVLogger
     Path("blocker").write_text("a file, so no folder can be made under it")
     monkeypatch.setenv("AUTOTIMM_SPOOL_DIR", str(workdir / "blocker" / "fallback"))
     m = started([LoggerConfig("csv", {"save_dir": "logs"})])

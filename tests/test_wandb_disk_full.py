@@ -1,11 +1,10 @@
 """W&B offline on a disk that fills mid-run: its service cannot write, every call still returns; reading the run back
 finds what is missing, the report names it, and the replay completes the run once the disk takes writes again."""
-import warnings
 
 from autotimm import LoggerConfig
 from autotimm.delivery import delivery_of
 from autotimm.loggers import replay
-from helpers import fill_disk, finish, mounted, started
+from helpers import disk_fills_mid_run, mounted, started
 from readers import WandbRun
 
 
@@ -16,15 +15,7 @@ def test_a_full_disk_under_wandb_is_named_in_the_report_and_replay_completes_the
                      LoggerConfig("csv", {"save_dir": "logs"})])
         wb = m.loggers[0]
         run_id = wb.experiment.id
-        for step in range(10):
-            for lg in m.loggers: lg.log_metrics({"train/loss": float(step)}, step)
-        filler = fill_disk(disk)
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore")
-            for step in range(10, 20):
-                for lg in m.loggers: lg.log_metrics({"train/loss": float(step)}, step)
-            finish(m)
-            report = m.report()
+        filler, report = disk_fills_mid_run(m, disk)
         assert "every event delivered" not in report, report
         v = delivery_of(wb).verdict
         assert v.reason is None and v.verified < v.total == 20, v  # read back: W&B's files lack some points
