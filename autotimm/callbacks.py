@@ -6,6 +6,7 @@
 from __future__ import annotations
 
 import math
+import time
 from concurrent.futures import ThreadPoolExecutor
 
 import torch
@@ -18,7 +19,7 @@ from .plots import confusion_matrix_png, counts_json, misclassified_png, render
 
 # %% auto #0
 __all__ = ['ShortRunLogging', 'will_log', 'step_is_read', 'cpu_scalar', 'LearningRateLogger', 'NormLogger', 'per_class_metrics',
-           'BackgroundRender', 'ConfusionMatrixLogger', 'unnormalize', 'MisclassifiedLogger']
+           'TimeBudget', 'BackgroundRender', 'ConfusionMatrixLogger', 'unnormalize', 'MisclassifiedLogger']
 
 # %% ../nbs/05_callbacks.ipynb #842191ff
 class ShortRunLogging(Callback):
@@ -96,12 +97,37 @@ def per_class_metrics(
             "data": [[labels[i], round(precision[i].item(), 6), round(recall[i].item(), 6), round(f1[i].item(), 6),
                       int(support[i].item())] for i in order]}
 
+# %% ../nbs/05_callbacks.ipynb #8f600cb0
+class TimeBudget:
+    "Whether optional work may run now: the time it took so far stays within `share` of the time since `start()`."
+    def __init__(self,
+                 share:float=None,  # e.g. 0.05 for 5%; None: always
+                ): self.share, self.spent, self.began = share, 0.0, None
+
+    def start(self):
+        "Count from now, nothing spent."
+        self.spent, self.began = 0.0, time.monotonic()
+
+    def allows(self)->bool:
+        "Whether the work so far is within the share (always before `start` and with no share)."
+        return self.share is None or self.began is None or self.spent <= self.share * (time.monotonic() - self.began)
+
+    def timed(self, fn, *args):
+        "`fn(*args)`, its time counted as spent."
+        t = time.monotonic()
+        try: return fn(*args)
+        finally: self.spent += time.monotonic() - t
+
 # %% ../nbs/05_callbacks.ipynb #d77b19e6
 class BackgroundRender(Callback):
     "Render and deliver pictures in order, on one worker thread (`inline`: at once); everything is delivered before the loggers finish."
     thread_name = "autotimm-render"
     max_pending = 4  # pictures waiting at most; one more waits for the oldest
-    def __init__(self): self._pool, self._pending, self.last_locations, self.last_png, self.inline = None, [], {}, None, False
+    def __init__(self,
+                 budget:float=None,  # `TimeBudget` share of the fit's time for `_submit_optional`; None: no limit
+                ):
+        self._pool, self._pending, self.last_locations, self.last_png, self.inline = None, [], {}, None, False
+        self.budget, self._held = TimeBudget(budget), None
 
     def _submit(self, fn, *args):
         if self.inline:
@@ -110,6 +136,18 @@ class BackgroundRender(Callback):
         self._collect(block=False)
         while len(self._pending) >= self.max_pending: self._take(self._pending[0])
         self._pending.append(self._pool.submit(fn, *args))
+
+    def _submit_optional(self, fn, *args):
+        "`_submit` within the budget; otherwise hold it (the latest held one only), for `send_held`."
+        if not self.budget.allows(): self._held = (fn, args); return
+        self._held = None
+        self._submit(self.budget.timed, fn, *args)
+
+    def send_held(self):
+        "Submit the held job, if any: the latest epoch's, skipped for the budget."
+        if self._held is None: return
+        (fn, args), self._held = self._held, None
+        self._submit(fn, *args)
 
     def _take(self, f):
         self._pending.remove(f)
@@ -134,10 +172,11 @@ class BackgroundRender(Callback):
         self.inline = isinstance(trainer.accelerator, CPUAccelerator)  # torch's threads use every core: no worker beside them
 
     def on_fit_start(self, trainer, pl_module):
+        self.budget.start(); self._held = None
         if trainer.is_global_zero: render.start(helper=not self.inline)  # the helper process gets ready while training starts
 
-    def on_fit_end(self, trainer, pl_module): self.wait()
-    def on_exception(self, trainer, pl_module, exception): self.wait()  # an interrupt keeps the pictures already made
+    def on_fit_end(self, trainer, pl_module): self.send_held(); self.wait()
+    def on_exception(self, trainer, pl_module, exception): self.send_held(); self.wait()  # an interrupt keeps the latest
 
     def teardown(self, trainer, pl_module, stage):
         try: self.wait()
@@ -155,12 +194,13 @@ class ConfusionMatrixLogger(BackgroundRender):
                  image:bool=True,              # log the matrix (image and counts) as `key`
                  per_class:bool=False,         # log `per_class_metrics` as the table `per_class_key`
                  per_class_key:str="val/per_class",  # table key in every backend
+                 budget:float=None,            # the table's `TimeBudget` share of the fit's time; None: every epoch
                 ):
         from torchmetrics.classification import MulticlassConfusionMatrix
         self.key, self.class_names, self.image, self.per_class, self.per_class_key = key, class_names, image, per_class, per_class_key
         self.last_table = None
         self.metric = MulticlassConfusionMatrix(num_classes=num_classes)
-        super().__init__()
+        super().__init__(budget)
         self.last_counts, self.png_counts, self._n = None, None, 0  # the latest counts, and those `last_png` shows
 
     def setup(self, trainer, pl_module, stage):
@@ -184,16 +224,18 @@ class ConfusionMatrixLogger(BackgroundRender):
     def _log(self, trainer, counts):
         labels = self.class_names or getattr(trainer.datamodule, "class_names", None)
         labels = list(labels) if labels is not None else None
-        self._submit(self._render_and_send, list(trainer.loggers), counts, labels, trainer.global_step, trainer.current_epoch)
+        args = (list(trainer.loggers), counts, labels, trainer.global_step, trainer.current_epoch)
+        if self.per_class: self._submit_optional(self._send_table, *args)
+        if self.image: self._submit(self._render_and_send, *args)
+
+    def _send_table(self, loggers, counts, labels, step, epoch):
+        "Send `per_class_metrics` of `counts` as the table `per_class_key` to every logger."
+        self.last_table = per_class_metrics(counts, labels)
+        return log_table(loggers, self.per_class_key, step, f"epoch_{epoch:03d}", self.last_table)
 
     def _render_and_send(self, loggers, counts, labels, step, epoch):
         "Render once, send the PNG and the raw counts to every logger (on the worker, or at once when `inline`)."
-        name, locations = f"epoch_{epoch:03d}", {}
-        if self.per_class:
-            self.last_table = per_class_metrics(counts, labels)
-            locations = log_table(loggers, self.per_class_key, step, name, self.last_table)
-        if not self.image: return locations
-        # people count epochs from 1; files keep Lightning's numbering
+        name = f"epoch_{epoch:03d}"  # people count epochs from 1; files keep Lightning's numbering
         cm = counts.numpy()
         png = render(confusion_matrix_png, cm, labels, title=f"Confusion matrix, epoch {epoch + 1}")
         self.last_png, self.png_counts = png, counts
@@ -225,9 +267,10 @@ class MisclassifiedLogger(BackgroundRender):
                  count:int=16,               # images in the grid
                  key:str="val/misclassified",  # image key in every backend
                  class_names:list=None,      # labels; taken from the datamodule's `class_names` when None
+                 budget:float=None,          # the gallery's `TimeBudget` share of the fit's time; None: every epoch
                 ):
         self.count, self.key, self.class_names = count, key, class_names
-        super().__init__()
+        super().__init__(budget)
         self.last, self._best = None, None
 
     def on_validation_epoch_start(self, trainer, pl_module): self._best = None
@@ -259,8 +302,8 @@ class MisclassifiedLogger(BackgroundRender):
         labels = self.class_names or getattr(dm, "class_names", None)
         labels = list(labels) if labels is not None else None
         mean, std = getattr(dm, "mean", None), getattr(dm, "std", None)
-        self._submit(self._render_and_send, list(trainer.loggers), found, labels, mean, std, trainer.global_step,
-                     trainer.current_epoch)
+        self._submit_optional(self._render_and_send, list(trainer.loggers), found, labels, mean, std, trainer.global_step,
+                              trainer.current_epoch)
 
     def _render_and_send(self, loggers, found, labels, mean, std, step, epoch):
         n = len(found["target"])

@@ -253,8 +253,9 @@ def configure_callbacks(self:ImageClassifier):
     if lc.log_learning_rate: cbs.append(LearningRateLogger())
     if lc.log_gradient_norm or lc.log_weight_norm: cbs.append(NormLogger(grad=lc.log_gradient_norm, weight=lc.log_weight_norm))
     if lc.log_confusion_matrix or lc.log_per_class_metrics:  # one matrix feeds the image and the table
-        cbs.append(ConfusionMatrixLogger(self.hparams.num_classes, image=lc.log_confusion_matrix, per_class=lc.log_per_class_metrics))
-    if lc.log_misclassified: cbs.append(MisclassifiedLogger(lc.misclassified_count))
+        cbs.append(ConfusionMatrixLogger(self.hparams.num_classes, image=lc.log_confusion_matrix, per_class=lc.log_per_class_metrics,
+                                         budget=lc.media_budget))
+    if lc.log_misclassified: cbs.append(MisclassifiedLogger(lc.misclassified_count, budget=lc.media_budget))
     if lc.log_system_metrics: cbs.append(SystemMetricsMonitor(lc.system_metrics_interval))
     have = {type(cb) for cb in self._trainer.callbacks} if self._trainer is not None else set()
     return [cb for cb in cbs if type(cb) not in have]  # `test` after `fit` keeps the ones `fit` added (no override notice)

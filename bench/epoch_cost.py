@@ -2,7 +2,8 @@
 
 What autotimm sends every backend at an epoch end, sent alone to each backend in turn: four `log_metrics` calls
 each followed by Lightning's `save` (the step, train-epoch, validation and system metrics), the confusion matrix's
-PNG (`log_image`) and its counts (`log_file`, JSON). Each part is sent once per simulated epoch, `--epochs` times,
+PNG (`log_image`) and its counts (`log_file`, JSON); with every switch on (`LoggingConfig(log_per_class_metrics=True,
+log_misclassified=True)`) also the per-class table (`log_table`) and the misclassified gallery's PNG (`log_image`). Each part is sent once per simulated epoch, `--epochs` times,
 half a second apart (MLflow's asynchronous writer collects five seconds of writes, as in a fit), and the whole process's CPU
 time is read before and after (every thread, so the backends' own writer threads count too, plus child processes:
 W&B's `wandb-core`). The same wait with nothing sent is subtracted (the idle cost of the backends' polling
@@ -34,15 +35,17 @@ warnings.filterwarnings("ignore")
 
 import numpy as np
 import psutil
+import torch
 
 from autotimm import LoggerManager
-from autotimm.backends import log_file, log_image
+from autotimm.backends import log_file, log_image, log_table
 from autotimm.delivery import delivery_of
-from autotimm.plots import confusion_matrix_png, counts_json
+from autotimm.callbacks import per_class_metrics
+from autotimm.plots import confusion_matrix_png, counts_json, misclassified_png
 from autotimm.trainer import start_loggers
 from bench.suite import BACKENDS, backend_config, quiet_logs
 
-PARTS = ("metrics", "image", "file")
+PARTS = ("metrics", "image", "file", "table", "gallery")
 
 
 def cpu_s()->float:
@@ -60,23 +63,25 @@ def drain(lg):
     if d._queue is not None: d._queue.join()
 
 
-def send(lg, part:str, epoch:int, png:bytes, counts:bytes):
+def send(lg, part:str, epoch:int, media:dict):
     step = 100 * epoch
     if part == "metrics":
         for k in range(4):
             lg.log_metrics({f"part{k}/a": 0.5 + epoch, f"part{k}/b": float(k), "epoch": float(epoch)}, step=step + k)
             lg.save()
-    elif part == "image": log_image([lg], "val/confusion_matrix", png, step=step, name=f"epoch_{epoch:03d}")
-    elif part == "file": log_file([lg], "val/confusion_matrix", f"epoch_{epoch:03d}", "json", counts)
+    elif part == "image": log_image([lg], "val/confusion_matrix", media["png"], step=step, name=f"epoch_{epoch:03d}")
+    elif part == "file": log_file([lg], "val/confusion_matrix", f"epoch_{epoch:03d}", "json", media["counts"])
+    elif part == "table": log_table([lg], "val/per_class", step, f"epoch_{epoch:03d}", media["table"])
+    elif part == "gallery": log_image([lg], "val/misclassified", media["gallery"], step=step, name=f"epoch_{epoch:03d}")
 
 
-def measure(lg, part:str, epochs:int, gap:float, settle:float, png:bytes, counts:bytes, first:int)->float:
+def measure(lg, part:str, epochs:int, gap:float, settle:float, media:dict, first:int)->float:
     "CPU seconds per epoch that `part` (or 'idle': nothing) costs the whole process."
     drain(lg)
     t = cpu_s()
     for e in range(epochs):
         time.sleep(gap)
-        if part != "idle": send(lg, part, first + e, png, counts)
+        if part != "idle": send(lg, part, first + e, media)
     drain(lg)
     time.sleep(settle)  # writer threads finish what they were handed
     return (cpu_s() - t) / epochs
@@ -97,6 +102,10 @@ def main():
     labels = [str(i) for i in range(n)]
     png = confusion_matrix_png(cm, labels)
     counts = counts_json({"key": "val/confusion_matrix", "epoch": 0, "step": 0, "labels": labels}, cm)  # the file the callback sends
+    rng = np.random.default_rng(0)
+    gallery = misclassified_png(rng.random((16, 3, 32, 32)), list(range(16)), [(i + 1) % n for i in range(16)],
+                                [0.9] * 16, labels)  # 16 images, as `LoggingConfig.misclassified_count`
+    media = {"png": png, "counts": counts, "table": per_class_metrics(torch.tensor(cm), labels), "gallery": gallery}
     res = {"config": {"epochs": args.epochs, "gap_s": args.gap, "quick": args.quick, "cpu_count": os.cpu_count(),
                       "classes": n, "png_bytes": len(png), "counts_bytes": len(counts)},
            "ms_per_epoch": {}, "idle_ms_per_epoch": {}}
@@ -107,11 +116,12 @@ def main():
         for lg in loggers: delivery_of(lg).wait_started(60)
         for lg in loggers:
             name, first = delivery_of(lg).backend, 0
-            send(lg, "metrics", 999, png, counts); send(lg, "image", 999, png, counts); drain(lg)  # first-use costs
-            idle = measure(lg, "idle", args.epochs, args.gap, settle, png, counts, 0)
+            for part in PARTS: send(lg, part, 999, media)
+            drain(lg)  # first-use costs
+            idle = measure(lg, "idle", args.epochs, args.gap, settle, media, 0)
             row = {}
             for part in PARTS:
-                row[part] = 1000 * (measure(lg, part, args.epochs, args.gap, settle, png, counts, first) - idle)
+                row[part] = 1000 * (measure(lg, part, args.epochs, args.gap, settle, media, first) - idle)
                 first += args.epochs
             row["total"] = sum(row[p] for p in PARTS)
             res["ms_per_epoch"][name], res["idle_ms_per_epoch"][name] = row, 1000 * idle

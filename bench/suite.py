@@ -16,7 +16,8 @@ own clock until the process's other threads (the backends' writers) are idle, an
                lr, gradient and weight norms, confusion matrix, accuracy, system metrics
   C_<backend>  the same autotimm model and switches with that one backend alone (tensorboard, csv, mlflow, wandb, comet)
   C_none       the same autotimm model and switches with no backend at all (logger=False): autotimm's own cost
-  C_all        (opt-in) C and every other switch too: the misclassified gallery and the per-class table, five backends
+  C_all        C and every other switch too: the misclassified gallery and the per-class table (within their
+               default `media_budget`, 5% of the fit's time), five backends
   B            (opt-in, `--variants ...,B`; slow) the hand-wired Lightning a user would write for the same logging
 
 No variant checkpoints, so only logging is compared. Each variant keeps one MLflow store across rounds, as a user
@@ -38,12 +39,12 @@ Each is the median over rounds with its spread (min-max; A's over all its runs).
 epochs against A's epoch of the same number (they ran in turns), step and epoch as ratios and the fixed part as
 extra seconds, the median over the epochs; start-up and the whole fit against that A fit's; then the median of the
 rounds and their min-max (A_again's are the noise floor). Against C_none (each backend's own cost): round by round,
-a backend's ratios over C_none's. Targets printed beside them: step <= 1.03x, steady epoch <= 1.10x, start-up
-within 1 s of A, whole fit <= 1.3x (6 epochs of ~0.5 s).
+a backend's ratios over C_none's. Targets printed beside them: step <= 1.03x, steady epoch <= 1.10x (<= 1.15x from
+100 classes on), start-up within 1 s of A, whole fit <= 1.3x (6 epochs of ~0.5 s).
 Also the confusion-matrix render times for 10, 100 and 1000 classes and the import times.
 
-    .venv/bin/python bench/suite.py --json out.json   # the full run: 9 + 7 x 8 pairs of 6-epoch fits, about 10 minutes on 2 cores
-    .venv/bin/python bench/suite.py --quick            # CI smoke run: A with C, A with C_tensorboard, 2 epochs, 1 round, about a minute
+    .venv/bin/python bench/suite.py --json out.json   # the full run: 10 + 7 x 9 pairs of 6-epoch fits, about 15 minutes on 2 cores
+    .venv/bin/python bench/suite.py --quick            # CI smoke run: A with C, C_tensorboard and C_all, 2 epochs, 1 round, about a minute
     .venv/bin/python bench/suite.py --variants C_all --classes 100   # every switch on, the digits relabelled into 100 classes
 
 `--classes N` (a multiple of 10) relabels the digits into N classes (digit d of the i-th image becomes class
@@ -93,9 +94,14 @@ def quiet_logs():
 MODEL = "test_resnet"
 QUIET = dict(enable_progress_bar=False, enable_model_summary=False)
 BACKENDS = ("tensorboard", "csv", "mlflow", "wandb", "comet")
-FULL = ("A", "A_again", "C", *(f"C_{b}" for b in BACKENDS), "C_none")
-QUICK = ("A", "C", "C_tensorboard")
+FULL = ("A", "A_again", "C", "C_all", *(f"C_{b}" for b in BACKENDS), "C_none")
+QUICK = ("A", "C", "C_tensorboard", "C_all")
 TARGETS = {"step": 1.03, "epoch": 1.10, "startup": 1.0, "whole": 1.3}  # ratios, except start-up: extra seconds
+
+
+def targets(classes:int)->dict:
+    "The targets for `classes` classes: the steady epoch may take 1.15x from 100 classes on (per-class work grows)."
+    return {**TARGETS, "epoch": 1.15} if classes >= 100 else dict(TARGETS)
 
 
 # ---------------------------------------------------------------- taking turns
@@ -458,13 +464,14 @@ def report(res):
     for v, r in res["against_A"].items():
         print(f"{v:14}" + "".join(f"{fmt(r[k], f):>22}" for k, f in
               (("step_ratio", rx), ("epoch_ratio", rx), ("fixed_extra_s", sx), ("startup_extra_s", sx), ("whole_ratio", rx))))
-    t = TARGETS
+    t = res["config"]["targets"]
     print(f"{'target':14}{'<= ' + str(t['step']):>22}{'<= ' + str(t['epoch']):>22}{'-':>22}{'<= +' + str(t['startup']):>22}{'<= ' + str(t['whole']):>22}")
-    if "C" in res["against_A"]:
-        r = res["against_A"]["C"]
+    for v in ("C", "C_all"):
+        if v not in res["against_A"]: continue
+        r = res["against_A"][v]
         checks = [("step", r["step_ratio"], t["step"]), ("epoch", r["epoch_ratio"], t["epoch"]),
                   ("start-up", r["startup_extra_s"], t["startup"]), ("whole", r["whole_ratio"], t["whole"])]
-        print("C against its targets: " + ", ".join(f"{n} {verdict(s['median'], g)}" for n, s, g in checks))
+        print(f"{v} against its targets: " + ", ".join(f"{n} {verdict(s['median'], g)}" for n, s, g in checks))
     print("outside fit (s), build / close: " + ", ".join(f"{v} {s['build']['median']:.2f}/{s['close']['median']:.2f}"
                                                         for v, s in res["variants"].items()))
     print("waited for its own threads before handing over (s a fit; on its clock): " +
@@ -565,7 +572,7 @@ def main():
     res = {"config": {"model": MODEL, "image_size": args.image_size, "batch_size": args.batch_size, "epochs": args.epochs,
                       "train_images": train_images, "train_repeat": args.train_repeat, "classes": args.classes,
                       "repeats": args.repeats, "variants": variants, "quick": args.quick,
-                      "torch_threads": torch.get_num_threads(), "cpu_count": os.cpu_count(), "targets": TARGETS},
+                      "torch_threads": torch.get_num_threads(), "cpu_count": os.cpu_count(), "targets": targets(args.classes)},
            "variants": {v: {k: spread([f[k] for f in fs]) for k in fs[0]} for v, fs in rounds.items()},
            "against_A": {v: against(pairs[v]) for v in others},
            "rounds": rounds, "pairs": pairs, "partner_A": partners, "raw": raw}

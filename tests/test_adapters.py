@@ -112,3 +112,31 @@ def test_on_a_lightning_release_autotimm_does_not_know_checkpoints_are_lightning
             _fit_saving_to(disk)
     from autotimm.trainer import make_checkpoint
     assert type(make_checkpoint("val/loss")) is ModelCheckpoint
+
+
+def _elsewhere(monkeypatch, store):
+    "Build the MLflow logger as a process other than rank zero (a launcher's RANK=1) would, on a local store in `store`."
+    from autotimm.backends import get_backend
+    monkeypatch.setenv("RANK", "1")
+    return get_backend("mlflow").build({"save_dir": str(store), "experiment_name": "elsewhere"})
+
+
+def test_a_process_other_than_rank_zero_never_opens_the_mlflow_store(workdir, monkeypatch, recwarn):
+    import mlflow.tracking
+    made = mlflow.tracking.MlflowClient
+    _elsewhere(monkeypatch, workdir / "other")
+    assert not (workdir / "other" / "mlflow.db").exists()  # no store opened, so no tables created beside rank zero's
+    assert mlflow.tracking.MlflowClient is made and not [w for w in recwarn if "opens the MLflow store" in str(w.message)]
+    monkeypatch.setenv("RANK", "0")
+    from autotimm.backends import get_backend
+    get_backend("mlflow").build({"save_dir": str(workdir / "zero"), "experiment_name": "zero"})
+    assert (workdir / "zero" / "mlflow.db").exists()  # rank zero opens it
+
+
+def test_on_a_lightning_release_autotimm_does_not_know_every_process_opens_the_mlflow_store(workdir, monkeypatch):
+    import pytest
+    import pytorch_lightning as pl
+    monkeypatch.setattr(pl, "__version__", "3.0.0")
+    with pytest.warns(RuntimeWarning, match="every process opens the MLflow store"):
+        _elsewhere(monkeypatch, workdir / "other")
+    assert (workdir / "other" / "mlflow.db").exists()  # Lightning's own way: the logger works, the store is opened

@@ -1,4 +1,6 @@
 """What the model gets wrong, after each validation epoch: the misclassified gallery and the per-class table."""
+import contextlib
+
 import pytest
 import torch
 import torch.nn.functional as F
@@ -6,7 +8,7 @@ import torch.nn.functional as F
 from autotimm import AutoTrainer, ImageClassifier, LoggerConfig, LoggerManager, LoggingConfig, load_run
 from autotimm.callbacks import ConfusionMatrixLogger, MisclassifiedLogger
 from pytorch_lightning import Callback
-from helpers import digits
+from helpers import ctrl_c, digits
 
 COUNT = 8
 
@@ -85,3 +87,29 @@ def test_your_own_media_from_the_model_during_training(fitted):
         assert img.shape == (32 * 32, 3)
         assert (img / 255 - first.permute(1, 2, 0).reshape(-1, 3)).abs().max() < 1 / 255 + 1e-6, backend
         assert run.table("samples/first_targets")["target"].tolist() == [0, 0, 0, 0], backend
+
+
+
+def budget_fit(root, budget, epochs=5, callbacks=()):
+    "A CSV-only fit of `epochs` epochs with the gallery and the table under `media_budget=budget`: the steps of each, read back."
+    model = ImageClassifier(backbone="test_resnet", num_classes=10, pretrained=False,
+                            logging_config=LoggingConfig(log_misclassified=True, misclassified_count=4,
+                                                         log_per_class_metrics=True, media_budget=budget))
+    manager = LoggerManager([LoggerConfig("csv", {"save_dir": str(root)})], run_name="budget")
+    trainer = AutoTrainer(max_epochs=epochs, logger=manager, limit_train_batches=2, limit_val_batches=2, enable_progress_bar=False,
+                          enable_checkpointing=False, default_root_dir=str(root), callbacks=list(callbacks))
+    with contextlib.suppress(KeyboardInterrupt):
+        trainer.fit(model, datamodule=digits())
+    manager.close()
+    run = load_run(manager.loggers[0].log_dir)
+    return [s for s, _ in run.tables["val/per_class"]], [s for s, _ in run.images["val/misclassified"]]
+
+
+@pytest.mark.parametrize("budget, kept", [(None, [2, 4, 6, 8, 10]), (1e-9, [2, 10]), (1e-9, [2, 6])],
+                         ids=["no budget", "over budget", "over budget, interrupted"])
+def test_the_gallery_and_table_keep_within_their_budget_and_the_latest_is_sent(tmp_path, request, budget, kept):
+    """No budget: every epoch's. A budget the first epoch already spends: the first and the latest (held, sent at the
+    end of `fit`, or at an interrupt: Ctrl-C in epoch 3 after epochs 0-2 were validated)."""
+    stop = [ctrl_c(epoch=3)] if "interrupted" in request.node.callspec.id else []
+    tables, galleries = budget_fit(tmp_path, budget, callbacks=stop)
+    assert tables == galleries == kept

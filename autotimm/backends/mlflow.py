@@ -163,6 +163,28 @@ def check(self:MLflowBackend, params, owner):
             raise ValueError(f"{owner}: params['tracking_uri'] {uri!r}: the folder {str(folder)!r} does not exist; "
                              "create it, or leave tracking_uri out for a local store under save_dir")
 
+# %% ../../nbs/00f_backend_mlflow.ipynb #c4056b41
+def _storeless(MLFlowLogger, params:dict):
+    """`MLFlowLogger(**params)` for a process other than rank zero, which never logs (Lightning's `MLFlowLogger` logs on
+    rank zero only), so it need not open the store, whose client creates a local store's tables (on another machine
+    sharing the folder, no lock helps). Lightning 2.x makes the client in the constructor from
+    `mlflow.tracking.MlflowClient`: where Lightning is 2.x and MLflow 2.x or 3.x, a `_LazyClient` stands there for the
+    constructor only. Otherwise, or where it was not taken, the store is opened as Lightning opens it, with a warning."""
+    import mlflow, mlflow.tracking, pytorch_lightning as pl
+    lazy = []
+    if pl.__version__.split(".")[0] == "2" and mlflow.__version__.split(".")[0] in ("2", "3"):
+        class Lazy(_LazyClient):
+            def __init__(self, tracking_uri): super().__init__(tracking_uri); lazy.append(self)
+        made = mlflow.tracking.MlflowClient
+        mlflow.tracking.MlflowClient = Lazy
+        try: logger = MLFlowLogger(**params)
+        finally: mlflow.tracking.MlflowClient = made
+    else: logger = MLFlowLogger(**params)
+    if not lazy:
+        warnings.warn(f"autotimm: with Lightning {pl.__version__} and MLflow {mlflow.__version__}, every process opens the MLflow "
+                      "store, not rank zero alone", RuntimeWarning, stacklevel=3)
+    return logger
+
 # %% ../../nbs/00f_backend_mlflow.ipynb #41f7df03
 @patch
 def build(self:MLflowBackend, params):
@@ -194,14 +216,7 @@ def build(self:MLflowBackend, params):
                 params["tracking_uri"] = uri._replace(netloc=netloc).geturl()
     if params.get("tags"):  # a tag named like a secret is stored masked
         params["tags"] = {k: ("***" if is_secret(k) else v) for k, v in params["tags"].items()}
-    if is_rank_zero(): return MLFlowLogger(**params)
-    # other ranks never log (Lightning's MLFlowLogger logs on rank zero only), so they never open the store either:
-    # its client, which creates a local store's tables, is made on first use (on another machine sharing the folder, no lock helps)
-    import mlflow.tracking
-    made = mlflow.tracking.MlflowClient
-    mlflow.tracking.MlflowClient = _LazyClient
-    try: return MLFlowLogger(**params)
-    finally: mlflow.tracking.MlflowClient = made
+    return MLFlowLogger(**params) if is_rank_zero() else _storeless(MLFlowLogger, params)
 
 # %% ../../nbs/00f_backend_mlflow.ipynb #a2722891
 @patch
