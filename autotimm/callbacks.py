@@ -124,7 +124,7 @@ class BackgroundRender(Callback):
     thread_name = "autotimm-render"
     max_pending = 4  # pictures waiting at most; one more waits for the oldest
     def __init__(self,
-                 budget:float=None,  # `TimeBudget` share of the fit's time for `_submit_optional`; None: no limit
+                 budget:float=None,  # `TimeBudget` share of the training time for `_submit_optional`; None: no limit
                 ):
         self._pool, self._pending, self.last_locations, self.last_png, self.inline = None, [], {}, None, False
         self.budget, self._held = TimeBudget(budget), None
@@ -172,9 +172,9 @@ class BackgroundRender(Callback):
         self.inline = isinstance(trainer.accelerator, CPUAccelerator)  # torch's threads use every core: no worker beside them
 
     def on_fit_start(self, trainer, pl_module):
-        self.budget.start(); self._held = None
         if trainer.is_global_zero: render.start(helper=not self.inline)  # the helper process gets ready while training starts
 
+    def on_train_start(self, trainer, pl_module): self.budget.start(); self._held = None  # the budget counts training time
     def on_fit_end(self, trainer, pl_module): self.send_held(); self.wait()
     def on_exception(self, trainer, pl_module, exception): self.send_held(); self.wait()  # an interrupt keeps the latest
 
@@ -194,7 +194,7 @@ class ConfusionMatrixLogger(BackgroundRender):
                  image:bool=True,              # log the matrix (image and counts) as `key`
                  per_class:bool=False,         # log `per_class_metrics` as the table `per_class_key`
                  per_class_key:str="val/per_class",  # table key in every backend
-                 budget:float=None,            # the table's `TimeBudget` share of the fit's time; None: every epoch
+                 budget:float=None,            # the table's `TimeBudget` share of the training time; None: every epoch
                 ):
         from torchmetrics.classification import MulticlassConfusionMatrix
         self.key, self.class_names, self.image, self.per_class, self.per_class_key = key, class_names, image, per_class, per_class_key
@@ -267,7 +267,7 @@ class MisclassifiedLogger(BackgroundRender):
                  count:int=16,               # images in the grid
                  key:str="val/misclassified",  # image key in every backend
                  class_names:list=None,      # labels; taken from the datamodule's `class_names` when None
-                 budget:float=None,          # the gallery's `TimeBudget` share of the fit's time; None: every epoch
+                 budget:float=None,          # the gallery's `TimeBudget` share of the training time; None: every epoch
                 ):
         self.count, self.key, self.class_names = count, key, class_names
         super().__init__(budget)

@@ -71,7 +71,7 @@ class LoggingConfig:
     log_per_class_metrics:bool = False # `val/per_class` table (precision, recall, F1, support; worst first) after each validation epoch
     log_misclassified:bool = False     # `val/misclassified` image: the highest-loss misclassified validation images
     misclassified_count:int = 16       # how many images the `val/misclassified` grid shows
-    media_budget:float = 0.05          # the gallery's and the per-class table's share of the fit's time at most: an epoch's skipped while over it, the last epoch's always sent; None: every epoch
+    media_budget:float = 0.01          # share of the training time the gallery and the per-class table may each take: an epoch's skipped while over it, the last epoch's always sent; None: every epoch
 
     def __post_init__(self):
         for f in fields(self):
@@ -79,7 +79,7 @@ class LoggingConfig:
         check_number("LoggingConfig", "system_metrics_interval", self.system_metrics_interval,
                      f"a positive number of seconds, at least {MIN_SYSTEM_INTERVAL}", lo=MIN_SYSTEM_INTERVAL)
         if self.media_budget is not None:
-            check_number("LoggingConfig", "media_budget", self.media_budget, "a share of the fit's time above 0 and up to 1 (0.05: 5%), or None for every epoch", gt=0, hi=1)
+            check_number("LoggingConfig", "media_budget", self.media_budget, "a share of the training time above 0 and up to 1 (0.01: 1%), or None for every epoch", gt=0, hi=1)
         n = self.misclassified_count
         check_number("LoggingConfig", "misclassified_count", n, f"an int from 1 to {MAX_MISCLASSIFIED}", lo=1, hi=MAX_MISCLASSIFIED, integer=True)
 

@@ -965,7 +965,7 @@ def verify(
     def read():
         try:
             spec.flush(self.logger)
-            box["record"] = spec.read(*where)
+            box["record"] = spec.read_held(*where)
         except Exception as e: box["error"] = e
     t = threading.Thread(target=read, daemon=True, name=f"autotimm-{self.backend}-verify"); t.start(); t.join(timeout)
     if t.is_alive() or "record" not in box or box["record"] is None:

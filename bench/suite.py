@@ -17,7 +17,7 @@ own clock until the process's other threads (the backends' writers) are idle, an
   C_<backend>  the same autotimm model and switches with that one backend alone (tensorboard, csv, mlflow, wandb, comet)
   C_none       the same autotimm model and switches with no backend at all (logger=False): autotimm's own cost
   C_all        C and every other switch too: the misclassified gallery and the per-class table (within their
-               default `media_budget`, 5% of the fit's time), five backends
+               default `media_budget`, 1% of the training time each), five backends
   B            (opt-in, `--variants ...,B`; slow) the hand-wired Lightning a user would write for the same logging
 
 No variant checkpoints, so only logging is compared. Each variant keeps one MLflow store across rounds, as a user

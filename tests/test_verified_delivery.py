@@ -32,6 +32,25 @@ def test_every_backend_is_read_back_and_the_report_says_so(workdir):
     for b in list_backends(): assert f"{b} 20 of 20" in report, report
 
 
+
+def test_the_check_lists_media_without_downloading_them(workdir, monkeypatch):
+    """Checking a run reads what the backend holds, not its bytes: an MLflow run with pictures and a table is verified
+    without one download (MLflow's download shows a progress bar per file and copies each one), and a picture deleted
+    from the store is still found missing."""
+    m = started(local_configs(name="held", backends=["mlflow"]))
+    for step in (1, 2, 3):
+        media.log_image(m, "val/picture", np.zeros((8, 8, 3), np.uint8), step)
+        media.log_table(m, "val/table", {"a": [step]}, step)
+    downloads = []
+    made = MlflowClient.download_artifacts
+    monkeypatch.setattr(MlflowClient, "download_artifacts", lambda self, *a, **k: downloads.append(a) or made(self, *a, **k))
+    verdict = delivery_of(m.loggers[0]).verify()
+    assert verdict.ok and verdict.total == 6 and downloads == [], (str(verdict), downloads)
+    for f in Path("mlruns").rglob("val~picture+step+2+*.png"): f.unlink()
+    verdict = delivery_of(m.loggers[0]).verify()
+    assert [(w, k, s) for w, k, s, _ in verdict.missing] == [("images", "val/picture", 2)], str(verdict)
+    finish(m)
+
 def test_values_a_backend_cannot_keep_are_listed_never_counted_delivered(workdir):
     "NaN, +-inf and a number past 32-bit floats: each backend keeps what it can; the rest is set aside, with why."
     m = started([LoggerConfig("csv", {"save_dir": "logs"}), LoggerConfig("tensorboard", {"save_dir": "logs"}),

@@ -278,6 +278,12 @@ def read(self:Backend, location, run:str=None)->dict|None:
     "The run at `location` (`run`: an id or name where a location holds several), or None when it is not this backend's."
     return None
 
+@patch
+def read_held(self:Backend, location, run:str=None)->dict|None:
+    """`read`, for checking what the backend holds: a backend may leave out what that needs not (its media's bytes,
+    `None` in their place, and the confusion matrices), where that is quicker."""
+    return self.read(location, run)
+
 # %% ../../nbs/00b_backends.ipynb #efad170e
 _REGISTRY:dict = {}
 
