@@ -192,7 +192,7 @@ class LoggerForm:
                  configs:list=None,  # `LoggerConfig`s to prefill (their backends are enabled)
                  root:str="runs",    # the folder every backend's local folder goes under
                 ):
-        self.configs, self._built = None, False
+        self._configs, self._why = None, "click Build configs (or use form.to_configs())"
         self.root = widgets.Text(value=root)
         self.root_slot = widgets.HTML()
         self.sections = {b: _Section(b, self._changed, root) for b in list_backends()}
@@ -227,11 +227,12 @@ def _validate(self:LoggerForm):
 # %% ../nbs/12_form.ipynb #45392a7d
 @patch
 def _changed(self:LoggerForm, *_):
-    "Any edit: validate every field again and drop a build that no longer matches the fields."
+    "Any edit: validate every field again; a build stays `configs`, marked changed since, until the next build."
     self._validate()
-    if self._built: self.status.value = '<span style="color:#777">Changed since the last build: click <b>Build configs</b> again.</span>'
+    if self._configs is not None:
+        self.status.value = (f'<span style="color:#a60">Changed since the last build: <code>form.configs</code> still holds its '
+                             f'{len(self._configs)} config(s); click <b>Build configs</b> to use the changes.</span>')
     else: self.status.value = ""
-    self.configs, self._built = None, False
     self.code_area.value, self.code_area.layout.display = "", "none"
 
 # %% ../nbs/12_form.ipynb #b213e46e
@@ -270,17 +271,25 @@ def _build(self:LoggerForm, _=None):
     try:
         configs = self.to_configs()
     except ValueError as e:
-        self.configs, self._built = None, False
         errs = self.errors()
         msg = ("fix the fields marked ⚠: " + "; ".join(errs.values())) if errs else str(e).removeprefix("LoggerForm: ")
+        self._configs, self._why = None, f"the last build failed: {msg}"
         self.status.value = f'<span class="{_ERROR}" style="color:#c00">Not built: {html.escape(msg)}</span>'
         self.code_area.layout.display = "none"
         return
     self.code_area.value = self.code()
-    self.configs, self._built = configs, True
+    self._configs = configs
     self.status.value = (f'<span style="color:#080">Built {len(configs)} config(s): pass <code>logger=form.configs</code> '
                          '(or the form) to AutoTrainer, or copy this code:</span>')
     self.code_area.layout.display = None
+
+# %% ../nbs/12_form.ipynb #6908f991
+@patch
+@property
+def configs(self:LoggerForm)->list:
+    "The last **Build configs**' configs (after an edit too, which the status line says); `ValueError` saying why when there are none."
+    if self._configs is None: raise ValueError(f"LoggerForm: no configs built: {self._why}")
+    return self._configs
 
 # %% ../nbs/12_form.ipynb #51472626
 @patch

@@ -54,7 +54,8 @@ def test_invalid_fields_show_a_plain_message_beside_the_field_and_build_nothing(
     field(form, "csv", "save_dir").value = ""
     assert error(form, "csv", "save_dir") == "Required"
     form.button.click()
-    assert form.configs is None and "Not built: fix the fields marked ⚠: csv save_dir: Required" in form.status.value
+    assert "Not built: fix the fields marked ⚠: csv save_dir: Required" in form.status.value
+    with pytest.raises(ValueError, match="no configs built: the last build failed: .*csv save_dir: Required"): form.configs
     assert form.code_area.layout.display == "none"
     with pytest.raises(ValueError, match="csv save_dir: Required"): form.to_configs()
 
@@ -81,15 +82,19 @@ def test_a_build_error_goes_as_soon_as_the_field_is_fixed_and_a_build_goes_stale
     assert form.status.value == "" and error(form, "mlflow", "experiment_name") == ""
     form.button.click()
     assert "Built 1 config" in form.status.value and "experiment_name='exp'" not in form.code_area.value
-    assert "'experiment_name': 'exp'" in form.code_area.value and form.configs
-    field(form, "mlflow", "run_name").value = "r2"  # any edit: the built configs and code no longer match
-    assert "Built" not in form.status.value and "Changed since the last build" in form.status.value
-    assert form.configs is None and form.code_area.value == "" and form.code_area.layout.display == "none"
+    assert "'experiment_name': 'exp'" in form.code_area.value
+    built = form.configs
+    for run_name in ("r2", "r3"):  # any edit, the second as the first: still the last build, and the line says so
+        field(form, "mlflow", "run_name").value = run_name
+        assert "Built" not in form.status.value and "Changed since the last build" in form.status.value
+        assert form.configs is built and form.code_area.value == "" and form.code_area.layout.display == "none"
     form.button.click()
-    assert "'run_name': 'r2'" in form.code_area.value
-    field(form, "mlflow", "experiment_name").value = ""  # made invalid: no "Built" either
-    assert "Built" not in form.status.value and form.configs is None and form.code_area.layout.display == "none"
-    assert error(form, "mlflow", "experiment_name") == "Required"
+    assert "'run_name': 'r3'" in form.code_area.value and form.configs[0].params["run_name"] == "r3"
+    field(form, "mlflow", "experiment_name").value = ""  # made invalid: the last build stays, marked changed
+    assert "Changed since the last build" in form.status.value and form.configs[0].params["experiment_name"] == "exp"
+    assert error(form, "mlflow", "experiment_name") == "Required" and form.code_area.layout.display == "none"
+    form.button.click()  # a failed build: nothing to hand out, and the reason
+    with pytest.raises(ValueError, match="the last build failed: .*experiment_name: Required"): form.configs
 
 
 @pytest.mark.parametrize("typed, says", [("abc", "Not a whole number"), ("1.5", "Not a whole number"),
@@ -131,7 +136,8 @@ def test_every_local_folder_goes_under_the_root_and_runs_lists_them_all(workdir)
 def test_form_with_nothing_enabled_builds_nothing():
     form = LoggerForm()
     form.button.click()
-    assert form.configs is None and "no backend is enabled" in form.status.value
+    assert "no backend is enabled" in form.status.value
+    with pytest.raises(ValueError, match="no backend is enabled"): form.configs
 
 
 def test_form_prefill_manager_and_trainer(workdir):
