@@ -73,9 +73,12 @@ USAGE = """%autotimm COMMAND [ARGS]
 def run_magic(
     line:str,  # what follows `%autotimm`, e.g. 'runs logs'
 ):
-    "What `%autotimm line` returns (and displays)."
+    "What `%autotimm line` returns (and displays); `ValueError` for more arguments than the command takes."
     args = shlex.split(line)
     cmd, rest = (args[0].lower(), args[1:]) if args else ("help", [])
+    takes = {"loggers": "no argument", "runs": "one folder at most", "cm": "one run folder at most"}
+    if cmd in takes and len(rest) > (0 if cmd == "loggers" else 1):
+        raise ValueError(f"takes {takes[cmd]}, got {' '.join(map(shlex.quote, rest))} (quote a path with spaces)")
     if cmd == "loggers":
         from autotimm.form import LoggerForm
         return LoggerForm()

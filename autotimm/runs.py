@@ -117,6 +117,7 @@ def find_runs(
     import pandas as pd
     root = Path(path)
     if not root.exists(): raise FileNotFoundError(f"find_runs: {root} does not exist")
+    if not root.is_dir(): raise NotADirectoryError(f"find_runs: {root} is a file; give the folder the runs are under, e.g. {str(root.parent)!r}")
     rows = {}
     for name in list_backends():
         spec = get_backend(name)

@@ -87,6 +87,14 @@ def test_errors_are_one_line(ip, workdir, capsys):
     ip.run_line_magic("autotimm", "cm nowhere")
     err = capsys.readouterr().err
     assert err.startswith("%autotimm cm: no stored confusion matrix") and err.count("\n") == 1 and "Traceback" not in err
+    (workdir / "a file.txt").write_text("x")
+    for line, says in [("runs 'a file.txt'", f"%autotimm runs: find_runs: a file.txt is a file; give the folder the runs are under, e.g. '.'"),
+                       ("runs a file.txt", "%autotimm runs: takes one folder at most, got a file.txt"),  # unquoted: two arguments
+                       ("cm . extra", "%autotimm cm: takes one run folder at most, got . extra"),
+                       ("loggers now", "%autotimm loggers: takes no argument, got now")]:
+        assert ip.run_line_magic("autotimm", line) is None
+        out = capsys.readouterr()
+        assert out.err.startswith(says) and out.err.count("\n") == 1 and out.out == "", (line, out)
 
 
 @pytest.fixture
