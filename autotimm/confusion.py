@@ -28,11 +28,17 @@ def _run_dirs(run)->list:
     if loggers is None: return [Path(run)]
     return [d for lg in loggers if (spec := backend_of(lg)) is not None and (d := spec.run_folder(lg)) is not None]
 
+def _shown(folder:Path)->str:
+    "`folder` as the user would type it: relative to the working folder when under it."
+    try: return str(folder.resolve().relative_to(Path.cwd().resolve())) or "."
+    except ValueError: return str(folder)
+
 def confusion_matrices(
     run=".",                         # a run folder, a parent folder, a `Trainer` or a `LoggerManager`
     key:str="val/confusion_matrix",  # the matrix's key
 )->dict:
-    "`{epoch: record}` of the stored confusion matrices of `run` (a run folder, a parent folder, a Trainer, a LoggerManager)."
+    """`{epoch: record}` of the stored confusion matrices of `run` (a run folder, a parent folder, a Trainer, a LoggerManager):
+    the newest run folder's; each record says which (`run`)."""
     slug = key.replace("/", "_")
     found = {}
     for d in _run_dirs(run):
@@ -41,7 +47,8 @@ def confusion_matrices(
         if files:  # the most recent run folder among those found
             newest = max(files, key=lambda p: p.stat().st_mtime).parent
             for f in files:
-                if f.parent == newest and _EPOCH.search(f.name): found[int(_EPOCH.search(f.name).group(1))] = json.loads(f.read_text())
+                if f.parent == newest and _EPOCH.search(f.name):
+                    found[int(_EPOCH.search(f.name).group(1))] = {**json.loads(f.read_text()), "run": _shown(newest)}
             break
     return dict(sorted(found.items()))
 
@@ -58,7 +65,8 @@ def show_confusion_matrix(
     epoch = max(stored) if epoch is None else epoch
     if epoch not in stored: raise ValueError(f"no confusion matrix for epoch {epoch}; stored epochs: {stored}")
     r = cms[epoch - 1]
-    return plot_confusion_matrix(r["counts"], r.get("labels"), title=f"Confusion matrix, epoch {epoch}", normalize=normalize)
+    return plot_confusion_matrix(r["counts"], r.get("labels"), title=f"Confusion matrix of {r['run']}, epoch {epoch}",
+                                 normalize=normalize)
 
 # %% ../nbs/11_confusion.ipynb #86f02bda
 class ConfusionMatrixViewer:
@@ -85,7 +93,7 @@ class ConfusionMatrixViewer:
     def png(self)->bytes:
         "PNG of the selected epoch, as shown."
         r = self.cms[self.slider.value]
-        return confusion_matrix_png(r["counts"], r.get("labels"), title=f"Confusion matrix, epoch {self.slider.value + 1}",
+        return confusion_matrix_png(r["counts"], r.get("labels"), title=f"Confusion matrix of {r['run']}, epoch {self.slider.value + 1}",
                                     normalize=self.normalize.value)
 
     def _draw(self, *_):

@@ -59,7 +59,7 @@ def test_an_interrupted_wandb_run_reads_back_as_interrupted(workdir):
 
 def test_cm_magic_shows_the_latest_matrix(ip, run_dir):
     fig = ip.run_line_magic("autotimm", "cm runs/csv")
-    assert fig.axes[0].get_title().startswith("Confusion matrix, epoch 2")
+    assert fig.axes[0].get_title().startswith("Confusion matrix of runs/csv/exp/done, epoch 2")  # which run, which epoch
 
 
 def test_loggers_magic_gives_a_form(ip):
