@@ -117,7 +117,12 @@ _ZOOM_CSS = ("<style>.autotimm-zoom:checked+.autotimm-row{flex-wrap:wrap}"
 def _img(png:bytes, alt:str, style:str="")->str:
     return f'<img alt="{alt}" src="data:image/png;base64,{base64.b64encode(png).decode()}" style="max-width:100%;height:auto;{style}">'
 
-def _num(v)->str: return "" if v is None else f"{v:.4g}"
+def _decimals(values)->int:
+    "Decimals that give the smallest non-zero of `values` 4 significant digits (2 to 8): one precision for a whole column."
+    small = min((abs(v) for v in values if v is not None and math.isfinite(v) and v != 0), default=1.0)
+    return min(8, max(2, 3 - math.floor(math.log10(small))))
+
+def _num(v, decimals:int=4)->str: return "" if v is None else f"{v:.{decimals}f}" if math.isfinite(v) else str(v)
 
 # %% ../nbs/13_live.ipynb #71e381aa
 def _monitor(trainer)->tuple:
@@ -186,14 +191,14 @@ def _table_html(self:LiveView)->str:
     cols = [c for c in cols if panel_of(c) in ("loss", "metric") and any(r.get(c) is not None for r in self.rows)]
     names = {"train/loss": "train loss", "val/loss": "val loss"}
     th = "".join(f'<th style="text-align:right;padding:1px 8px">{html.escape(names.get(c, c))}</th>' for c in ["epoch"] + cols + ["time"])
-    body = []
+    body, decimals = [], {c: _decimals([r.get(c) for r in self.rows]) for c in cols}  # one precision a column
     for r in self.rows:
         mark = best is not None and r["epoch"] == best[0]
-        cells = [f'{r["epoch"]}{" ★" if mark else ""}'] + [_num(r.get(c)) for c in cols] + [clock(r["time"])]
+        cells = [f'{r["epoch"]}{" ★" if mark else ""}'] + [_num(r.get(c), decimals[c]) for c in cols] + [clock(r["time"])]
         style = ' style="font-weight:bold;background:rgba(255,193,7,.18)"' if mark else ""
         body.append(f"<tr{style}>" + "".join(f'<td style="text-align:right;padding:1px 8px">{c}</td>' for c in cells) + "</tr>")
     note = f'<div style="font-size:11px;color:#666">★ best epoch by {html.escape(key)} ({mode})</div>'
-    return (f'<table class="autotimm-epochs" style="border-collapse:collapse;font-size:12px;margin:4px 0">'
+    return (f'<table class="autotimm-epochs" style="border-collapse:collapse;font-size:12px;margin:4px 0;font-variant-numeric:tabular-nums">'
             f'<thead><tr>{th}</tr></thead><tbody>{"".join(body)}</tbody></table>{note}')
 
 # %% ../nbs/13_live.ipynb #fbacfba9
@@ -294,7 +299,7 @@ def best(self:LiveView)->tuple|None:
 @patch
 def _where(self:LiveView, trainer)->str:
     best, (key, _, ckpt) = self.best(), self.monitor
-    bits = [f"best epoch {best[0]}: {html.escape(key)} {best[1]:.4g}"] if best else []
+    bits = [f"best epoch {best[0]}: {html.escape(key)} {_num(best[1], _decimals([r.get(key) for r in self.rows]))}"] if best else []
     if ckpt is not None and getattr(ckpt, "best_model_path", ""): bits.append(f"best checkpoint <code>{html.escape(ckpt.best_model_path)}</code>")
     run = getattr(trainer, "run_name", None)
     if run: bits.append(f"run <b>{html.escape(str(run))}</b>")

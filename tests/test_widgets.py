@@ -219,6 +219,14 @@ def test_table_rows_have_the_mean_train_loss_of_their_epoch(workdir):
     best = min(live.rows, key=lambda r: r["val/loss"])["epoch"]
     assert f"<td style=\"text-align:right;padding:1px 8px\">{best} ★</td>" in text and "best epoch by val/loss (min)" in text
     assert f"✔ <b>Trained 3 epochs in" in text and f"best epoch {best}: val/loss" in text
+    import re
+    table = text[text.index('class="autotimm-epochs"'):text.index("</table>")]
+    rows = [re.findall(r"<td[^>]*>([^<]*)</td>", r) for r in table.split("<tr")[2:]]
+    for col in range(1, len(rows[0]) - 1):  # each number column: one precision, every row (1.0 never shown as "1")
+        places = {len(r[col].split(".")[1]) if "." in r[col] else 0 for r in rows}
+        assert len(places) == 1 and places != {0}, (col, [r[col] for r in rows])
+    shown = re.search(rf"best epoch {best}: val/loss ([0-9.]+)", text)[1]  # as many places as its column
+    assert len(shown.split(".")[1]) == len(rows[0][2].split(".")[1]), (shown, rows[0][2])
 
 
 def test_the_best_epoch_follows_the_checkpoint_monitor(workdir):
