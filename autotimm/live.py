@@ -34,23 +34,29 @@ def clock(
     s = int(round(seconds)); h, s = divmod(s, 3600); m, s = divmod(s, 60)
     return f"{h}:{m:02d}:{s:02d}" if h else f"{m:02d}:{s:02d}"
 
+def _extra(values:dict)->str:
+    "` loss 0.4102 · acc 0.8` for the bar: each value to 4 significant digits."
+    return "".join(f"{' ' if i == 0 else ' · '}{html.escape(str(k))} {v:.4g}" for i, (k, v) in enumerate((values or {}).items()))
+
 def progress_html(
     label:str,        # what the bar counts, e.g. 'Epoch 2/8' or 'train'
     done:int,         # units done
     total,            # units in all (None or inf when unknown)
     elapsed:float,    # seconds since the bar started
     unit:str="it",    # what one unit is, for the rate
+    settle:float=3,   # units done before the rate and time left show (the first ones carry the start-up)
+    extra:dict=None,  # values shown after the rate, e.g. `{"loss": 0.41}`
 )->str:               # one line: label, bar, done/total [elapsed<ETA, rate]
-    "One progress line: a `<progress>` bar, counts, elapsed time, time left and speed."
+    "One progress line: a `<progress>` bar, counts, elapsed time, time left and speed (once `settle` units are done)."
     known = total is not None and math.isfinite(total) and total > 0
-    rate = done / elapsed if elapsed > 0 and done else None
+    rate = done / elapsed if elapsed > 0 and done and done >= settle else None
     eta = clock((total - done) / rate) if known and rate else "--:--"
     speed = "" if rate is None else (f", {rate:.2f} {unit}/s" if rate >= 1 else f", {1 / rate:.2f} s/{unit}")
     bar = (f'<progress value="{done}" max="{total}" style="width:260px;height:12px;vertical-align:middle"></progress>'
            if known else '<progress style="width:260px;height:12px;vertical-align:middle"></progress>')
     count = f"{int(done)}/{int(total) if known else '?'}"
     return (f'<div class="autotimm-bar"><span style="display:inline-block;min-width:110px">{html.escape(label)}</span> '
-            f'{bar} {count} [{clock(elapsed)}&lt;{eta}{speed}]</div>')
+            f'{bar} {count} [{clock(elapsed)}&lt;{eta}{speed}]{_extra(extra)}</div>')
 
 # %% ../nbs/13_live.ipynb #6568fa29
 def backend_status(
@@ -211,9 +217,14 @@ def _text_html(self:LiveView, trainer)->str:
     frac = len(self.rows) + (self._batch / n_batches if n_batches and math.isfinite(n_batches) and in_epoch else 0)
     frac = min(frac, total) if total else frac
     epoch = min(len(self.rows) + (0 if self.footer.startswith("✔") else 1), total or math.inf)
-    bars = [progress_html(f"Epoch {epoch}/{total or '?'}", frac, total, now - self._t_fit if self._t_fit else 0.0, unit="epoch")]
+    per_epoch = n_batches if n_batches and math.isfinite(n_batches) else 1
+    bars = [progress_html(f"Epoch {epoch}/{total or '?'}", frac, total, now - self._t_fit if self._t_fit else 0.0, unit="epoch",
+                          settle=min(1, 3 / per_epoch))]  # the epochs' rate once three batches ran
     train_s = self._train_s if self._train_s is not None else (now - self._t_epoch if self._t_epoch else 0.0)
-    bars.append(progress_html("train", self._batch, n_batches, train_s, unit="batch"))
+    shown = {"loss": float(self._loss_sum) / self._loss_n} if self._loss_n else {}  # the epoch's running mean: read once a refresh
+    shown.update({k: float(v) for k, v in (getattr(trainer, "progress_bar_metrics", None) or {}).items()  # `prog_bar=True`, this stage's
+                  if k not in ("v_num", "loss", "train/loss") and not k.startswith(("val/", "test/"))})
+    bars.append(progress_html("train", self._batch, n_batches, train_s, unit="batch", extra=shown))
     if self._val_ran or self._validating:
         val_s = now - self._t_val if self._validating else (self._val_s or 0.0)
         bars.append(progress_html("validate", self._val_batch, self._val_total, val_s, unit="batch"))

@@ -7,6 +7,8 @@ from __future__ import annotations
 
 import json
 import os
+import time
+import uuid
 import platform
 import subprocess
 from pathlib import Path
@@ -59,7 +61,7 @@ def build_manifest(
     size = lambda ds: len(ds) if ds is not None and hasattr(ds, "__len__") else None
     dm = datamodule
     return {
-        "run": {"name": run_name},
+        "run": {"name": run_name, "id": uuid.uuid4().hex, "started": round(time.time(), 3)},  # who it is, apart from its name
         "model": {"architecture": hp.get("backbone", type(pl_module).__name__), "param_count": n_params,
                   "trainable_param_count": sum(p.numel() for p in pl_module.parameters() if p.requires_grad),
                   "num_classes": hp.get("num_classes"), "pretrained": hp.get("pretrained")},

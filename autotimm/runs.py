@@ -113,7 +113,8 @@ def _best(run:Run):
 def find_runs(
     path=".",  # the folder to search, every backend's records under it
 )->"pandas.DataFrame":
-    "One row per run found under `path` (every backend's records), with date, status, duration, backends and metrics."
+    """One row per run found under `path`, with date, status, duration, backends and metrics: a run's backends joined by
+    its manifest's run id (by name for runs without one), so two runs of one name are two rows."""
     import pandas as pd
     root = Path(path)
     if not root.exists(): raise FileNotFoundError(f"find_runs: {root} does not exist")
@@ -124,15 +125,18 @@ def find_runs(
         for loc in spec.find(root):
             try: run = _run(name, spec.read(loc))
             except Exception as e: run = Run(name, str(loc), str(loc), _tidy([]), status=f"unreadable ({type(e).__name__})")
-            row = rows.setdefault(run.name, {"run": run.name, "date": None, "status": None, "duration_s": None, "best": None})
+            me = (run.manifest or {}).get("run") or {}
+            row = rows.setdefault(me.get("id") or run.name, {"run": run.name, "date": None, "status": None, "duration_s": None,
+                                                            "best": None, "_started": me.get("started")})
             row[name] = run.location
             if _STATUS_RANK.get(run.status, 0) > _STATUS_RANK.get(row["status"], 0): row["status"] = run.status
-            if run.start: row["date"] = min(filter(None, [row["date"], run.start]))
-            if run.start and run.end: row["duration_s"] = max(row["duration_s"] or 0, run.end - run.start)
+            start = row["_started"] or run.start  # the run's own start (its manifest's), else the backend's
+            if start: row["date"] = start if row["_started"] else min(filter(None, [row["date"], start]))
+            if start and run.end: row["duration_s"] = max(row["duration_s"] or 0, run.end - start)
             if row["best"] is None: row["best"] = _best(run)
             last = run.metrics[run.metrics["key"].map(_keep)].groupby("key")["value"].last() if len(run.metrics) else {}
             for k, v in dict(last).items(): row.setdefault(k, v)
-    df = pd.DataFrame(list(rows.values()))
+    df = pd.DataFrame([{k: v for k, v in r.items() if k != "_started"} for r in rows.values()])
     if df.empty: return pd.DataFrame(columns=["run", "date", "status", "duration_s", "best"])
     df["date"] = pd.to_datetime(df["date"], unit="s").dt.floor("s")
     df["duration_s"] = pd.to_numeric(df["duration_s"]).round(1)

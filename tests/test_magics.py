@@ -1,5 +1,6 @@
 """`%load_ext autotimm` in a real IPython shell, each magic run and its output checked."""
 import re
+from pathlib import Path
 
 import pytest
 from IPython.core.interactiveshell import InteractiveShell
@@ -132,3 +133,13 @@ def test_outside_colab_nothing_is_called(ip, monkeypatch):
     monkeypatch.setattr(form_mod, "_colab_widgets_on", False)
     ip.run_line_magic("reload_ext", "autotimm")
     assert form_mod.enable_colab_widgets() is False and form_mod._colab_widgets_on is False
+
+
+def test_two_runs_of_one_name_in_two_folders_are_two_rows(workdir):
+    "A run's backends are joined by the run's identity (its manifest's id), not its name; each row dated from its own start."
+    for folder in ("runs/a", "runs/b"): train("same", local_configs(folder, "exp", ("csv", "tensorboard")))
+    runs = find_runs("runs")
+    assert runs["run"].tolist() == ["same", "same"], runs
+    for (_, row), folder in zip(runs.iterrows(), ("runs/a", "runs/b")):
+        for b in ("csv", "tensorboard"): assert Path(row[b]).resolve().is_relative_to(Path(folder).resolve()), (b, row[b])
+    assert runs["date"].is_monotonic_increasing and runs["duration_s"].notna().all()

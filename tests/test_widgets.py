@@ -286,3 +286,25 @@ def test_live_is_off_outside_a_kernel_and_switchable():
     names = lambda t: [type(c).__name__ for c in t.callbacks]
     assert "LiveView" not in names(AutoTrainer(logger=False))
     assert "LiveView" in names(AutoTrainer(logger=False, live=True))
+
+
+def test_the_train_bar_shows_the_running_loss_and_the_prog_bar_metrics(workdir):
+    "As fastai and HF show it: the epoch's running mean loss, and each `MetricConfig(prog_bar=True)` metric, on the bar."
+    from autotimm import MetricConfig
+    live = LiveView(min_interval=0.0, show=False)
+    seen = []
+    class Look(Callback):
+        def on_train_batch_end(self, trainer, *a):
+            if trainer.current_epoch == 1 and a[-1] == 3: seen.append((live._text_html(trainer), live._loss_sum / live._loss_n))
+    model = ImageClassifier(backbone="test_resnet", num_classes=10, pretrained=False,
+                            metrics=[MetricConfig(name="accuracy", metric_class="Accuracy", params={"task": "multiclass"},
+                                                  stages=["train"], log_on_step=True, log_on_epoch=False, prog_bar=True)])
+    trainer = AutoTrainer(max_epochs=2, logger=False, callbacks=[live, Look()], enable_progress_bar=False, enable_checkpointing=False,
+                          limit_train_batches=5, limit_val_batches=1, log_every_n_steps=1)
+    trainer.fit(model, datamodule=ImageDataModule(dataset_name="digits", image_size=16, batch_size=32))
+    import re
+    (text, mean), = seen
+    bar = next(b for b in text.split('<div class="autotimm-bar">') if b.startswith('<span style="display:inline-block;min-width:110px">train'))
+    shown = re.search(r"\] loss ([0-9.e-]+) · train/accuracy ([0-9.e-]+)</div>", bar)
+    assert shown and float(shown[1]) == pytest.approx(float(mean), rel=1e-3), bar  # the running mean of the epoch so far
+    assert 0 <= float(shown[2]) <= 1
