@@ -15,6 +15,7 @@ from pytorch_lightning.utilities import rank_zero_only
 
 from . import media  # registers the media events with the delivery
 from .backends import log_file, log_image, log_table
+from .utils import patch
 from .plots import confusion_matrix_png, counts_json, misclassified_png, render
 
 # %% auto #0
@@ -137,18 +138,6 @@ class BackgroundRender(Callback):
         while len(self._pending) >= self.max_pending: self._take(self._pending[0])
         self._pending.append(self._pool.submit(fn, *args))
 
-    def _submit_optional(self, fn, *args):
-        "`_submit` within the budget; otherwise hold it (the latest held one only), for `send_held`."
-        if not self.budget.allows(): self._held = (fn, args); return
-        self._held = None
-        self._submit(self.budget.timed, fn, *args)
-
-    def send_held(self):
-        "Submit the held job, if any: the latest epoch's, skipped for the budget."
-        if self._held is None: return
-        (fn, args), self._held = self._held, None
-        self._submit(fn, *args)
-
     def _take(self, f):
         self._pending.remove(f)
         self.last_locations = f.result()
@@ -182,6 +171,21 @@ class BackgroundRender(Callback):
         try: self.wait()
         finally:
             if self._pool is not None: self._pool.shutdown(wait=True); self._pool = None
+
+# %% ../nbs/05_callbacks.ipynb #4175e6bf
+@patch
+def _submit_optional(self:BackgroundRender, fn, *args):
+    "`_submit` within the budget; otherwise hold it (the latest held one only), for `send_held`."
+    if not self.budget.allows(): self._held = (fn, args); return
+    self._held = None
+    self._submit(self.budget.timed, fn, *args)
+
+@patch
+def send_held(self:BackgroundRender):
+    "Submit the held job, if any: the latest epoch's, skipped for the budget."
+    if self._held is None: return
+    (fn, args), self._held = self._held, None
+    self._submit(fn, *args)
 
 # %% ../nbs/05_callbacks.ipynb #6884df2b
 class ConfusionMatrixLogger(BackgroundRender):
@@ -228,22 +232,26 @@ class ConfusionMatrixLogger(BackgroundRender):
         if self.per_class: self._submit_optional(self._send_table, *args)
         if self.image: self._submit(self._render_and_send, *args)
 
-    def _send_table(self, loggers, counts, labels, step, epoch):
-        "Send `per_class_metrics` of `counts` as the table `per_class_key` to every logger."
-        self.last_table = per_class_metrics(counts, labels)
-        return log_table(loggers, self.per_class_key, step, f"epoch_{epoch:03d}", self.last_table)
 
-    def _render_and_send(self, loggers, counts, labels, step, epoch):
-        "Render once, send the PNG and the raw counts to every logger (on the worker, or at once when `inline`)."
-        name = f"epoch_{epoch:03d}"  # people count epochs from 1; files keep Lightning's numbering
-        cm = counts.numpy()
-        png = render(confusion_matrix_png, cm, labels, title=f"Confusion matrix, epoch {epoch + 1}")
-        self.last_png, self.png_counts = png, counts
-        locations = log_image(loggers, self.key, png, step=step, name=name)
-        # the counts' JSON is made where the picture is (the helper process on an accelerator): 0.1 s for 1000 classes
-        data = render(counts_json, {"key": self.key, "epoch": epoch, "step": step, "labels": labels}, cm)
-        log_file(loggers, self.key, name, "json", data)
-        return locations
+# %% ../nbs/05_callbacks.ipynb #baf8617d
+@patch
+def _send_table(self:ConfusionMatrixLogger, loggers, counts, labels, step, epoch):
+    "Send `per_class_metrics` of `counts` as the table `per_class_key` to every logger."
+    self.last_table = per_class_metrics(counts, labels)
+    return log_table(loggers, self.per_class_key, step, f"epoch_{epoch:03d}", self.last_table)
+
+@patch
+def _render_and_send(self:ConfusionMatrixLogger, loggers, counts, labels, step, epoch):
+    "Render once, send the PNG and the raw counts to every logger (on the worker, or at once when `inline`)."
+    name = f"epoch_{epoch:03d}"  # people count epochs from 1; files keep Lightning's numbering
+    cm = counts.numpy()
+    png = render(confusion_matrix_png, cm, labels, title=f"Confusion matrix, epoch {epoch + 1}")
+    self.last_png, self.png_counts = png, counts
+    locations = log_image(loggers, self.key, png, step=step, name=name)
+    # the counts' JSON is made where the picture is (the helper process on an accelerator): 0.1 s for 1000 classes
+    data = render(counts_json, {"key": self.key, "epoch": epoch, "step": step, "labels": labels}, cm)
+    log_file(loggers, self.key, name, "json", data)
+    return locations
 
 # %% ../nbs/05_callbacks.ipynb #dacdcae0
 def unnormalize(
